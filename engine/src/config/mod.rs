@@ -1,0 +1,236 @@
+//! The TOML config file: parsed into raw, span-carrying structs (unknown keys are errors), then
+//! checked as a whole against the loaded rules. Every problem is reported as `path:line:col:`.
+
+use crate::clock::parse_duration;
+use crate::error::{Error, Result};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// Byte offset → 1-based (line, column).
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    (line, col)
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Directories of your own `*.rhai` rules, relative to this file.
+    #[serde(default)]
+    pub rules_dirs: Vec<Spanned<String>>,
+    /// Whether the stock rules shipped with Tripline are available to `use` (default true).
+    #[serde(default = "yes")]
+    pub stock_rules: bool,
+    #[serde(default)]
+    pub engine: EngineConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// Sources by query kind: `[sources.cloudwatch]`, `[sources.prometheus]`, …
+    #[serde(default)]
+    pub sources: BTreeMap<String, Spanned<SourceConfig>>,
+    /// Rule instances.
+    #[serde(default, rename = "rule")]
+    pub rules: Vec<Spanned<RuleInstanceConfig>>,
+    #[serde(default, rename = "receiver")]
+    pub receivers: Vec<Spanned<ReceiverConfig>>,
+}
+
+fn empty_table() -> Spanned<toml::Table> {
+    Spanned::new(0..0, toml::Table::new())
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Wall-clock budget of one rule call (`query`, `evaluate`, `triage`), e.g. `"1s"`.
+    #[serde(default = "default_rule_deadline")]
+    pub rule_deadline: Spanned<String>,
+    /// Operations one rule call may run.
+    #[serde(default = "default_max_operations")]
+    pub max_operations: u64,
+    /// Budget for fetching a cycle's data, retries included.
+    #[serde(default = "default_fetch_timeout")]
+    pub fetch_timeout: Spanned<String>,
+    /// How long resolved alerts stay in the store.
+    #[serde(default = "default_retention")]
+    pub resolved_retention: Spanned<String>,
+}
+
+fn default_rule_deadline() -> Spanned<String> {
+    Spanned::new(0..0, "1s".into())
+}
+fn default_max_operations() -> u64 {
+    2_000_000
+}
+fn default_fetch_timeout() -> Spanned<String> {
+    Spanned::new(0..0, "30s".into())
+}
+fn default_retention() -> Spanned<String> {
+    Spanned::new(0..0, "24h".into())
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            rule_deadline: default_rule_deadline(),
+            max_operations: default_max_operations(),
+            fetch_timeout: default_fetch_timeout(),
+            resolved_retention: default_retention(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, tag = "type", rename_all = "lowercase")]
+pub enum StoreConfig {
+    /// A SQLite file, created on first use.
+    Sqlite {
+        #[serde(default = "default_db")]
+        path: String,
+    },
+    /// Nothing persisted (tests, dry runs).
+    Memory {},
+}
+
+fn default_db() -> String {
+    "tripline.db".into()
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig::Sqlite { path: default_db() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, tag = "type", rename_all = "lowercase")]
+pub enum SourceConfig {
+    /// Serve this kind's queries from fixture files (JSON or TOML), relative to the config.
+    Fixture { files: Vec<String> },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleInstanceConfig {
+    /// The instance's name, unique in the config; becomes the `alertname` label.
+    /// Defaults to the rule id's last segment when that rule is used once.
+    pub name: Option<Spanned<String>>,
+    /// The rule id to instantiate (stock or your own).
+    #[serde(rename = "use")]
+    pub use_: Spanned<String>,
+    #[serde(default = "empty_table")]
+    pub params: Spanned<toml::Table>,
+    /// Extra labels on every alert of this instance.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Overrides the rule's cron schedule.
+    pub every: Option<Spanned<String>>,
+    #[serde(rename = "for")]
+    pub for_: Option<Spanned<String>>,
+    pub keep_firing_for: Option<Spanned<String>>,
+    /// Overrides the rule's default severity (alerts that set their own keep theirs).
+    pub severity: Option<Spanned<String>>,
+    pub runbook: Option<String>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, tag = "type", rename_all = "lowercase")]
+pub enum ReceiverConfig {
+    /// Prints notifications on standard output.
+    Console {
+        name: String,
+        #[serde(default)]
+        format: ConsoleFormat,
+    },
+}
+
+impl ReceiverConfig {
+    pub fn name(&self) -> &str {
+        match self {
+            ReceiverConfig::Console { name, .. } => name,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ConsoleFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// A parsed config with the text and path it came from, for locating problems.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub raw: RawConfig,
+    pub path: PathBuf,
+    pub text: String,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Config::parse(path, text)
+    }
+
+    pub fn parse(path: &Path, text: String) -> Result<Config> {
+        let raw: RawConfig = toml::from_str(&text).map_err(|e| {
+            let (l, c) = e.span().map(|s| line_col(&text, s.start)).unwrap_or((1, 1));
+            Error::invalid(path, l, c, e.message().trim().to_string())
+        })?;
+        Ok(Config { raw, path: path.to_path_buf(), text })
+    }
+
+    /// An error located at a span of this file.
+    pub fn error_at(&self, span: std::ops::Range<usize>, message: impl Into<String>) -> Error {
+        let (l, c) = if span.is_empty() && span.start == 0 { (1, 1) } else { line_col(&self.text, span.start) };
+        Error::invalid(&self.path, l, c, message)
+    }
+
+    /// Resolves a path written in the config relative to the config file's directory.
+    pub fn resolve(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.path.parent().unwrap_or(Path::new(".")).join(p)
+        }
+    }
+
+    pub fn duration(&self, s: &Spanned<String>) -> Result<chrono::Duration> {
+        parse_duration(s.get_ref()).map_err(|e| self.error_at(s.span(), e))
+    }
+
+    pub fn rules_dirs(&self) -> Vec<PathBuf> {
+        self.raw.rules_dirs.iter().map(|d| self.resolve(d.get_ref())).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_located() {
+        let text = "stock_rules = true\n\n[[rule]]\nuse = \"aws/lambda-errors\"\nparms = {}\n".to_string();
+        let e = Config::parse(Path::new("t.toml"), text).unwrap_err().to_string();
+        assert!(e.starts_with("t.toml:5:1: unknown field `parms`"), "{e}");
+    }
+
+    #[test]
+    fn line_col_counts_from_one() {
+        assert_eq!(line_col("ab\ncd", 0), (1, 1));
+        assert_eq!(line_col("ab\ncd", 4), (2, 2));
+    }
+}

@@ -1,0 +1,551 @@
+//! The engine: rule instances, sources, store, clock and receivers, and one evaluation cycle
+//! through them — plan → collect → evaluate → state → triage → notify.
+//!
+//! The library is the product: a host program builds a `Tripline` from a config file or
+//! programmatically, pushes data it already has, runs a cycle at an instant it chooses and gets
+//! notifications through a `Notifier` it implements.
+
+use crate::alert::{self, Alert, AlertCandidate, Labels, Reported, Severity, Timing, Transition, TransitionKind};
+use crate::clock::{Clock, SystemClock, Timestamp};
+use crate::data::{QueryData, QueryOutcome, SourceFailure};
+use crate::error::{Error, Result};
+use crate::notify::{Notification, NotificationStatus, Notifier};
+use crate::rule::{Limits, QuerySpec, Rule, RuleEngine, RuleFailure, RuleSet, TriageContext};
+use crate::source::{FetchContext, PushedSource, Source, Sources};
+use crate::store::{SqliteStore, Store};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Rule id of the alerts Tripline raises about its own rules.
+pub const RULE_ERROR: &str = "tripline/rule-error";
+/// Rule id of the alerts raised when a rule's data could not be fetched.
+pub const SOURCE_ERROR: &str = "tripline/source-error";
+
+/// One configured use of a rule.
+#[derive(Debug, Clone)]
+pub struct RuleInstance {
+    /// Unique name; the `alertname` label of its alerts.
+    pub name: String,
+    pub rule: Rule,
+    pub params: rhai::Map,
+    pub labels: Labels,
+    pub schedule: cron::Schedule,
+    pub timing: Timing,
+    pub severity: Option<Severity>,
+    pub runbook: Option<String>,
+}
+
+/// A rule instance described by a host program (the config file's `[[rule]]`, in code).
+#[derive(Debug, Clone, Default)]
+pub struct InstanceSpec {
+    pub name: String,
+    pub rule: String,
+    pub params: serde_json::Map<String, serde_json::Value>,
+    pub labels: Labels,
+    pub every: Option<String>,
+    pub for_: Option<chrono::Duration>,
+    pub keep_firing_for: Option<chrono::Duration>,
+    pub severity: Option<Severity>,
+    pub runbook: Option<String>,
+}
+
+impl InstanceSpec {
+    pub fn new(name: impl Into<String>, rule: impl Into<String>) -> Self {
+        InstanceSpec { name: name.into(), rule: rule.into(), ..Default::default() }
+    }
+
+    pub fn param(mut self, k: impl Into<String>, v: impl Into<serde_json::Value>) -> Self {
+        self.params.insert(k.into(), v.into());
+        self
+    }
+
+    pub fn label(mut self, k: impl Into<String>, v: impl Into<String>) -> Self {
+        self.labels.insert(k.into(), v.into());
+        self
+    }
+}
+
+/// Merges a rule's parameter defaults with the given ones; unknown or missing ones are errors.
+pub fn resolve_params(rule: &Rule, given: &serde_json::Map<String, serde_json::Value>) -> std::result::Result<rhai::Map, String> {
+    let mut out = rhai::Map::new();
+    for k in given.keys() {
+        if !rule.meta.params.contains_key(k) {
+            let known: Vec<&str> = rule.meta.params.keys().map(|s| s.as_str()).collect();
+            return Err(format!("rule {} has no parameter {k:?} (it takes: {})", rule.meta.id, known.join(", ")));
+        }
+    }
+    for (k, spec) in &rule.meta.params {
+        let v = match (given.get(k), &spec.default) {
+            (Some(v), _) => v.clone(),
+            (None, Some(d)) => d.clone(),
+            (None, None) => return Err(format!("rule {} needs parameter {k:?}", rule.meta.id)),
+        };
+        let d = rhai::serde::to_dynamic(&v).map_err(|e| format!("parameter {k:?}: {e}"))?;
+        out.insert(k.as_str().into(), d);
+    }
+    Ok(out)
+}
+
+/// What one cycle did.
+#[derive(Debug, Clone, Default)]
+pub struct CycleReport {
+    pub at: Option<Timestamp>,
+    pub instances_evaluated: usize,
+    /// Distinct queries fetched (after merging identical ones).
+    pub queries: usize,
+    pub transitions: Vec<Transition>,
+    /// Pending and firing alerts after the cycle, plus the ones resolved in it.
+    pub alerts: Vec<Alert>,
+    pub rule_failures: Vec<(String, RuleFailure)>,
+    pub source_failures: Vec<(String, SourceFailure)>,
+    pub notifications: Vec<Notification>,
+    pub delivery_errors: Vec<(String, String)>,
+}
+
+pub struct Tripline {
+    rule_engine: Arc<RuleEngine>,
+    rules: RuleSet,
+    instances: Vec<RuleInstance>,
+    sources: Sources,
+    pushed: Arc<PushedSource>,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    notifiers: Vec<Arc<dyn Notifier>>,
+    fetch_timeout: Duration,
+    retention: chrono::Duration,
+    /// Rule files that failed to load: raised as rule-error alerts every cycle until fixed.
+    load_errors: Vec<String>,
+}
+
+impl std::fmt::Debug for Tripline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tripline").field("instances", &self.instances.len()).field("sources", &self.sources).finish()
+    }
+}
+
+/// Builds a `Tripline` in code. `Tripline::from_config` uses it too.
+pub struct TriplineBuilder {
+    limits: Limits,
+    rule_dirs: Vec<PathBuf>,
+    stock_rules: bool,
+    rule_sources: Vec<(PathBuf, String)>,
+    instances: Vec<InstanceSpec>,
+    sources: Sources,
+    store: Option<Arc<dyn Store>>,
+    clock: Arc<dyn Clock>,
+    notifiers: Vec<Arc<dyn Notifier>>,
+    fetch_timeout: Duration,
+    retention: chrono::Duration,
+    tolerate_rule_errors: bool,
+}
+
+impl Default for TriplineBuilder {
+    fn default() -> Self {
+        TriplineBuilder {
+            limits: Limits::default(),
+            rule_dirs: vec![],
+            stock_rules: true,
+            rule_sources: vec![],
+            instances: vec![],
+            sources: Sources::default(),
+            store: None,
+            clock: Arc::new(SystemClock),
+            notifiers: vec![],
+            fetch_timeout: Duration::from_secs(30),
+            retention: chrono::Duration::hours(24),
+            tolerate_rule_errors: false,
+        }
+    }
+}
+
+impl TriplineBuilder {
+    pub fn limits(mut self, l: Limits) -> Self {
+        self.limits = l;
+        self
+    }
+    pub fn rules_dir(mut self, d: impl Into<PathBuf>) -> Self {
+        self.rule_dirs.push(d.into());
+        self
+    }
+    pub fn stock_rules(mut self, yes: bool) -> Self {
+        self.stock_rules = yes;
+        self
+    }
+    /// Adds a rule from source text (`origin` names it in errors).
+    pub fn rule_source(mut self, origin: impl Into<PathBuf>, text: impl Into<String>) -> Self {
+        self.rule_sources.push((origin.into(), text.into()));
+        self
+    }
+    pub fn instance(mut self, i: InstanceSpec) -> Self {
+        self.instances.push(i);
+        self
+    }
+    pub fn source(mut self, kind: impl Into<String>, s: Arc<dyn Source>) -> Self {
+        self.sources.insert(kind, s);
+        self
+    }
+    pub fn store(mut self, s: Arc<dyn Store>) -> Self {
+        self.store = Some(s);
+        self
+    }
+    pub fn clock(mut self, c: Arc<dyn Clock>) -> Self {
+        self.clock = c;
+        self
+    }
+    pub fn notifier(mut self, n: Arc<dyn Notifier>) -> Self {
+        self.notifiers.push(n);
+        self
+    }
+    pub fn fetch_timeout(mut self, d: Duration) -> Self {
+        self.fetch_timeout = d;
+        self
+    }
+    pub fn resolved_retention(mut self, d: chrono::Duration) -> Self {
+        self.retention = d;
+        self
+    }
+    /// Keep going when a rule file fails to load (it is reported as a rule-error alert each
+    /// cycle) instead of failing the build. `eval` and the daemon run this way.
+    pub fn tolerate_rule_errors(mut self, yes: bool) -> Self {
+        self.tolerate_rule_errors = yes;
+        self
+    }
+
+    pub fn build(self) -> Result<Tripline> {
+        let rule_engine = Arc::new(RuleEngine::new(self.limits, &self.rule_dirs));
+        let (mut rules, mut errors) = RuleSet::load(&rule_engine, &self.rule_dirs, self.stock_rules);
+        for (origin, text) in &self.rule_sources {
+            match crate::rule::load_rule_source(&rule_engine, origin.clone(), text) {
+                Ok(Some(r)) => {
+                    rules.rules.insert(r.meta.id.clone(), r);
+                }
+                Ok(None) => errors.push(Error::invalid(origin, 1, 1, "not a rule: no `fn evaluate(data, params)`")),
+                Err(e) => errors.push(e),
+            }
+        }
+        if !errors.is_empty() && !self.tolerate_rule_errors {
+            return Err(Error::Many(errors));
+        }
+        let mut instances = Vec::new();
+        let mut problems = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for spec in self.instances {
+            if !seen.insert(spec.name.clone()) {
+                problems.push(Error::Config(format!("rule instance name {:?} is used twice", spec.name)));
+                continue;
+            }
+            match instantiate(&rules, spec) {
+                Ok(i) => instances.push(i),
+                Err(e) => problems.push(e),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(Error::Many(problems));
+        }
+        let pushed = Arc::new(PushedSource::default());
+        let mut sources = self.sources;
+        if sources.get("pushed").is_none() {
+            sources.insert("pushed", pushed.clone());
+        }
+        let store = match self.store {
+            Some(s) => s,
+            None => Arc::new(SqliteStore::in_memory()?),
+        };
+        Ok(Tripline {
+            rule_engine,
+            rules,
+            instances,
+            sources,
+            pushed,
+            store,
+            clock: self.clock,
+            notifiers: self.notifiers,
+            fetch_timeout: self.fetch_timeout,
+            retention: self.retention,
+            load_errors: errors.into_iter().map(|e| e.to_string()).collect(),
+        })
+    }
+}
+
+fn instantiate(rules: &RuleSet, spec: InstanceSpec) -> Result<RuleInstance> {
+    let rule = rules.get(&spec.rule).ok_or_else(|| Error::Config(format!("instance {:?}: no rule with id {:?}", spec.name, spec.rule)))?.clone();
+    let params = resolve_params(&rule, &spec.params).map_err(|m| Error::Config(format!("instance {:?}: {m}", spec.name)))?;
+    let schedule = match &spec.every {
+        Some(e) => crate::rule::parse_schedule(e).map_err(|m| Error::Config(format!("instance {:?}: {m}", spec.name)))?,
+        None => rule.meta.schedule.clone(),
+    };
+    let mut labels = rule.meta.labels.clone();
+    labels.extend(spec.labels);
+    Ok(RuleInstance {
+        timing: Timing { for_: spec.for_.unwrap_or(rule.meta.for_), keep_firing_for: spec.keep_firing_for.unwrap_or(rule.meta.keep_firing_for) },
+        name: spec.name,
+        params,
+        labels,
+        schedule,
+        severity: spec.severity,
+        runbook: spec.runbook,
+        rule,
+    })
+}
+
+/// What happened to one instance's evaluation.
+enum Outcome {
+    Evaluated(crate::rule::Evaluation),
+    RuleFailed(RuleFailure),
+    SourceFailed(SourceFailure),
+}
+
+impl Tripline {
+    pub fn builder() -> TriplineBuilder {
+        TriplineBuilder::default()
+    }
+
+    pub fn instances(&self) -> &[RuleInstance] {
+        &self.instances
+    }
+
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    pub fn load_errors(&self) -> &[String] {
+        &self.load_errors
+    }
+
+    /// Push mode: data the host already has, read by rules through `pushed("name")`.
+    pub fn push(&self, name: impl Into<String>, data: QueryData) {
+        self.pushed.push(name, data);
+    }
+
+    /// Runs one cycle over every instance at the clock's current time.
+    pub async fn run_cycle(&self) -> Result<CycleReport> {
+        self.run_cycle_at(self.clock.now(), None).await
+    }
+
+    /// Runs one cycle at `at`, over the named instances (all when `None`).
+    pub async fn run_cycle_at(&self, at: Timestamp, only: Option<&[String]>) -> Result<CycleReport> {
+        let due: Vec<&RuleInstance> = self.instances.iter().filter(|i| only.is_none_or(|o| o.contains(&i.name))).collect();
+        let mut report = CycleReport { at: Some(at), instances_evaluated: due.len(), ..Default::default() };
+
+        // Plan: each instance's query specs.
+        let mut planned: Vec<std::result::Result<BTreeMap<String, QuerySpec>, RuleFailure>> = Vec::with_capacity(due.len());
+        for inst in &due {
+            planned.push(self.rule_engine.query(&inst.rule, &inst.params, at));
+        }
+
+        // Collect: every distinct spec once.
+        let all_specs = planned.iter().filter_map(|p| p.as_ref().ok()).flat_map(|m| m.values().cloned());
+        let ctx = FetchContext { at, deadline: std::time::Instant::now() + self.fetch_timeout };
+        let fetched: HashMap<String, QueryOutcome> = self.sources.fetch_all(all_specs, &ctx).await;
+        report.queries = fetched.len();
+
+        // Evaluate.
+        let mut outcomes = Vec::with_capacity(due.len());
+        for (inst, plan) in due.iter().zip(planned) {
+            let outcome = match plan {
+                Err(f) => Outcome::RuleFailed(f),
+                Ok(specs) => {
+                    let data: BTreeMap<String, QueryOutcome> = specs.iter().map(|(name, s)| (name.clone(), fetched[&s.key].clone())).collect();
+                    match data.values().find_map(|o| o.as_ref().err()) {
+                        Some(f) => Outcome::SourceFailed(f.clone()),
+                        None => match self.rule_engine.evaluate(&inst.rule, &data, &inst.params, at) {
+                            Ok(e) => Outcome::Evaluated(e),
+                            Err(f) => Outcome::RuleFailed(f),
+                        },
+                    }
+                }
+            };
+            outcomes.push(outcome);
+        }
+
+        // State.
+        let stored = self.store.load_alerts().await?;
+        let mut by_instance: HashMap<&str, Vec<Alert>> = HashMap::new();
+        for a in &stored {
+            by_instance.entry(a.instance.as_str()).or_default().push(a.clone());
+        }
+        let mut transitions = Vec::new();
+        let mut meta_fired: Vec<AlertCandidate> = Vec::new();
+        for (inst, outcome) in due.iter().zip(outcomes) {
+            let reported = match outcome {
+                Outcome::Evaluated(e) => Reported { fired: e.fired.into_iter().map(|c| self.decorate(inst, c)).collect(), retained: e.retained.into_iter().map(|l| self.subject_labels(inst, l)).collect(), retain_all: e.retain_all },
+                Outcome::RuleFailed(f) => {
+                    tracing::warn!(instance = %inst.name, "rule failed: {f}");
+                    meta_fired.push(meta_candidate(inst, RULE_ERROR, Severity::Warning, format!("rule {} ({}) {f}", inst.name, inst.rule.meta.id), &f.message));
+                    report.rule_failures.push((inst.name.clone(), f));
+                    Reported { retain_all: true, ..Default::default() }
+                }
+                Outcome::SourceFailed(f) => {
+                    tracing::warn!(instance = %inst.name, "source failed: {f}");
+                    meta_fired.push(meta_candidate(inst, SOURCE_ERROR, Severity::Warning, format!("rule {} cannot fetch its data: {f}", inst.name), &f.message));
+                    report.source_failures.push((inst.name.clone(), f));
+                    Reported { retain_all: true, ..Default::default() }
+                }
+            };
+            let current = by_instance.get(inst.name.as_str()).map(|v| v.as_slice()).unwrap_or(&[]);
+            transitions.extend(alert::advance(&inst.rule.meta.id, &inst.name, current, &reported, inst.timing, at));
+        }
+        transitions.extend(self.meta_transitions(&stored, &due, meta_fired, at));
+
+        // Triage the alerts that just started firing.
+        self.triage(&mut transitions, at).await;
+
+        let changed: Vec<Alert> = transitions.iter().filter(|t| t.kind != TransitionKind::Dropped).map(|t| t.alert.clone()).collect();
+        let deleted: Vec<String> = transitions.iter().filter(|t| t.kind == TransitionKind::Dropped).map(|t| t.alert.fingerprint.clone()).collect();
+        self.store.save_alerts(&changed, &deleted).await?;
+        self.store.prune_resolved(at - self.retention).await?;
+
+        // The alerts as they stand now.
+        let mut now: BTreeMap<String, Alert> = stored.into_iter().filter(|a| a.is_active()).map(|a| (a.fingerprint.clone(), a)).collect();
+        for t in &transitions {
+            match t.kind {
+                TransitionKind::Dropped => {
+                    now.remove(&t.alert.fingerprint);
+                }
+                _ => {
+                    now.insert(t.alert.fingerprint.clone(), t.alert.clone());
+                }
+            }
+        }
+        report.alerts = now.into_values().collect();
+
+        // Notify.
+        report.notifications = self.notifications(&transitions, at);
+        for n in &report.notifications {
+            if let Some(notifier) = self.notifiers.iter().find(|x| x.name() == n.receiver) {
+                if let Err(e) = notifier.notify(n).await {
+                    report.delivery_errors.push((n.receiver.clone(), e.message));
+                }
+            }
+        }
+        report.transitions = transitions;
+        Ok(report)
+    }
+
+    /// Adds the instance's labels and `alertname` to what the rule fired, and applies overrides.
+    fn decorate(&self, inst: &RuleInstance, mut c: AlertCandidate) -> AlertCandidate {
+        c.labels = self.subject_labels(inst, std::mem::take(&mut c.labels));
+        if let Some(sev) = inst.severity {
+            if c.severity == inst.rule.meta.severity {
+                c.severity = sev;
+            }
+        }
+        if inst.runbook.is_some() && c.runbook == inst.rule.meta.runbook {
+            c.runbook = inst.runbook.clone();
+        }
+        c
+    }
+
+    fn subject_labels(&self, inst: &RuleInstance, own: Labels) -> Labels {
+        let mut labels = inst.labels.clone();
+        labels.extend(own);
+        labels.insert("alertname".into(), inst.name.clone());
+        labels
+    }
+
+    /// Rule-error and source-error alerts: one per failing instance (and per broken rule file);
+    /// they resolve when the instance next evaluates cleanly.
+    fn meta_transitions(&self, stored: &[Alert], due: &[&RuleInstance], mut fired: Vec<AlertCandidate>, at: Timestamp) -> Vec<Transition> {
+        for e in &self.load_errors {
+            let mut labels = Labels::new();
+            labels.insert("alertname".into(), "RuleLoadError".into());
+            labels.insert("file".into(), e.split(':').next().unwrap_or_default().to_string());
+            fired.push(AlertCandidate { labels, severity: Severity::Warning, summary: format!("rule file failed to load: {e}"), runbook: None, value: None, details: Default::default() });
+        }
+        let mut out = Vec::new();
+        for rule_id in [RULE_ERROR, SOURCE_ERROR] {
+            let current: Vec<Alert> = stored.iter().filter(|a| a.rule == rule_id).cloned().collect();
+            // Instances not evaluated this cycle keep their error alerts as they are.
+            let retained = current.iter().filter(|a| a.labels.get("instance").is_some_and(|i| !due.iter().any(|d| &d.name == i))).map(|a| a.labels.clone()).collect();
+            let reported = Reported { fired: fired.iter().filter(|c| (c.labels.get("alertname").map(|s| s.as_str()) == Some(alertname_of(rule_id))) || (rule_id == RULE_ERROR && c.labels.get("alertname").map(|s| s.as_str()) == Some("RuleLoadError"))).cloned().collect(), retained, retain_all: false };
+            out.extend(alert::advance(rule_id, rule_id, &current, &reported, Timing::default(), at));
+        }
+        out
+    }
+
+    async fn triage(&self, transitions: &mut [Transition], at: Timestamp) {
+        let handle = tokio::runtime::Handle::current();
+        for t in transitions.iter_mut().filter(|t| t.kind == TransitionKind::Firing) {
+            let Some(inst) = self.instances.iter().find(|i| i.name == t.alert.instance) else { continue };
+            if !inst.rule.has_triage {
+                continue;
+            }
+            let sources = self.sources.clone();
+            let fetch_timeout = self.fetch_timeout;
+            let h = handle.clone();
+            let runner = Arc::new(move |spec: QuerySpec| -> QueryOutcome {
+                let ctx = FetchContext { at, deadline: std::time::Instant::now() + fetch_timeout };
+                let key = spec.key.clone();
+                let mut m = h.block_on(sources.fetch_all([spec], &ctx));
+                m.remove(&key).unwrap_or_else(|| Err(SourceFailure { source: "triage".into(), message: "no result".into() }))
+            });
+            let ctx = TriageContext::new(inst.params.clone(), runner);
+            let re = self.rule_engine.clone();
+            let rule = inst.rule.clone();
+            let alert = t.alert.clone();
+            // Triage may block on follow-up queries, so it runs on a blocking thread.
+            let result = tokio::task::spawn_blocking(move || re.triage(&rule, &alert, ctx, at)).await;
+            match result {
+                Ok(Ok(map)) => {
+                    if let Ok(serde_json::Value::Object(o)) = rhai::serde::from_dynamic::<serde_json::Value>(&rhai::Dynamic::from_map(map)) {
+                        t.alert.details.extend(o);
+                    }
+                }
+                Ok(Err(f)) => {
+                    tracing::warn!(instance = %inst.name, "triage failed: {f}");
+                    t.alert.details.insert("triage_error".into(), f.message.into());
+                }
+                Err(e) => tracing::error!("triage task: {e}"),
+            }
+        }
+    }
+
+    /// One notification per announced transition and receiver. (Routing, grouping and the
+    /// outbox replace this direct fan-out in the notification pipeline.)
+    fn notifications(&self, transitions: &[Transition], at: Timestamp) -> Vec<Notification> {
+        let mut out = Vec::new();
+        for t in transitions.iter().filter(|t| t.is_announced()) {
+            let status = if t.kind == TransitionKind::Resolved { NotificationStatus::Resolved } else { NotificationStatus::Firing };
+            for n in &self.notifiers {
+                out.push(Notification {
+                    id: format!("{}:{}:{}", t.alert.fingerprint, t.alert.state, at.timestamp()),
+                    receiver: n.name().to_string(),
+                    status,
+                    group_key: t.alert.fingerprint.clone(),
+                    group_labels: t.alert.labels.clone(),
+                    alerts: vec![t.alert.clone()],
+                    created_at: at,
+                });
+            }
+        }
+        out
+    }
+}
+
+fn alertname_of(rule_id: &str) -> &'static str {
+    if rule_id == RULE_ERROR {
+        "RuleError"
+    } else {
+        "SourceError"
+    }
+}
+
+fn meta_candidate(inst: &RuleInstance, rule_id: &str, severity: Severity, summary: String, detail: &str) -> AlertCandidate {
+    let mut labels = Labels::new();
+    labels.insert("alertname".into(), alertname_of(rule_id).into());
+    labels.insert("instance".into(), inst.name.clone());
+    labels.insert("rule".into(), inst.rule.meta.id.clone());
+    let mut details = serde_json::Map::new();
+    details.insert("error".into(), detail.into());
+    AlertCandidate { labels, severity, summary, runbook: None, value: None, details }
+}

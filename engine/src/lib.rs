@@ -1,0 +1,48 @@
+//! Tripline: an embeddable alerting and triage rules engine.
+//!
+//! Rules are small Rhai scripts evaluated on cron schedules against CloudWatch metrics, log
+//! queries and other sources; alerts move through pending → firing → resolved, are kept in a
+//! durable store and are announced to receivers.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use tripline::{data::{QueryData, Series}, InstanceSpec, Tripline};
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let rule = r#"
+//!     const RULE = #{ id: "demo/queue-depth", severity: "warning",
+//!                     runbook: "https://runbooks.example.com/queue",
+//!                     params: #{ threshold: 100 } };
+//!     fn query(p) { #{ depth: pushed("depth") } }
+//!     fn evaluate(d, p) {
+//!         let v = d.depth.last();
+//!         if v != () && v > p.threshold { fire(#{ summary: `depth ${v}`, value: v }); }
+//!     }
+//! "#;
+//! let engine = Tripline::builder()
+//!     .stock_rules(false)
+//!     .rule_source("queue.rhai", rule)
+//!     .instance(InstanceSpec::new("queue", "demo/queue-depth"))
+//!     .build()
+//!     .unwrap();
+//! let now = chrono::Utc::now();
+//! engine.push("depth", QueryData::Series(Series::new("depth").with_points(60, [(now, 250.0)])));
+//! let report = engine.run_cycle_at(now, None).await.unwrap();
+//! assert_eq!(report.alerts.len(), 1);
+//! assert_eq!(report.alerts[0].summary, "depth 250");
+//! # });
+//! ```
+
+pub mod alert;
+pub mod clock;
+pub mod config;
+pub mod data;
+mod engine;
+pub mod error;
+pub mod notify;
+pub mod rule;
+pub mod source;
+pub mod store;
+
+pub use engine::{resolve_params, CycleReport, InstanceSpec, RuleInstance, Tripline, TriplineBuilder, RULE_ERROR, SOURCE_ERROR};
+pub use error::{Error, Result};

@@ -1,0 +1,117 @@
+//! Loading rules: compile each file once, read its `RULE` metadata, and collect every problem
+//! with its `path:line:col` without letting one broken file stop the others from loading.
+
+use super::{meta::RuleMeta, sandbox, Rule, RuleEngine};
+use crate::error::Error;
+use rhai::{Map, Scope};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The stock rules shipped in `rules/`, embedded at build time as (relative path, source).
+pub(crate) const STOCK_RULES: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/stock_rules.rs"));
+
+/// All loaded rules by id.
+#[derive(Debug, Default, Clone)]
+pub struct RuleSet {
+    pub rules: BTreeMap<String, Rule>,
+}
+
+impl RuleSet {
+    pub fn get(&self, id: &str) -> Option<&Rule> {
+        self.rules.get(id)
+    }
+
+    /// Loads the embedded stock rules, then every `*.rhai` rule under `dirs` (which may override a
+    /// stock rule by id). Returns the rules that loaded and an error per file that did not.
+    pub fn load(engine: &RuleEngine, dirs: &[PathBuf], include_stock: bool) -> (RuleSet, Vec<Error>) {
+        let mut set = RuleSet::default();
+        let mut errors = Vec::new();
+        if include_stock {
+            for (path, text) in STOCK_RULES {
+                match load_rule_source(engine, PathBuf::from(format!("<stock>/{path}")), text) {
+                    Ok(Some(rule)) => {
+                        set.rules.insert(rule.meta.id.clone(), rule);
+                    }
+                    Ok(None) => {}
+                    Err(e) => errors.push(e),
+                }
+            }
+        }
+        let mut own: BTreeMap<String, PathBuf> = BTreeMap::new();
+        for dir in dirs {
+            let mut files = Vec::new();
+            if let Err(e) = walk(dir, &mut files) {
+                errors.push(Error::io(dir, e));
+                continue;
+            }
+            for file in files {
+                match load_rule_file(engine, &file) {
+                    Ok(Some(rule)) => {
+                        if let Some(first) = own.get(&rule.meta.id) {
+                            errors.push(Error::invalid(&file, 1, 1, format!("rule id {:?} is already defined in {}", rule.meta.id, first.display())));
+                            continue;
+                        }
+                        own.insert(rule.meta.id.clone(), file.clone());
+                        set.rules.insert(rule.meta.id.clone(), rule);
+                    }
+                    Ok(None) => {}
+                    Err(e) => errors.push(e),
+                }
+            }
+        }
+        (set, errors)
+    }
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.path());
+    for e in entries {
+        let p = e.path();
+        if p.is_dir() {
+            walk(&p, out)?;
+        } else if p.extension().is_some_and(|x| x == "rhai") {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+pub fn load_rule_file(engine: &RuleEngine, path: &Path) -> Result<Option<Rule>, Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    load_rule_source(engine, path.to_path_buf(), &text)
+}
+
+/// Compiles one rule. `Ok(None)` for a library module (a file without `fn evaluate`), which is
+/// only reachable through `import`.
+pub fn load_rule_source(engine: &RuleEngine, origin: PathBuf, text: &str) -> Result<Option<Rule>, Error> {
+    let mut ast = engine.engine().compile(text).map_err(|e| {
+        let pos = e.position();
+        Error::invalid(&origin, pos.line().unwrap_or(1), pos.position().unwrap_or(1), e.err_type().to_string())
+    })?;
+    ast.set_source(origin.display().to_string());
+    let fns: Vec<(String, usize)> = ast.iter_functions().map(|f| (f.name.to_string(), f.params.len())).collect();
+    let has = |name: &str, arity: usize| fns.iter().any(|(n, a)| n == name && *a == arity);
+    if !has("evaluate", 2) {
+        if text.contains("const RULE") {
+            return Err(Error::invalid(&origin, line_of(text, "const RULE"), 1, "a rule must define `fn evaluate(data, params)`"));
+        }
+        return Ok(None);
+    }
+    if !has("query", 1) {
+        return Err(Error::invalid(&origin, line_of(text, "fn evaluate"), 1, "a rule must define `fn query(params)` returning its query specs"));
+    }
+    let rule_line = line_of(text, "const RULE");
+    let mut scope = Scope::new();
+    sandbox::run_top_level(engine, &ast, &mut scope).map_err(|e| Error::invalid(&origin, e.0, e.1, e.2))?;
+    let map = scope
+        .get_value::<Map>("RULE")
+        .ok_or_else(|| Error::invalid(&origin, 1, 1, "a rule must declare its metadata as `const RULE = #{ id: ..., ... };`"))?;
+    let meta = RuleMeta::from_map(&map).map_err(|m| Error::invalid(&origin, rule_line, 1, m))?;
+    Ok(Some(Rule { meta, ast: Arc::new(ast), origin, has_triage: has("triage", 2) }))
+}
+
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines().position(|l| l.contains(needle)).map(|i| i + 1).unwrap_or(1)
+}

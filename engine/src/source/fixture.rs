@@ -1,0 +1,206 @@
+//! Serves series and tables from JSON or TOML files, matching them to whatever query specs the
+//! rules ask for. It stands in for any kind (cloudwatch, prometheus, logs, …) so the same stock
+//! rules run on recorded data: the demo, rule tests and backtests.
+//!
+//! An entry matches a spec when every key in its `match` equals the spec's value (nested maps
+//! are compared the same way, so `dimensions = { FunctionName = "f" }` matches a spec with those
+//! dimensions and perhaps more keys elsewhere). Point times are RFC 3339 instants or offsets
+//! from the evaluation instant such as `-10m`.
+
+use super::{missing_of, shape_of, FetchContext, Shape, Source, Window};
+use crate::clock::{parse_duration, Timestamp};
+use crate::data::{Point, QueryData, QueryOutcome, Series, SourceFailure, Table};
+use crate::error::{Error, Result};
+use crate::rule::QuerySpec;
+use async_trait::async_trait;
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FixtureData {
+    #[serde(default)]
+    pub series: Vec<FixtureSeries>,
+    #[serde(default, alias = "tables")]
+    pub table: Vec<FixtureTable>,
+    /// Specs that fail, to rehearse source outages.
+    #[serde(default, alias = "errors")]
+    pub error: Vec<FixtureError>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FixtureSeries {
+    #[serde(rename = "match", default)]
+    pub matches: serde_json::Map<String, Value>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// `[time, value]` pairs.
+    #[serde(default)]
+    pub points: Vec<(String, f64)>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FixtureTable {
+    #[serde(rename = "match", default)]
+    pub matches: serde_json::Map<String, Value>,
+    #[serde(default)]
+    pub rows: Vec<BTreeMap<String, Value>>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FixtureError {
+    #[serde(rename = "match", default)]
+    pub matches: serde_json::Map<String, Value>,
+    pub message: String,
+}
+
+impl FixtureData {
+    /// Parses JSON or TOML by the file's extension.
+    pub fn parse(path: &Path, text: &str) -> Result<FixtureData> {
+        if path.extension().is_some_and(|e| e == "json") {
+            serde_json::from_str(text).map_err(|e| Error::invalid(path, e.line(), e.column(), e.to_string()))
+        } else {
+            toml::from_str(text).map_err(|e| {
+                let (l, c) = e.span().map(|s| crate::config::line_col(text, s.start)).unwrap_or((1, 1));
+                Error::invalid(path, l, c, e.message().to_string())
+            })
+        }
+    }
+
+    pub fn load(path: &Path) -> Result<FixtureData> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::parse(path, &text)
+    }
+
+    pub fn merge(&mut self, other: FixtureData) {
+        self.series.extend(other.series);
+        self.table.extend(other.table);
+        self.error.extend(other.error);
+    }
+}
+
+/// Is `want` a subset of `have`? Strings compare case-sensitively; numbers by value.
+fn subset(want: &Value, have: &Value) -> bool {
+    match (want, have) {
+        (Value::Object(w), Value::Object(h)) => w.iter().all(|(k, v)| h.get(k).is_some_and(|hv| subset(v, hv))),
+        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        (a, b) => a == b,
+    }
+}
+
+fn matches(m: &serde_json::Map<String, Value>, spec: &QuerySpec) -> bool {
+    m.iter().all(|(k, v)| match k.as_str() {
+        "kind" => v.as_str() == Some(spec.kind.as_str()),
+        _ => spec.params.get(k).is_some_and(|have| subset(v, have)),
+    })
+}
+
+pub fn parse_time(s: &str, at: Timestamp) -> std::result::Result<Timestamp, String> {
+    if let Some(rest) = s.strip_prefix('-') {
+        return parse_duration(rest).map(|d| at - d);
+    }
+    if let Some(rest) = s.strip_prefix('+') {
+        return parse_duration(rest).map(|d| at + d);
+    }
+    chrono::DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&chrono::Utc)).map_err(|e| format!("bad time {s:?}: {e} (use RFC 3339 or an offset like -5m)"))
+}
+
+#[derive(Debug, Default)]
+pub struct FixtureSource {
+    data: FixtureData,
+}
+
+impl FixtureSource {
+    pub fn new(data: FixtureData) -> Self {
+        FixtureSource { data }
+    }
+
+    fn series_for(&self, f: &FixtureSeries, spec: &QuerySpec, w: &Window, at: Timestamp) -> std::result::Result<Series, String> {
+        let stat = spec.str("stat").unwrap_or("Sum");
+        let mut slots: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
+        for (t, v) in &f.points {
+            let ts = parse_time(t, at)?.timestamp();
+            if ts < w.start.timestamp() || ts >= w.end.timestamp() {
+                continue;
+            }
+            let slot = ts - (ts - w.start.timestamp()).rem_euclid(w.period_secs);
+            slots.entry(slot).or_default().push(*v);
+        }
+        let points = slots
+            .into_iter()
+            .map(|(ts, vs)| {
+                let value = match stat {
+                    "Maximum" => vs.iter().cloned().fold(f64::MIN, f64::max),
+                    "Minimum" => vs.iter().cloned().fold(f64::MAX, f64::min),
+                    "Average" => vs.iter().sum::<f64>() / vs.len() as f64,
+                    "SampleCount" => vs.len() as f64,
+                    _ if vs.len() == 1 => vs[0],
+                    _ => vs.iter().sum(),
+                };
+                Point { ts: chrono::DateTime::from_timestamp(ts, 0).unwrap_or(at), value }
+            })
+            .collect();
+        let mut labels = dimension_labels(spec);
+        labels.extend(f.labels.clone());
+        Ok(Series {
+            name: f.name.clone().or_else(|| spec.str("metric").map(String::from)).unwrap_or_else(|| spec.kind.clone()),
+            labels,
+            period_secs: w.period_secs,
+            points,
+            end: Some(w.end),
+            missing: missing_of(spec)?,
+        })
+    }
+
+    fn answer(&self, spec: &QuerySpec, at: Timestamp) -> QueryOutcome {
+        let fail = |message: String| SourceFailure { source: format!("fixture/{}", spec.kind), message };
+        if let Some(e) = self.data.error.iter().find(|e| matches(&e.matches, spec)) {
+            return Err(fail(e.message.clone()));
+        }
+        match shape_of(&spec.kind) {
+            Shape::Table => {
+                let rows = self.data.table.iter().filter(|t| matches(&t.matches, spec)).flat_map(|t| t.rows.clone()).collect();
+                Ok(QueryData::Table(Table::new(spec.kind.clone(), rows)))
+            }
+            shape => {
+                let w = Window::of(spec, at).map_err(fail)?;
+                let mut found = Vec::new();
+                for f in self.data.series.iter().filter(|f| matches(&f.matches, spec)) {
+                    found.push(self.series_for(f, spec, &w, at).map_err(fail)?);
+                }
+                if shape == Shape::SeriesSet {
+                    return Ok(QueryData::SeriesSet(found));
+                }
+                match found.len() {
+                    // No matching entry: the metric exists but has no datapoints (missing data).
+                    0 => self.series_for(&FixtureSeries { matches: Default::default(), name: None, labels: Default::default(), points: vec![] }, spec, &w, at).map(QueryData::Series).map_err(fail),
+                    1 => Ok(QueryData::Series(found.remove(0))),
+                    n => Err(fail(format!("{n} fixture series match one {} query; make their `match` more specific", spec.kind))),
+                }
+            }
+        }
+    }
+}
+
+/// A CloudWatch spec's dimensions become the series' labels.
+fn dimension_labels(spec: &QuerySpec) -> BTreeMap<String, String> {
+    spec.params
+        .get("dimensions")
+        .and_then(|d| d.as_object())
+        .map(|d| d.iter().map(|(k, v)| (k.clone(), v.as_str().map(String::from).unwrap_or_else(|| v.to_string()))).collect())
+        .unwrap_or_default()
+}
+
+#[async_trait]
+impl Source for FixtureSource {
+    async fn fetch(&self, specs: &[QuerySpec], ctx: &FetchContext) -> Vec<QueryOutcome> {
+        specs.iter().map(|s| self.answer(s, ctx.at)).collect()
+    }
+}

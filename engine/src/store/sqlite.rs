@@ -1,0 +1,120 @@
+//! The embedded store: one SQLite file in WAL mode, created on first use.
+
+use super::Store;
+use crate::alert::Alert;
+use crate::clock::Timestamp;
+use crate::error::{Error, Result};
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").field("path", &self.path).finish()
+    }
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS alerts (
+    fingerprint TEXT PRIMARY KEY,
+    instance    TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    ends_at     INTEGER,
+    body        TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_state ON alerts(state, ends_at);
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+";
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store at `path`, with its parent directories.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let conn = Connection::open(&path).map_err(|e| Error::Store(format!("{}: {e}", path.display())))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(SqliteStore { conn: Mutex::new(conn), path })
+    }
+
+    /// A private in-memory store, for tests and embedding without persistence.
+    pub fn in_memory() -> Result<Self> {
+        let conn = Connection::open_in_memory()?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(SqliteStore { conn: Mutex::new(conn), path: PathBuf::from(":memory:") })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The connection, for sibling modules that keep their own tables in the same file.
+    pub fn with_conn<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let mut c = self.conn.lock().map_err(|_| Error::Store("connection lock poisoned".into()))?;
+        f(&mut c).map_err(Error::from)
+    }
+}
+
+fn decode(body: String) -> rusqlite::Result<Alert> {
+    serde_json::from_str(&body).map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn load_alerts(&self) -> Result<Vec<Alert>> {
+        self.with_conn(|c| {
+            let mut st = c.prepare_cached("SELECT body FROM alerts ORDER BY fingerprint")?;
+            let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+            rows.map(|b| decode(b?)).collect()
+        })
+    }
+
+    async fn save_alerts(&self, changed: &[Alert], deleted: &[String]) -> Result<()> {
+        self.with_conn(|c| {
+            let tx = c.transaction()?;
+            {
+                let mut up = tx.prepare_cached(
+                    "INSERT INTO alerts (fingerprint, instance, state, ends_at, body) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT(fingerprint) DO UPDATE SET instance = ?2, state = ?3, ends_at = ?4, body = ?5",
+                )?;
+                for a in changed {
+                    let body = serde_json::to_string(a).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+                    up.execute(params![a.fingerprint, a.instance, a.state.as_str(), a.ends_at.map(|t| t.timestamp()), body])?;
+                }
+                let mut del = tx.prepare_cached("DELETE FROM alerts WHERE fingerprint = ?1")?;
+                for fp in deleted {
+                    del.execute([fp])?;
+                }
+            }
+            tx.commit()
+        })
+    }
+
+    async fn prune_resolved(&self, before: Timestamp) -> Result<usize> {
+        self.with_conn(|c| c.execute("DELETE FROM alerts WHERE state = 'resolved' AND ends_at < ?1", [before.timestamp()]))
+    }
+
+    async fn get_meta(&self, key: &str) -> Result<Option<String>> {
+        self.with_conn(|c| c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional())
+    }
+
+    async fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        self.with_conn(|c| {
+            c.execute("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2", [key, value])?;
+            Ok(())
+        })
+    }
+}
