@@ -1,0 +1,1 @@
+//! The engine through the CLI: check, eval, state across processes, sandboxed rules.

@@ -1,0 +1,6 @@
+//! End-to-end tests, one binary (ripgrep's habit: faster to build than one binary per file).
+//! Each module is an area of the flow; `support` starts the real parts they need.
+
+mod support;
+
+mod engine;

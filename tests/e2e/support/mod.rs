@@ -1,0 +1,3 @@
+//! Starting real parts and running the binary.
+
+pub mod bin;
