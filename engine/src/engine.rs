@@ -254,6 +254,7 @@ impl TriplineBuilder {
         }
         let mut instances = Vec::new();
         let mut problems = Vec::new();
+        let broken_files = !errors.is_empty();
         let mut seen = std::collections::HashSet::new();
         for spec in self.instances {
             let located = |message: String| match &spec.location {
@@ -272,6 +273,15 @@ impl TriplineBuilder {
             }
             match instantiate(&rules, spec.clone()) {
                 Ok(i) => instances.push(i),
+                // Its rule file is probably one of the broken ones: report it with them and keep
+                // every other instance running.
+                Err(Error::Config(m))
+                    if self.tolerate_rule_errors
+                        && broken_files
+                        && !rules.rules.contains_key(&spec.rule) =>
+                {
+                    errors.push(located(m));
+                }
                 Err(Error::Config(m)) => problems.push(located(m)),
                 Err(e) => problems.push(e),
             }

@@ -127,7 +127,8 @@ pub(super) fn failure(
         (None, EvalAltResult::ErrorFunctionNotFound(sig, _)) if sig.starts_with(stage) => {
             format!("the rule does not define `fn {stage}`")
         }
-        (None, _) => e.to_string(),
+        (None, EvalAltResult::ErrorModuleNotFound(p, _)) => import_refused(p),
+        (None, _) => without_position(inner.to_string()),
     };
     // The innermost position points into the rule's own code, not at the call site.
     let pos = [inner.position(), e.position()]
@@ -224,10 +225,28 @@ pub(super) fn run_top_level(
     DEADLINE.with(|d| d.set(None));
     r.map_err(|e| {
         let pos = e.position();
+        let message = match e.unwrap_inner() {
+            EvalAltResult::ErrorModuleNotFound(p, _) => import_refused(p),
+            inner => without_position(inner.to_string()),
+        };
         (
             pos.line().unwrap_or(1),
             pos.position().unwrap_or(1),
-            e.to_string(),
+            message,
         )
     })
+}
+
+fn import_refused(path: &str) -> String {
+    format!(
+        "cannot import {path:?}: imports resolve only to .rhai files inside the rules directories"
+    )
+}
+
+/// Rhai appends ` (line L, position C)` to messages; we print positions as `path:L:C:` instead.
+fn without_position(mut s: String) -> String {
+    if let Some(i) = s.rfind(" (line ") {
+        s.truncate(i);
+    }
+    s
 }

@@ -47,7 +47,7 @@ pub enum Shape {
 pub fn shape_of(kind: &str) -> Shape {
     match kind {
         "prometheus" => Shape::SeriesSet,
-        "logs_insights" | "filter_logs" | "sql" => Shape::Table,
+        "logs_insights" | "filter_logs" | "sql" | "http_probe" => Shape::Table,
         _ => Shape::Series,
     }
 }
