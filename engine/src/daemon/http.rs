@@ -27,7 +27,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// `Ok(())` if the request may proceed.
-fn authorize(state: &AppState, headers: &HeaderMap, mutating: bool) -> Result<(), Response> {
+fn authorize(state: &AppState, headers: &HeaderMap, mutating: bool) -> Result<(), Box<Response>> {
     if !mutating && state.auth.open_reads {
         return Ok(());
     }
@@ -93,7 +93,7 @@ async fn metrics(State(s): State<AppState>) -> Response {
 
 async fn alerts(State(s): State<AppState>, headers: HeaderMap) -> Response {
     if let Err(r) = authorize(&s, &headers, false) {
-        return r;
+        return *r;
     }
     match s.daemon.engine().await.store().load_alerts().await {
         Ok(alerts) => Json(
@@ -116,17 +116,29 @@ fn not_yet() -> Response {
 }
 
 async fn silences_list(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    authorize(&s, &headers, false).err().unwrap_or_else(not_yet)
+    authorize(&s, &headers, false)
+        .err()
+        .map(|r| *r)
+        .unwrap_or_else(not_yet)
 }
 
 async fn silences_create(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    authorize(&s, &headers, true).err().unwrap_or_else(not_yet)
+    authorize(&s, &headers, true)
+        .err()
+        .map(|r| *r)
+        .unwrap_or_else(not_yet)
 }
 
 async fn silences_delete(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    authorize(&s, &headers, true).err().unwrap_or_else(not_yet)
+    authorize(&s, &headers, true)
+        .err()
+        .map(|r| *r)
+        .unwrap_or_else(not_yet)
 }
 
 async fn ack(State(s): State<AppState>, headers: HeaderMap, Path(_fp): Path<String>) -> Response {
-    authorize(&s, &headers, true).err().unwrap_or_else(not_yet)
+    authorize(&s, &headers, true)
+        .err()
+        .map(|r| *r)
+        .unwrap_or_else(not_yet)
 }

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 
-type Key = (String, Vec<(String, String)>);
+type LabelSet = Vec<(String, String)>;
+type Key = (String, LabelSet);
 
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -68,7 +69,7 @@ impl Metrics {
 
     /// The text exposition format (version 0.0.4).
     pub fn render(&self) -> String {
-        let mut all: BTreeMap<String, Vec<(Vec<(String, String)>, f64)>> = BTreeMap::new();
+        let mut all: BTreeMap<String, Vec<(LabelSet, f64)>> = BTreeMap::new();
         for ((n, l), v) in self
             .counters
             .lock()
