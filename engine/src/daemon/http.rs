@@ -26,17 +26,27 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+fn refuse(status: StatusCode, message: &str) -> Box<Response> {
+    let mut r = (status, Json(serde_json::json!({ "error": message }))).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        r.headers_mut().insert(
+            "www-authenticate",
+            axum::http::HeaderValue::from_static("Bearer"),
+        );
+    }
+    Box::new(r)
+}
+
 /// `Ok(())` if the request may proceed.
 fn authorize(state: &AppState, headers: &HeaderMap, mutating: bool) -> Result<(), Box<Response>> {
     if !mutating && state.auth.open_reads {
         return Ok(());
     }
     let Some(expected) = &state.auth.token else {
-        return Err((
+        return Err(refuse(
             StatusCode::FORBIDDEN,
-            Json(serde_json::json!({"error": "no API token is configured on this server"})),
-        )
-            .into_response());
+            "no API token is configured on this server",
+        ));
     };
     let given = headers
         .get("authorization")
@@ -46,12 +56,10 @@ fn authorize(state: &AppState, headers: &HeaderMap, mutating: bool) -> Result<()
     if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
         Ok(())
     } else {
-        Err((
+        Err(refuse(
             StatusCode::UNAUTHORIZED,
-            [("www-authenticate", "Bearer")],
-            Json(serde_json::json!({"error": "a valid bearer token is required"})),
-        )
-            .into_response())
+            "a valid bearer token is required",
+        ))
     }
 }
 
