@@ -1,3 +1,5 @@
 //! Starting real parts and running the binary.
 
 pub mod bin;
+pub mod daemon;
+pub mod http;
