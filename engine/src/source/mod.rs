@@ -3,11 +3,20 @@
 //! distinct query is fetched once per cycle. A failed query is `Err(SourceFailure)`, never an
 //! empty result.
 
+mod common;
 pub mod fixture;
+pub mod http;
+pub mod postgres;
+pub mod prometheus;
 mod pushed;
+pub mod redis;
 
 pub use fixture::{FixtureData, FixtureError, FixtureSeries, FixtureSource, FixtureTable};
+pub use http::{HttpProbeOptions, HttpProbeSource};
+pub use postgres::{PostgresOptions, PostgresSource};
+pub use prometheus::{PrometheusOptions, PrometheusSource};
 pub use pushed::PushedSource;
+pub use redis::{RedisOptions, RedisSource};
 
 use crate::clock::{parse_duration, Timestamp};
 use crate::data::{MissingData, QueryOutcome};
