@@ -38,11 +38,14 @@ use tokio_postgres::{Client, NoTls};
 
 const SOURCE: &str = "sql";
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PostgresOptions {
     /// Name of the environment variable holding the connection string
     /// (`host=… user=… password=… dbname=…` or `postgres://…`).
     pub dsn_env: String,
+    /// For host programs that hold the connection string themselves: used instead of
+    /// `dsn_env` when set (the config file only takes `dsn_env`).
+    pub dsn: Option<String>,
     /// Default `statement_timeout` of each query (a spec's `timeout` overrides it).
     pub statement_timeout: Duration,
     /// Time allowed to open a connection.
@@ -51,10 +54,24 @@ pub struct PostgresOptions {
     pub max_connections: usize,
 }
 
+/// Never shows the connection string: it may hold a password.
+impl std::fmt::Debug for PostgresOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresOptions")
+            .field("dsn_env", &self.dsn_env)
+            .field("dsn", &self.dsn.as_ref().map(|_| "<redacted>"))
+            .field("statement_timeout", &self.statement_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
 impl PostgresOptions {
     pub fn new(dsn_env: impl Into<String>) -> Self {
         PostgresOptions {
             dsn_env: dsn_env.into(),
+            dsn: None,
             statement_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
             max_connections: 4,
@@ -104,10 +121,16 @@ impl PostgresSource {
     }
 
     async fn connect(&self, timeout: Duration) -> Result<Client, String> {
-        let var = &self.opts.dsn_env;
-        let dsn = std::env::var(var).map_err(|_| {
-            format!("environment variable {var} (the connection string) is not set")
-        })?;
+        let var = match self.opts.dsn {
+            Some(_) => "the connection string given",
+            None => self.opts.dsn_env.as_str(),
+        };
+        let dsn = match &self.opts.dsn {
+            Some(d) => d.clone(),
+            None => std::env::var(var).map_err(|_| {
+                format!("environment variable {var} (the connection string) is not set")
+            })?,
+        };
         let mut cfg: tokio_postgres::Config = dsn.parse().map_err(|e: tokio_postgres::Error| {
             format!("the connection string in {var} cannot be parsed: {e}")
         })?;
@@ -151,30 +174,47 @@ impl PostgresSource {
             .await
             .map_err(|_| fail("every connection stayed busy until the deadline".into()))?
             .map_err(|e| fail(e.to_string()))?;
-        let pooled = self.idle.lock().expect("pool lock").pop();
-        let mut client = match pooled {
-            Some(c) if !c.is_closed() => c,
-            _ => self.connect(timeout).await.map_err(fail)?,
-        };
         // PostgreSQL enforces statement_timeout; our own limit, a little longer, catches a server
         // that stopped answering altogether.
         let guard = timeout + Duration::from_secs(1);
-        let result = tokio::time::timeout(guard, run(&mut client, query, timeout)).await;
-        match result {
-            Err(_) => Err(fail(format!("no answer within {guard:?}"))),
-            Ok(r) => {
-                if !client.is_closed() {
-                    self.idle.lock().expect("pool lock").push(client);
-                }
-                let (columns, rows) = r.map_err(fail)?;
-                match shape {
-                    None => Ok(QueryData::Table(Table::new(SOURCE, rows))),
-                    Some(s) => s
-                        .series(&columns, rows, spec, ctx.at)
-                        .map(QueryData::SeriesSet)
-                        .map_err(fail),
+        let pooled = self.idle.lock().expect("pool lock").pop();
+        let mut result = None;
+        if let Some(mut client) = pooled.filter(|c| !c.is_closed()) {
+            match tokio::time::timeout(guard, run(&mut client, query, timeout)).await {
+                Err(_) => return Err(fail(format!("no answer within {guard:?}"))),
+                // A kept connection the server has since closed (a restart, an idle timeout):
+                // its failure says nothing about the query, so try once more on a fresh one.
+                Ok(Err(_)) if client.is_closed() => {}
+                Ok(r) => {
+                    self.put_back(client);
+                    result = Some(r);
                 }
             }
+        }
+        let result = match result {
+            Some(r) => r,
+            None => {
+                let mut client = self.connect(timeout).await.map_err(fail)?;
+                let r = tokio::time::timeout(guard, run(&mut client, query, timeout))
+                    .await
+                    .map_err(|_| fail(format!("no answer within {guard:?}")))?;
+                self.put_back(client);
+                r
+            }
+        };
+        let (columns, rows) = result.map_err(fail)?;
+        match shape {
+            None => Ok(QueryData::Table(Table::new(SOURCE, rows))),
+            Some(s) => s
+                .series(&columns, rows, spec, ctx.at)
+                .map(QueryData::SeriesSet)
+                .map_err(fail),
+        }
+    }
+
+    fn put_back(&self, client: Client) {
+        if !client.is_closed() {
+            self.idle.lock().expect("pool lock").push(client);
         }
     }
 }

@@ -93,11 +93,12 @@ impl RedisSource {
         })
     }
 
-    /// The shared connection, opened (or reopened after a failure) on demand.
-    async fn connection(&self, timeout: Duration) -> Result<MultiplexedConnection, String> {
+    /// The shared connection, opened (or reopened after a failure) on demand, and whether it
+    /// was already open.
+    async fn connection(&self, timeout: Duration) -> Result<(MultiplexedConnection, bool), String> {
         let mut slot = self.conn.lock().await;
         if let Some(c) = slot.as_ref() {
-            return Ok(c.clone());
+            return Ok((c.clone(), true));
         }
         let url = match (&self.opts.url, &self.opts.url_env) {
             (Some(u), _) => u.clone(),
@@ -121,7 +122,7 @@ impl RedisSource {
             .await
             .map_err(|e| format!("connecting to redis at {addr}: {}", error_chain(&e)))?;
         *slot = Some(conn.clone());
-        Ok(conn)
+        Ok((conn, false))
     }
 
     async fn forget_connection(&self) {
@@ -138,22 +139,30 @@ impl RedisSource {
                 .unwrap_or(self.opts.timeout),
             ctx,
         );
-        let mut conn = self.connection(timeout).await.map_err(fail)?;
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        let result = tokio::time::timeout(timeout, plan.run(&mut conn)).await;
-        let values = match result {
-            Err(_) => {
-                self.forget_connection().await;
-                return Err(fail(format!("no answer within {timeout:?}")));
-            }
-            Ok(Err(e)) => {
-                if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
+        let mut values = None;
+        for attempt in 0..2 {
+            let (mut conn, reused) = self.connection(timeout).await.map_err(fail)?;
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            match tokio::time::timeout(timeout, plan.run(&mut conn)).await {
+                Err(_) => {
                     self.forget_connection().await;
+                    return Err(fail(format!("no answer within {timeout:?}")));
                 }
-                return Err(fail(redis_error(&e)));
+                Ok(Err(e)) if broken(&e) => {
+                    self.forget_connection().await;
+                    // A kept connection the server has since closed: try once on a new one.
+                    if !(reused && attempt == 0) {
+                        return Err(fail(redis_error(&e)));
+                    }
+                }
+                Ok(Err(e)) => return Err(fail(redis_error(&e))),
+                Ok(Ok(v)) => {
+                    values = Some(v);
+                    break;
+                }
             }
-            Ok(Ok(v)) => v,
-        };
+        }
+        let values = values.ok_or_else(|| fail("no answer".into()))?;
         let series_of = |name: String, labels: BTreeMap<String, String>, v: Option<f64>| Series {
             name,
             labels,
@@ -200,6 +209,11 @@ impl RedisSource {
             )),
         }
     }
+}
+
+/// Whether an error means the connection is no good (as opposed to Redis refusing a command).
+fn broken(e: &redis::RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_unrecoverable_error()
 }
 
 fn redis_error(e: &redis::RedisError) -> String {
