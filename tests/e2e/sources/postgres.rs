@@ -234,8 +234,9 @@ async fn writing_statements_are_refused_by_the_read_only_transaction() {
             "cannot execute INSERT in a read-only transaction",
         ),
         (
+            // PostgreSQL names the outer statement for a data-modifying CTE.
             "WITH gone AS (DELETE FROM processing_queue RETURNING id) SELECT COUNT(*) FROM gone",
-            "cannot execute DELETE in a read-only transaction",
+            "cannot execute SELECT in a read-only transaction",
         ),
         (
             "UPDATE processing_queue SET status = 'pending' WHERE status = 'failed'",
