@@ -1,6 +1,8 @@
 //! Starting real parts and running the binary.
 
 pub mod bin;
+pub mod daemon;
+pub mod http;
 pub mod postgres;
 pub mod prometheus;
 pub mod redis;
