@@ -179,10 +179,49 @@ async fn server_errors_and_unreachable_servers_are_failures_with_their_message()
 }
 
 #[tokio::test]
-async fn a_missing_query_is_a_failure_without_a_request() {
-    let s = HttpServer::fixed(200, "application/json", "{}");
-    let src = source(s.url());
-    let o = fetch_one(&src, spec("prometheus", json!({ "range": "5m" }))).await;
-    assert!(failure(&o).message.contains("needs a PromQL `query`"));
+async fn headers_come_from_the_environment_and_bad_specs_make_no_request() {
+    let heads = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let h2 = heads.clone();
+    let server = HttpServer::start(Arc::new(move |head: &str| {
+        h2.lock().unwrap().push(head.to_lowercase());
+        (
+            200,
+            "application/json",
+            r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#.to_string(),
+        )
+    }));
+    // Only this test uses these variables.
+    std::env::set_var("TRIPLINE_TEST_PROM_AUTH", "Bearer sources-test-token");
+    let mut o = PrometheusOptions::new(server.url());
+    o.headers_env
+        .insert("Authorization".into(), "TRIPLINE_TEST_PROM_AUTH".into());
+    let src = PrometheusSource::new(o).unwrap();
+    let out = fetch_one(&src, promql("up")).await;
+    assert!(series_set(&out).is_empty());
+    assert!(heads.lock().unwrap()[0].contains("authorization: bearer sources-test-token"));
+
+    let mut o = PrometheusOptions::new(server.url());
+    o.headers_env.insert(
+        "Authorization".into(),
+        "TRIPLINE_TEST_UNSET_VARIABLE".into(),
+    );
+    let src = PrometheusSource::new(o).unwrap();
+    let out = fetch_one(&src, promql("up")).await;
+    assert!(failure(&out)
+        .message
+        .contains("TRIPLINE_TEST_UNSET_VARIABLE"));
+
+    let out = fetch_one(&src, spec("prometheus", json!({ "range": "5m" }))).await;
+    assert!(failure(&out).message.contains("needs a PromQL `query`"));
+    let out = fetch_one(
+        &src,
+        spec(
+            "prometheus",
+            json!({ "query": "up", "range": "1d", "step": "1s" }),
+        ),
+    )
+    .await;
+    assert!(failure(&out).message.contains("11000"));
+    assert_eq!(heads.lock().unwrap().len(), 1);
     assert_eq!(src.requests(), 0);
 }

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// What an `HttpServer` answers: status, content type, body. Called once per request with the
-/// request's first line (`GET /path HTTP/1.1`).
+/// request's head (`GET /path HTTP/1.1` and the header lines).
 pub type Responder = dyn Fn(&str) -> (u16, &'static str, String) + Send + Sync;
 
 /// A loopback HTTP/1.1 server on its own thread, one connection at a time, `Connection: close`.
@@ -96,8 +96,7 @@ fn serve(mut conn: TcpStream, respond: &Responder) -> std::io::Result<()> {
         }
         buf.extend_from_slice(&chunk[..n]);
     }
-    let first = head.lines().next().unwrap_or_default().to_string();
-    let (status, ctype, body) = respond(&first);
+    let (status, ctype, body) = respond(&head);
     let reason = match status {
         200 => "OK",
         404 => "Not Found",

@@ -53,20 +53,27 @@ impl Default for HttpProbeOptions {
 pub struct HttpProbeSource {
     client: reqwest::Client,
     timeout: Duration,
+    headers_env: BTreeMap<String, String>,
     concurrency: usize,
     requests: AtomicU64,
 }
 
 impl HttpProbeSource {
+    /// Header values are read from the environment per probe; a variable that is not set
+    /// fails the probe's query (a misconfiguration, unlike a target being down).
     pub fn new(opts: HttpProbeOptions) -> Result<Self, String> {
+        for name in opts.headers_env.keys() {
+            reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("{name:?} is not a valid HTTP header name"))?;
+        }
         let client = reqwest::Client::builder()
-            .default_headers(headers_from_env(&opts.headers_env)?)
             .user_agent(concat!("tripline/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("http client: {e}"))?;
         Ok(HttpProbeSource {
             client,
             timeout: opts.timeout,
+            headers_env: opts.headers_env,
             concurrency: opts.concurrency.max(1),
             requests: AtomicU64::new(0),
         })
@@ -112,7 +119,12 @@ impl HttpProbeSource {
                 .unwrap_or(self.timeout),
             ctx,
         );
-        let mut req = self.client.request(method, url).timeout(timeout);
+        let headers = headers_from_env(&self.headers_env).map_err(fail)?;
+        let mut req = self
+            .client
+            .request(method, url)
+            .headers(headers)
+            .timeout(timeout);
         match spec.params.get("body") {
             None | Some(Value::Null) => {}
             Some(Value::String(s)) => req = req.body(s.clone()),

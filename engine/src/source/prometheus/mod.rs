@@ -51,6 +51,7 @@ pub struct PrometheusSource {
     base: reqwest::Url,
     client: reqwest::Client,
     timeout: Duration,
+    headers_env: BTreeMap<String, String>,
     concurrency: usize,
     requests: AtomicU64,
 }
@@ -64,8 +65,9 @@ impl std::fmt::Debug for PrometheusSource {
 }
 
 impl PrometheusSource {
-    /// Checks the URL and reads the headers' environment variables now, so a broken config is
-    /// reported when the engine is built rather than on every cycle.
+    /// Checks the URL now, so a broken config is reported when the engine is built. Header
+    /// values are read from the environment per request: a variable that is not set fails the
+    /// queries (a source-error alert) instead of keeping the engine from starting.
     pub fn new(opts: PrometheusOptions) -> Result<Self, String> {
         let mut url = opts.url.trim().to_string();
         if !url.ends_with('/') {
@@ -79,9 +81,11 @@ impl PrometheusSource {
                 opts.url
             ));
         }
-        let headers = headers_from_env(&opts.headers_env)?;
+        for name in opts.headers_env.keys() {
+            reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("{name:?} is not a valid HTTP header name"))?;
+        }
         let client = reqwest::Client::builder()
-            .default_headers(headers)
             .connect_timeout(opts.timeout.min(Duration::from_secs(5)))
             .build()
             .map_err(|e| format!("prometheus client: {e}"))?;
@@ -89,6 +93,7 @@ impl PrometheusSource {
             base,
             client,
             timeout: opts.timeout,
+            headers_env: opts.headers_env,
             concurrency: opts.concurrency.max(1),
             requests: AtomicU64::new(0),
         })
@@ -145,12 +150,14 @@ impl PrometheusSource {
             }
         };
         let url = self.base.join(path).map_err(|e| fail(e.to_string()))?;
+        let headers = headers_from_env(&self.headers_env).map_err(fail)?;
         self.requests.fetch_add(1, Ordering::Relaxed);
         // Prometheus enforces `timeout` itself; give the HTTP exchange a little more so that its
         // own "query timed out" message is what comes back.
         let resp = self
             .client
             .post(url.clone())
+            .headers(headers)
             .form(&params)
             .timeout(timeout + Duration::from_millis(500).min(timeout))
             .send()
