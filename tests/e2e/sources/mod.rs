@@ -2,6 +2,7 @@
 //! by `support` on loopback (skipped with a note when a server's binary is not configured and
 //! `TRIPLINE_REQUIRE_REAL_PARTS` is not `1`).
 
+mod config;
 mod faults;
 mod http;
 mod postgres;
