@@ -61,6 +61,23 @@ pub fn shape_of(kind: &str) -> Shape {
     }
 }
 
+/// The result shape one spec produces: its kind's, except where an option changes it —
+/// `redis(#{ command: "BULLMQ" })` and `sql(#{ series: #{...} })` answer arrays of series.
+/// Sources standing in for any kind (fixtures) answer in this shape.
+pub fn shape_of_spec(spec: &QuerySpec) -> Shape {
+    match spec.kind.as_str() {
+        "redis"
+            if spec
+                .str("command")
+                .is_some_and(|c| c.eq_ignore_ascii_case("BULLMQ")) =>
+        {
+            Shape::SeriesSet
+        }
+        "sql" if spec.params.get("series").is_some_and(|s| !s.is_null()) => Shape::SeriesSet,
+        kind => shape_of(kind),
+    }
+}
+
 /// The time window of a metric query, aligned so that a half-filled bucket is never evaluated:
 /// the window ends at the last period boundary at or before the evaluation instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,6 +199,28 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
     use serde_json::json;
+
+    #[test]
+    fn options_that_answer_arrays_of_series_change_the_shape() {
+        let shape = |kind: &str, v| shape_of_spec(&QuerySpec::new(kind, v));
+        assert_eq!(
+            shape("redis", json!({"command": "LLEN", "key": "k"})),
+            Shape::Series
+        );
+        assert_eq!(
+            shape("redis", json!({"command": "bullmq", "queue": "q"})),
+            Shape::SeriesSet
+        );
+        assert_eq!(shape("sql", json!({"query": "q"})), Shape::Table);
+        assert_eq!(
+            shape("sql", json!({"query": "q", "series": {"value": "n"}})),
+            Shape::SeriesSet
+        );
+        assert_eq!(
+            shape("prometheus", json!({"query": "up"})),
+            Shape::SeriesSet
+        );
+    }
 
     #[test]
     fn windows_end_on_a_period_boundary() {
