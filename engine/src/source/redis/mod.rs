@@ -42,7 +42,7 @@ pub const BULLMQ_STATES: &[(&str, &str)] = &[
     ("completed", "ZCARD"),
 ];
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RedisOptions {
     /// Where to connect: a `redis://[user:password@]host:port[/db]` URL ...
     pub url: Option<String>,
@@ -50,6 +50,17 @@ pub struct RedisOptions {
     pub url_env: Option<String>,
     /// Time allowed to connect and for each command's answer.
     pub timeout: Duration,
+}
+
+/// Never shows a literal URL: it may hold a password.
+impl std::fmt::Debug for RedisOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisOptions")
+            .field("url", &self.url.as_ref().map(|_| "<redacted>"))
+            .field("url_env", &self.url_env)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 impl RedisOptions {
