@@ -11,7 +11,7 @@
 
 use super::common::{bounded, budget, error_chain, failure, headers_from_env, spec_duration};
 use super::{missing_of, FetchContext, Source};
-use crate::clock::{parse_duration, Timestamp};
+use crate::clock::Timestamp;
 use crate::data::{Point, QueryData, QueryOutcome, Series};
 use crate::rule::QuerySpec;
 use async_trait::async_trait;
@@ -116,19 +116,18 @@ impl PrometheusSource {
             ("query", query.to_string()),
             ("timeout", format!("{}ms", timeout.as_millis().max(1))),
         ];
-        let (path, step_secs, end) = match spec.str("range") {
+        let range = spec_duration(spec, "range").map_err(fail)?;
+        let (path, step_secs, end) = match range {
             None => {
                 params.push(("time", epoch(ctx.at)));
                 ("api/v1/query", 0, None)
             }
             Some(range) => {
-                let secs = |s: &str, name: &str| {
-                    parse_duration(s)
-                        .map(|d| d.num_milliseconds() as f64 / 1000.0)
-                        .map_err(|e| fail(format!("{name}: {e}")))
-                };
-                let range = secs(range, "range")?;
-                let step = secs(spec.str("step").unwrap_or("60s"), "step")?;
+                let range = range.as_secs_f64();
+                let step = spec_duration(spec, "step")
+                    .map_err(fail)?
+                    .unwrap_or(Duration::from_secs(60))
+                    .as_secs_f64();
                 if step <= 0.0 || range <= 0.0 {
                     return Err(fail("range and step must be positive".into()));
                 }
