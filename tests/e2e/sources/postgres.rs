@@ -89,6 +89,15 @@ FROM processing_queue
 WHERE status = 'processing'
 AND claimed_at < NOW() - INTERVAL '2 hours'";
 
+/// One of each column type the source maps.
+const TYPES: &str = "SELECT true AS b, 5::information_schema.cardinal_number AS dom, 7::int2 AS i2, 2147483647::int4 AS i4, 9007199254740993::int8 AS i8,
+       1.5::float4 AS f4, 'NaN'::float8 AS f8nan, 'NaN'::numeric AS nnan, 12345.678::numeric AS n,
+       'x'::char(3) AS bpchar, 'v'::varchar AS vc, DATE '2026-01-02' AS d, TIME '10:11:12' AS t,
+       TIMESTAMP '2026-01-02 03:04:05.5' AS ts, INTERVAL '1 day 1 hour 30 minutes' AS iv,
+       '{\"a\": [1, 2]}'::jsonb AS jb, '{\"b\": null}'::json AS j,
+       'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid AS u, ARRAY['a', NULL, 'c'] AS arr,
+       ARRAY[]::int[] AS empty, NULL::text AS nothing";
+
 fn source(pg: &Postgres) -> PostgresSource {
     let mut o = PostgresOptions::new("UNUSED_IN_THIS_TEST");
     o.dsn = Some(pg.dsn());
@@ -120,6 +129,7 @@ async fn runbook_003_queries_run_as_written_against_seeded_rows() {
             "sql",
             json!({ "query": STATUS_COUNTS, "series": { "label": "status", "value": "count" } }),
         ),
+        sql(TYPES),
     ];
     let out = src.fetch(&specs, &super::ctx(30)).await;
 
@@ -214,6 +224,20 @@ async fn runbook_003_queries_run_as_written_against_seeded_rows() {
     assert_eq!(flows.rows[1]["avg_processing_minutes"], json!(13.0));
 
     // The same counts as labelled series.
+    let types = &table(&out[6]).rows[0];
+    let expect = json!({
+        "b": true, "dom": 5, "i2": 7, "i4": 2147483647, "i8": 9007199254740993i64,
+        "f4": 1.5, "f8nan": "NaN", "nnan": "NaN", "n": 12345.678,
+        "bpchar": "x  ", "vc": "v", "d": "2026-01-02", "t": "10:11:12",
+        "ts": "2026-01-02T03:04:05.500Z", "iv": 91800.0,
+        "jb": {"a": [1, 2]}, "j": {"b": null},
+        "u": "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "arr": ["a", null, "c"],
+        "empty": [], "nothing": null,
+    });
+    for (k, v) in expect.as_object().unwrap() {
+        assert_eq!(&types[k], v, "column {k}");
+    }
+
     let set = series_set(&out[5]);
     assert_eq!(set.len(), 4);
     let failed = set

@@ -16,7 +16,8 @@
 //! text-like columns and enums → strings; `bool` → bool; `timestamp`/`timestamptz` → RFC 3339
 //! strings in UTC (`timestamp` without time zone is read as UTC); `date` → `YYYY-MM-DD`; `time` →
 //! `HH:MM:SS[.ffffff]`; `interval` → seconds (a month counts 30 days); `json`/`jsonb` → their
-//! value; `uuid` → string; NULL → `()`. Other types fail the query with a hint to cast them.
+//! value; `uuid` → string; one-dimensional arrays → arrays; domains as their base type;
+//! NULL → `()`. Other types fail the query with a hint to cast them.
 //!
 //! With `series: #{ value: "col", label: "col" or ["a", "b"], time: "col" }` the rows become an
 //! array of `Series` instead: one per distinct label value, a point per row at `time` (a
@@ -389,15 +390,48 @@ fn decode(ty: &Type, raw: Option<&[u8]>) -> Result<Value, String> {
                 &h[20..32]
             ))
         }
-        _ if matches!(ty.kind(), Kind::Enum(_)) => text()?,
-        _ if matches!(ty.kind(), Kind::Domain(_)) || ty.name() == "citext" => text()?,
-        _ => {
-            return Err(format!(
-                "type {} cannot be read; cast it in the query (e.g. `col::text`)",
-                ty.name()
-            ))
-        }
+        _ if matches!(ty.kind(), Kind::Enum(_)) || ty.name() == "citext" => text()?,
+        _ => match ty.kind() {
+            Kind::Domain(base) => decode(base, Some(raw))?,
+            Kind::Array(elem) => array(elem, raw)?,
+            _ => {
+                return Err(format!(
+                    "type {} cannot be read; cast it in the query (e.g. `col::text`)",
+                    ty.name()
+                ))
+            }
+        },
     })
+}
+
+/// A one-dimensional array (PostgreSQL's binary array format) as a JSON array.
+fn array(elem: &Type, raw: &[u8]) -> Result<Value, String> {
+    let ndim = i32::from_be_bytes(be(raw, 0)?);
+    if ndim == 0 {
+        return Ok(json!([]));
+    }
+    if ndim != 1 {
+        return Err(format!(
+            "{ndim}-dimensional arrays cannot be read; unnest them in the query"
+        ));
+    }
+    let len = i32::from_be_bytes(be(raw, 12)?).max(0) as usize;
+    let mut at = 20;
+    let mut out = Vec::with_capacity(len);
+    for _ in 0..len {
+        let n = i32::from_be_bytes(be(raw, at)?);
+        at += 4;
+        if n < 0 {
+            out.push(Value::Null);
+            continue;
+        }
+        let bytes = raw
+            .get(at..at + n as usize)
+            .ok_or("truncated array element")?;
+        out.push(decode(elem, Some(bytes))?);
+        at += n as usize;
+    }
+    Ok(Value::Array(out))
 }
 
 fn timestamp(us_since_2000: i64) -> Result<Timestamp, String> {
