@@ -3,3 +3,6 @@
 pub mod bin;
 pub mod daemon;
 pub mod http;
+pub mod postgres;
+pub mod prometheus;
+pub mod redis;
