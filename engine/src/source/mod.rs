@@ -3,7 +3,9 @@
 //! distinct query is fetched once per cycle. A failed query is `Err(SourceFailure)`, never an
 //! empty result.
 
+pub mod cloudwatch;
 mod fixture;
+pub mod logs;
 mod pushed;
 
 pub use fixture::{FixtureData, FixtureSource};
