@@ -55,10 +55,18 @@ pub struct NotifyError {
 
 impl NotifyError {
     pub fn retryable(message: impl Into<String>) -> Self {
-        NotifyError { message: message.into(), retryable: true, retry_after: None }
+        NotifyError {
+            message: message.into(),
+            retryable: true,
+            retry_after: None,
+        }
     }
     pub fn permanent(message: impl Into<String>) -> Self {
-        NotifyError { message: message.into(), retryable: false, retry_after: None }
+        NotifyError {
+            message: message.into(),
+            retryable: false,
+            retry_after: None,
+        }
     }
 }
 
