@@ -68,7 +68,9 @@ pub enum Service {
 fn dur(s: Option<&String>, default: Duration, what: &str) -> Result<Duration, String> {
     match s {
         None => Ok(default),
-        Some(s) => crate::clock::parse_duration(s).map(|d| d.to_std().unwrap_or(default)).map_err(|e| format!("aws.{what}: {e}")),
+        Some(s) => crate::clock::parse_duration(s)
+            .map(|d| d.to_std().unwrap_or(default))
+            .map_err(|e| format!("aws.{what}: {e}")),
     }
 }
 
@@ -76,21 +78,39 @@ impl AwsConfig {
     /// The attempt timeout for `service`.
     pub fn attempt_timeout(&self, service: Service) -> Result<Duration, String> {
         match service {
-            Service::CloudWatch => dur(self.timeouts.cloudwatch.as_ref(), Duration::from_secs(10), "timeouts.cloudwatch"),
-            Service::Logs => dur(self.timeouts.logs.as_ref(), Duration::from_secs(10), "timeouts.logs"),
-            Service::Sns => dur(self.timeouts.sns.as_ref(), Duration::from_secs(5), "timeouts.sns"),
+            Service::CloudWatch => dur(
+                self.timeouts.cloudwatch.as_ref(),
+                Duration::from_secs(10),
+                "timeouts.cloudwatch",
+            ),
+            Service::Logs => dur(
+                self.timeouts.logs.as_ref(),
+                Duration::from_secs(10),
+                "timeouts.logs",
+            ),
+            Service::Sns => dur(
+                self.timeouts.sns.as_ref(),
+                Duration::from_secs(5),
+                "timeouts.sns",
+            ),
         }
     }
 
     /// Checks the settings that can be checked without calling AWS.
     pub fn validate(&self) -> Result<(), String> {
-        dur(self.connect_timeout.as_ref(), Duration::from_secs(3), "connect_timeout")?;
+        dur(
+            self.connect_timeout.as_ref(),
+            Duration::from_secs(3),
+            "connect_timeout",
+        )?;
         for s in [Service::CloudWatch, Service::Logs, Service::Sns] {
             self.attempt_timeout(s)?;
         }
         if let Some(u) = &self.endpoint_url {
             if !(u.starts_with("http://") || u.starts_with("https://")) {
-                return Err(format!("aws.endpoint_url {u:?} must start with http:// or https://"));
+                return Err(format!(
+                    "aws.endpoint_url {u:?} must start with http:// or https://"
+                ));
             }
         }
         Ok(())
@@ -101,11 +121,20 @@ impl AwsConfig {
     /// (and counted) here.
     pub async fn sdk_config(&self, service: Service) -> Result<SdkConfig, String> {
         self.validate()?;
-        let connect = dur(self.connect_timeout.as_ref(), Duration::from_secs(3), "connect_timeout")?;
+        let connect = dur(
+            self.connect_timeout.as_ref(),
+            Duration::from_secs(3),
+            "connect_timeout",
+        )?;
         let attempt = self.attempt_timeout(service)?;
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .retry_config(RetryConfig::disabled())
-            .timeout_config(TimeoutConfig::builder().connect_timeout(connect).operation_attempt_timeout(attempt).build());
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(connect)
+                    .operation_attempt_timeout(attempt)
+                    .build(),
+            );
         if let Some(p) = &self.profile {
             loader = loader.profile_name(p);
         }
@@ -140,6 +169,49 @@ impl AwsConfig {
     }
 }
 
+/// An SDK client built on first use, so that wiring a config stays synchronous and a process
+/// that never fetches never resolves credentials.
+pub struct LazyClient<C> {
+    aws: AwsConfig,
+    service: Service,
+    make: fn(&SdkConfig, RequestCounter) -> C,
+    cell: tokio::sync::OnceCell<C>,
+    requests: RequestCounter,
+}
+
+impl<C: Clone> LazyClient<C> {
+    /// Checks `aws` now; builds the client with `make` at the first `get`.
+    pub fn new(
+        aws: &AwsConfig,
+        service: Service,
+        make: fn(&SdkConfig, RequestCounter) -> C,
+    ) -> Result<Self, String> {
+        aws.validate()?;
+        Ok(LazyClient {
+            aws: aws.clone(),
+            service,
+            make,
+            cell: tokio::sync::OnceCell::new(),
+            requests: RequestCounter::default(),
+        })
+    }
+
+    pub async fn get(&self) -> Result<C, String> {
+        self.cell
+            .get_or_try_init(|| async {
+                let sdk = self.aws.sdk_config(self.service).await?;
+                Ok::<C, String>((self.make)(&sdk, self.requests.clone()))
+            })
+            .await
+            .cloned()
+    }
+
+    /// HTTP requests the client has transmitted (every attempt).
+    pub fn requests(&self) -> u64 {
+        self.requests.get()
+    }
+}
+
 /// `e` and its sources, joined, without anything a credential provider might put in a value.
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut parts = vec![e.to_string()];
@@ -170,7 +242,12 @@ impl Intercept for RequestCounter {
         "tripline.RequestCounter"
     }
 
-    fn read_before_transmit(&self, _ctx: &BeforeTransmitInterceptorContextRef<'_>, _rc: &RuntimeComponents, _cfg: &mut ConfigBag) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+    fn read_before_transmit(
+        &self,
+        _ctx: &BeforeTransmitInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
         self.0.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -205,7 +282,10 @@ const THROTTLING_CODES: &[&str] = &[
 
 /// Classifies an SDK error. `LimitExceededException` from Logs Insights means "too many
 /// concurrent queries" and is retryable like throttling.
-pub fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(op: &str, err: &SdkError<E, HttpResponse>) -> CallError {
+pub fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    op: &str,
+    err: &SdkError<E, HttpResponse>,
+) -> CallError {
     match err {
         SdkError::ServiceError(se) => {
             let status = se.raw().status().as_u16();
@@ -213,13 +293,41 @@ pub fn classify<E: ProvideErrorMetadata + std::error::Error + 'static>(op: &str,
             let msg = se.err().message().unwrap_or("");
             let retryable = status >= 500 || status == 429 || THROTTLING_CODES.contains(&code);
             let code = if code.is_empty() { "error" } else { code };
-            CallError { message: format!("{op}: HTTP {status} {code}{}", if msg.is_empty() { String::new() } else { format!(": {msg}") }), retryable }
+            CallError {
+                message: format!(
+                    "{op}: HTTP {status} {code}{}",
+                    if msg.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {msg}")
+                    }
+                ),
+                retryable,
+            }
         }
-        SdkError::TimeoutError(_) => CallError { message: format!("{op}: timed out"), retryable: true },
-        SdkError::DispatchFailure(d) => CallError { message: format!("{op}: could not send the request: {}", error_chain(err).trim_start_matches("dispatch failure: ")), retryable: !d.is_user() },
-        SdkError::ResponseError(_) => CallError { message: format!("{op}: bad response: {}", error_chain(err)), retryable: true },
-        SdkError::ConstructionFailure(_) => CallError { message: format!("{op}: {}", error_chain(err)), retryable: false },
-        _ => CallError { message: format!("{op}: {}", error_chain(err)), retryable: false },
+        SdkError::TimeoutError(_) => CallError {
+            message: format!("{op}: timed out"),
+            retryable: true,
+        },
+        SdkError::DispatchFailure(d) => CallError {
+            message: format!(
+                "{op}: could not send the request: {}",
+                error_chain(err).trim_start_matches("dispatch failure: ")
+            ),
+            retryable: !d.is_user(),
+        },
+        SdkError::ResponseError(_) => CallError {
+            message: format!("{op}: bad response: {}", error_chain(err)),
+            retryable: true,
+        },
+        SdkError::ConstructionFailure(_) => CallError {
+            message: format!("{op}: {}", error_chain(err)),
+            retryable: false,
+        },
+        _ => CallError {
+            message: format!("{op}: {}", error_chain(err)),
+            retryable: false,
+        },
     }
 }
 
@@ -234,7 +342,12 @@ pub fn backoff(attempt: u32, base: Duration, cap: Duration) -> Duration {
 
 /// Runs `call` until it succeeds, fails permanently, runs out of `max_attempts`, or the next
 /// wait would pass `deadline`. Each attempt is itself cut off at the deadline.
-pub async fn with_retries<T, F, Fut>(op: &str, max_attempts: u32, deadline: std::time::Instant, mut call: F) -> Result<T, CallError>
+pub async fn with_retries<T, F, Fut>(
+    op: &str,
+    max_attempts: u32,
+    deadline: std::time::Instant,
+    mut call: F,
+) -> Result<T, CallError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, CallError>>,
@@ -243,21 +356,38 @@ where
     loop {
         let remaining = deadline.saturating_duration_since(std::time::Instant::now());
         if remaining.is_zero() {
-            return Err(CallError { message: format!("{op}: deadline reached before the request could be sent"), retryable: true });
+            return Err(CallError {
+                message: format!("{op}: deadline reached before the request could be sent"),
+                retryable: true,
+            });
         }
         let result = match tokio::time::timeout(remaining, call()).await {
             Ok(r) => r,
-            Err(_) => Err(CallError { message: format!("{op}: no answer before the cycle's deadline"), retryable: true }),
+            Err(_) => Err(CallError {
+                message: format!("{op}: no answer before the cycle's deadline"),
+                retryable: true,
+            }),
         };
         match result {
             Ok(v) => return Ok(v),
             Err(e) if !e.retryable => return Err(e),
             Err(e) => {
                 attempt += 1;
-                let wait = backoff(attempt - 1, Duration::from_millis(200), Duration::from_secs(5));
-                let after_attempts = if attempt > 1 { format!(" (after {attempt} attempts)") } else { String::new() };
+                let wait = backoff(
+                    attempt - 1,
+                    Duration::from_millis(200),
+                    Duration::from_secs(5),
+                );
+                let after_attempts = if attempt > 1 {
+                    format!(" (after {attempt} attempts)")
+                } else {
+                    String::new()
+                };
                 if attempt >= max_attempts.max(1) || std::time::Instant::now() + wait >= deadline {
-                    return Err(CallError { message: format!("{}{after_attempts}", e.message), retryable: true });
+                    return Err(CallError {
+                        message: format!("{}{after_attempts}", e.message),
+                        retryable: true,
+                    });
                 }
                 tracing::debug!(op, attempt, ?wait, "retrying: {}", e.message);
                 tokio::time::sleep(wait).await;
@@ -274,7 +404,9 @@ mod tests {
     fn backoff_grows_and_is_capped() {
         for attempt in 0..20 {
             let d = backoff(attempt, Duration::from_millis(100), Duration::from_secs(2));
-            let full = Duration::from_millis(100).saturating_mul(1 << attempt.min(16)).min(Duration::from_secs(2));
+            let full = Duration::from_millis(100)
+                .saturating_mul(1 << attempt.min(16))
+                .min(Duration::from_secs(2));
             assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?}");
         }
     }
@@ -285,7 +417,12 @@ mod tests {
         let mut calls = 0;
         let r: Result<(), _> = with_retries("Op", 100, deadline, || {
             calls += 1;
-            async { Err(CallError { message: "Op: HTTP 503".into(), retryable: true }) }
+            async {
+                Err(CallError {
+                    message: "Op: HTTP 503".into(),
+                    retryable: true,
+                })
+            }
         })
         .await;
         assert!(r.unwrap_err().message.starts_with("Op: HTTP 503"));
@@ -293,10 +430,20 @@ mod tests {
         assert!(std::time::Instant::now() <= deadline + Duration::from_millis(50));
 
         let mut calls = 0;
-        let r: Result<(), _> = with_retries("Op", 5, std::time::Instant::now() + Duration::from_secs(5), || {
-            calls += 1;
-            async { Err(CallError { message: "Op: HTTP 400 ValidationError".into(), retryable: false }) }
-        })
+        let r: Result<(), _> = with_retries(
+            "Op",
+            5,
+            std::time::Instant::now() + Duration::from_secs(5),
+            || {
+                calls += 1;
+                async {
+                    Err(CallError {
+                        message: "Op: HTTP 400 ValidationError".into(),
+                        retryable: false,
+                    })
+                }
+            },
+        )
         .await;
         assert_eq!(calls, 1);
         assert!(!r.unwrap_err().retryable);
@@ -304,9 +451,18 @@ mod tests {
 
     #[test]
     fn aws_config_rejects_bad_values() {
-        let c = AwsConfig { endpoint_url: Some("localhost:5000".into()), ..Default::default() };
+        let c = AwsConfig {
+            endpoint_url: Some("localhost:5000".into()),
+            ..Default::default()
+        };
         assert!(c.validate().unwrap_err().contains("http://"));
-        let c = AwsConfig { timeouts: AwsTimeouts { sns: Some("soon".into()), ..Default::default() }, ..Default::default() };
+        let c = AwsConfig {
+            timeouts: AwsTimeouts {
+                sns: Some("soon".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
         assert!(c.validate().unwrap_err().starts_with("aws.timeouts.sns"));
     }
 }

@@ -8,21 +8,23 @@
 pub mod payload;
 
 use super::{Notification, Notifier, NotifyError};
-use crate::aws::{classify, AwsConfig, RequestCounter, Service};
+use crate::aws::{classify, AwsConfig, LazyClient, Service};
 use async_trait::async_trait;
 use aws_sdk_sns::types::MessageAttributeValue;
 
 pub struct SnsNotifier {
     name: String,
     topic_arn: String,
-    client: aws_sdk_sns::Client,
-    requests: RequestCounter,
+    client: LazyClient<aws_sdk_sns::Client>,
     max_bytes: usize,
 }
 
 impl std::fmt::Debug for SnsNotifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SnsNotifier").field("name", &self.name).field("topic_arn", &self.topic_arn).finish()
+        f.debug_struct("SnsNotifier")
+            .field("name", &self.name)
+            .field("topic_arn", &self.topic_arn)
+            .finish()
     }
 }
 
@@ -32,7 +34,9 @@ pub fn validate_topic_arn(arn: &str) -> Result<(), String> {
     if parts.len() == 6 && parts[0] == "arn" && parts[2] == "sns" && !parts[5].is_empty() {
         Ok(())
     } else {
-        Err(format!("topic_arn {arn:?} is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"))
+        Err(format!(
+            "topic_arn {arn:?} is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"
+        ))
     }
 }
 
@@ -50,18 +54,32 @@ fn dedup_id(id: &str) -> String {
 }
 
 impl SnsNotifier {
-    pub async fn from_aws(name: impl Into<String>, topic_arn: impl Into<String>, aws: &AwsConfig) -> Result<Self, String> {
+    /// A receiver publishing to `topic_arn` as the `[aws]` table says, with credentials from the
+    /// default chain (resolved at the first delivery).
+    pub fn new(
+        name: impl Into<String>,
+        topic_arn: impl Into<String>,
+        aws: &AwsConfig,
+    ) -> Result<Self, String> {
         let topic_arn = topic_arn.into();
         validate_topic_arn(&topic_arn)?;
-        let sdk = aws.sdk_config(Service::Sns).await?;
-        let requests = RequestCounter::default();
-        let conf = aws_sdk_sns::config::Builder::from(&sdk).interceptor(requests.clone()).build();
-        Ok(SnsNotifier { name: name.into(), topic_arn, client: aws_sdk_sns::Client::from_conf(conf), requests, max_bytes: payload::MAX_MESSAGE_BYTES })
+        let client = LazyClient::new(aws, Service::Sns, |sdk, requests| {
+            let conf = aws_sdk_sns::config::Builder::from(sdk)
+                .interceptor(requests)
+                .build();
+            aws_sdk_sns::Client::from_conf(conf)
+        })?;
+        Ok(SnsNotifier {
+            name: name.into(),
+            topic_arn,
+            client,
+            max_bytes: payload::MAX_MESSAGE_BYTES,
+        })
     }
 
     /// `Publish` requests sent so far (every attempt).
     pub fn requests(&self) -> u64 {
-        self.requests.get()
+        self.client.requests()
     }
 }
 
@@ -72,21 +90,43 @@ impl Notifier for SnsNotifier {
     }
 
     async fn notify(&self, n: &Notification) -> Result<(), NotifyError> {
+        let client = self
+            .client
+            .get()
+            .await
+            .map_err(|e| NotifyError::retryable(format!("sns {}: {e}", self.name)))?;
         let p = payload::build(n, self.max_bytes);
-        let mut req = self.client.publish().topic_arn(&self.topic_arn).subject(&p.subject).message(&p.message).message_structure("json");
+        let mut req = client
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .subject(&p.subject)
+            .message(&p.message)
+            .message_structure("json");
         for (k, v) in &p.attributes {
-            let attr = MessageAttributeValue::builder().data_type("String").string_value(v).build().map_err(|e| NotifyError::permanent(format!("sns {}: attribute {k}: {e}", self.name)))?;
+            let attr = MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(v)
+                .build()
+                .map_err(|e| {
+                    NotifyError::permanent(format!("sns {}: attribute {k}: {e}", self.name))
+                })?;
             req = req.message_attributes(k, attr);
         }
         if self.topic_arn.ends_with(".fifo") {
-            req = req.message_group_id(dedup_id(&n.group_key)).message_deduplication_id(dedup_id(&n.id));
+            req = req
+                .message_group_id(dedup_id(&n.group_key))
+                .message_deduplication_id(dedup_id(&n.id));
         }
         match req.send().await {
             Ok(_) => Ok(()),
             Err(e) => {
                 let c = classify("Publish", &e);
                 let message = format!("sns {}: {}", self.name, c.message);
-                Err(if c.retryable { NotifyError::retryable(message) } else { NotifyError::permanent(message) })
+                Err(if c.retryable {
+                    NotifyError::retryable(message)
+                } else {
+                    NotifyError::permanent(message)
+                })
             }
         }
     }

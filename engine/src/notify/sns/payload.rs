@@ -81,7 +81,13 @@ pub struct SnsPayload {
 impl SnsPayload {
     /// Bytes SNS counts against its limit.
     pub fn size(&self) -> usize {
-        self.message.len() + self.subject.len() + self.attributes.iter().map(|(k, v)| k.len() + "String".len() + v.len()).sum::<usize>()
+        self.message.len()
+            + self.subject.len()
+            + self
+                .attributes
+                .iter()
+                .map(|(k, v)| k.len() + "String".len() + v.len())
+                .sum::<usize>()
     }
 }
 
@@ -91,7 +97,11 @@ fn rfc3339(t: crate::clock::Timestamp) -> String {
 
 fn body_alert(a: &Alert) -> BodyAlert {
     BodyAlert {
-        status: if a.is_active() { "firing".into() } else { "resolved".into() },
+        status: if a.is_active() {
+            "firing".into()
+        } else {
+            "resolved".into()
+        },
         fingerprint: a.fingerprint.clone(),
         rule: a.rule.clone(),
         instance: a.instance.clone(),
@@ -108,7 +118,10 @@ fn body_alert(a: &Alert) -> BodyAlert {
 
 /// One line without control characters, at most `max` characters, cut with `...`.
 fn one_line(s: &str, max: usize) -> String {
-    let flat: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let flat: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     let flat = flat.split_whitespace().collect::<Vec<_>>().join(" ");
     if flat.chars().count() <= max {
         return flat;
@@ -132,8 +145,15 @@ pub fn subject(n: &Notification) -> String {
     let s = match n.alerts.as_slice() {
         [a] => format!("[{head}] {}", a.summary),
         alerts => {
-            let name = n.group_labels.get("alertname").cloned().unwrap_or_else(|| "alerts".into());
-            let first = alerts.first().map(|a| a.summary.as_str()).unwrap_or_default();
+            let name = n
+                .group_labels
+                .get("alertname")
+                .cloned()
+                .unwrap_or_else(|| "alerts".into());
+            let first = alerts
+                .first()
+                .map(|a| a.summary.as_str())
+                .unwrap_or_default();
             format!("[{head}:{}] {name}: {first}", alerts.len())
         }
     };
@@ -147,7 +167,18 @@ fn detail_text(v: &Value) -> String {
             .iter()
             .map(|i| match i {
                 Value::String(s) => format!("\n    - {s}"),
-                Value::Object(m) => format!("\n    - {}", m.iter().map(|(k, v)| format!("{k}: {}", v.as_str().map(String::from).unwrap_or_else(|| v.to_string()))).collect::<Vec<_>>().join(", ")),
+                Value::Object(m) => format!(
+                    "\n    - {}",
+                    m.iter()
+                        .map(|(k, v)| format!(
+                            "{k}: {}",
+                            v.as_str()
+                                .map(String::from)
+                                .unwrap_or_else(|| v.to_string())
+                        ))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
                 other => format!("\n    - {other}"),
             })
             .collect(),
@@ -159,10 +190,18 @@ fn detail_text(v: &Value) -> String {
 fn default_text(body: &Body) -> String {
     let mut s = String::new();
     let head = status_word(body.status);
-    s.push_str(&format!("[{head}] {} alert(s) from Tripline\n", body.alerts.len() + body.omitted_alerts));
+    s.push_str(&format!(
+        "[{head}] {} alert(s) from Tripline\n",
+        body.alerts.len() + body.omitted_alerts
+    ));
     for a in &body.alerts {
         s.push('\n');
-        s.push_str(&format!("{} {}: {}\n", a.status.to_uppercase(), a.severity, a.summary));
+        s.push_str(&format!(
+            "{} {}: {}\n",
+            a.status.to_uppercase(),
+            a.severity,
+            a.summary
+        ));
         if let Some(r) = &a.runbook {
             s.push_str(&format!("Runbook: {r}\n"));
         }
@@ -184,7 +223,10 @@ fn default_text(body: &Body) -> String {
         s.push_str(&format!("Fingerprint: {}\n", a.fingerprint));
     }
     if body.omitted_alerts > 0 {
-        s.push_str(&format!("\n… and {} more alert(s) left out to fit SNS's size limit\n", body.omitted_alerts));
+        s.push_str(&format!(
+            "\n… and {} more alert(s) left out to fit SNS's size limit\n",
+            body.omitted_alerts
+        ));
     }
     if body.truncated {
         s.push_str("\n(Some details were cut to fit SNS's 256 KB message limit.)\n");
@@ -222,7 +264,11 @@ fn render(body: &Body, subject: &str, attributes: &BTreeMap<String, String>) -> 
     for proto in ["sqs", "lambda", "http", "https"] {
         message.insert(proto.into(), Value::String(json.clone()));
     }
-    SnsPayload { subject: subject.to_string(), message: Value::Object(message).to_string(), attributes: attributes.clone() }
+    SnsPayload {
+        subject: subject.to_string(),
+        message: Value::Object(message).to_string(),
+        attributes: attributes.clone(),
+    }
 }
 
 fn cut_string(s: &str, keep_chars: usize) -> String {
@@ -243,7 +289,9 @@ fn shrink_largest_detail(body: &mut Body) -> bool {
             }
         }
     }
-    let Some((ai, key, _)) = largest else { return false };
+    let Some((ai, key, _)) = largest else {
+        return false;
+    };
     let details = &mut body.alerts[ai].details;
     let text = match &details[&key] {
         Value::String(s) => s.clone(),
@@ -286,13 +334,13 @@ pub fn build(n: &Notification, max_bytes: usize) -> SnsPayload {
     }
     // Then summaries, then whole alerts beyond the first.
     while payload.size() > max_bytes {
-        let longest = body.alerts.iter_mut().max_by_key(|a| a.summary.len());
-        match longest {
+        let alerts = body.alerts.len();
+        match body.alerts.iter_mut().max_by_key(|a| a.summary.len()) {
             Some(a) if a.summary.chars().count() > 200 => {
                 let keep = a.summary.chars().count() / 2;
                 a.summary = cut_string(&a.summary, keep);
             }
-            _ if body.alerts.len() > 1 => {
+            _ if alerts > 1 => {
                 body.alerts.pop();
                 body.omitted_alerts += 1;
             }

@@ -11,9 +11,18 @@ fn alert(state: AlertState) -> Alert {
     let t = chrono::Utc.with_ymd_and_hms(2026, 11, 1, 10, 5, 0).unwrap();
     let mut labels = Labels::new();
     labels.insert("alertname".into(), "lambda-errors".into());
-    labels.insert("function".into(), "prd2011-prod1-us-east-1-cmp-save-data".into());
+    labels.insert(
+        "function".into(),
+        "prd2011-prod1-us-east-1-cmp-save-data".into(),
+    );
     let mut details = serde_json::Map::new();
-    details.insert("top_errors".into(), json!(["TypeError: x is undefined", "Task timed out after 60.00 seconds"]));
+    details.insert(
+        "top_errors".into(),
+        json!([
+            "TypeError: x is undefined",
+            "Task timed out after 60.00 seconds"
+        ]),
+    );
     Alert {
         fingerprint: "0123456789abcdef".into(),
         rule: "aws/lambda-errors".into(),
@@ -48,11 +57,26 @@ fn notification(status: NotificationStatus, alerts: Vec<Alert>) -> Notification 
 
 #[test]
 fn exact_firing_payload() {
-    let p = build(&notification(NotificationStatus::Firing, vec![alert(AlertState::Firing)]), MAX_MESSAGE_BYTES);
-    assert_eq!(p.subject, "[FIRING] prd2011-prod1-us-east-1-cmp-save-data: 25 errors in 5m (threshold 10)");
+    let p = build(
+        &notification(NotificationStatus::Firing, vec![alert(AlertState::Firing)]),
+        MAX_MESSAGE_BYTES,
+    );
     assert_eq!(
-        p.attributes.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
-        vec!["fingerprint=0123456789abcdef", "rule=aws/lambda-errors", &format!("runbook={RUNBOOK}"), "severity=critical", "status=firing"]
+        p.subject,
+        "[FIRING] prd2011-prod1-us-east-1-cmp-save-data: 25 errors in 5m (threshold 10)"
+    );
+    assert_eq!(
+        p.attributes
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>(),
+        vec![
+            "fingerprint=0123456789abcdef",
+            "rule=aws/lambda-errors",
+            &format!("runbook={RUNBOOK}"),
+            "severity=critical",
+            "status=firing"
+        ]
     );
     let m: Value = serde_json::from_str(&p.message).unwrap();
     assert_eq!(
@@ -80,8 +104,18 @@ fn exact_firing_payload() {
 
 #[test]
 fn resolved_variant() {
-    let p = build(&notification(NotificationStatus::Resolved, vec![alert(AlertState::Resolved)]), MAX_MESSAGE_BYTES);
-    assert!(p.subject.starts_with("[RESOLVED] prd2011-prod1"), "{}", p.subject);
+    let p = build(
+        &notification(
+            NotificationStatus::Resolved,
+            vec![alert(AlertState::Resolved)],
+        ),
+        MAX_MESSAGE_BYTES,
+    );
+    assert!(
+        p.subject.starts_with("[RESOLVED] prd2011-prod1"),
+        "{}",
+        p.subject
+    );
     assert_eq!(p.attributes["status"], "resolved");
     let m: Value = serde_json::from_str(&p.message).unwrap();
     let text = m["default"].as_str().unwrap();
@@ -100,7 +134,10 @@ fn subject_is_one_line_of_at_most_100_chars() {
     let n = notification(NotificationStatus::Firing, vec![a.clone(), a]);
     let s = subject(&n);
     assert_eq!(s.chars().count(), 100);
-    assert!(s.starts_with("[FIRING:2] lambda-errors: line one line two xxx"), "{s}");
+    assert!(
+        s.starts_with("[FIRING:2] lambda-errors: line one line two xxx"),
+        "{s}"
+    );
     assert!(s.ends_with("...") && !s.contains('\n'));
 }
 
@@ -108,11 +145,26 @@ fn subject_is_one_line_of_at_most_100_chars() {
 fn oversized_details_are_cut_but_never_the_runbook() {
     let mut a = alert(AlertState::Firing);
     // Triage attached 400 KB of log lines.
-    a.details.insert("log_lines".into(), Value::Array((0..4000).map(|i| json!(format!("{i:05} {}", "e".repeat(95)))).collect()));
-    a.details.insert("request_ids".into(), json!("r".repeat(150_000)));
-    let p = build(&notification(NotificationStatus::Firing, vec![a]), MAX_MESSAGE_BYTES);
+    a.details.insert(
+        "log_lines".into(),
+        Value::Array(
+            (0..4000)
+                .map(|i| json!(format!("{i:05} {}", "e".repeat(95))))
+                .collect(),
+        ),
+    );
+    a.details
+        .insert("request_ids".into(), json!("r".repeat(150_000)));
+    let p = build(
+        &notification(NotificationStatus::Firing, vec![a]),
+        MAX_MESSAGE_BYTES,
+    );
     assert!(p.size() <= MAX_MESSAGE_BYTES, "{}", p.size());
-    assert!(p.size() > MAX_MESSAGE_BYTES / 2, "cut far more than needed: {}", p.size());
+    assert!(
+        p.size() > MAX_MESSAGE_BYTES / 2,
+        "cut far more than needed: {}",
+        p.size()
+    );
     assert_eq!(p.attributes["runbook"], RUNBOOK);
     let m: Value = serde_json::from_str(&p.message).unwrap();
     let text = m["default"].as_str().unwrap();
@@ -121,7 +173,10 @@ fn oversized_details_are_cut_but_never_the_runbook() {
     let body: Value = serde_json::from_str(m["sqs"].as_str().unwrap()).unwrap();
     assert_eq!(body["truncated"], true);
     assert_eq!(body["alerts"][0]["runbook"], RUNBOOK);
-    assert_eq!(body["alerts"][0]["summary"], "prd2011-prod1-us-east-1-cmp-save-data: 25 errors in 5m (threshold 10)");
+    assert_eq!(
+        body["alerts"][0]["summary"],
+        "prd2011-prod1-us-east-1-cmp-save-data: 25 errors in 5m (threshold 10)"
+    );
 }
 
 #[test]
@@ -134,20 +189,29 @@ fn many_alerts_are_dropped_last_with_a_count() {
         a.details.insert("note".into(), json!("d".repeat(150)));
         alerts.push(a);
     }
-    let p = build(&notification(NotificationStatus::Firing, alerts), MAX_MESSAGE_BYTES);
+    let p = build(
+        &notification(NotificationStatus::Firing, alerts),
+        MAX_MESSAGE_BYTES,
+    );
     assert!(p.size() <= MAX_MESSAGE_BYTES);
     let m: Value = serde_json::from_str(&p.message).unwrap();
     let body: Value = serde_json::from_str(m["sqs"].as_str().unwrap()).unwrap();
     let kept = body["alerts"].as_array().unwrap().len();
     assert!(kept > 10 && kept < 600, "{kept}");
     assert_eq!(body["omittedAlerts"], 600 - kept);
-    assert!(body["alerts"].as_array().unwrap().iter().all(|a| a["runbook"] == RUNBOOK));
+    assert!(body["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|a| a["runbook"] == RUNBOOK));
 }
 
 #[test]
 fn topic_arns_and_dedup_ids() {
     assert!(validate_topic_arn("arn:aws:sns:us-east-1:123456789012:alerts").is_ok());
-    assert!(validate_topic_arn("alerts").unwrap_err().contains("not an SNS topic ARN"));
+    assert!(validate_topic_arn("alerts")
+        .unwrap_err()
+        .contains("not an SNS topic ARN"));
     assert_eq!(dedup_id("abc:firing:1"), "abc:firing:1");
     assert_eq!(dedup_id(&"x".repeat(200)).len(), 16);
 }

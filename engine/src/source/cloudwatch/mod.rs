@@ -16,11 +16,13 @@ pub mod spec;
 use self::planner::{plan, Call, CallLimits, MetricQuery};
 use self::spec::{glob_match, DimValue, MetricSpec};
 use super::{FetchContext, Source};
-use crate::aws::{classify, with_retries, AwsConfig, CallError, RequestCounter, Service};
+use crate::aws::{classify, with_retries, AwsConfig, CallError, LazyClient, Service};
 use crate::data::{Point, QueryData, QueryOutcome, Series, SourceFailure};
 use crate::rule::QuerySpec;
 use async_trait::async_trait;
-use aws_sdk_cloudwatch::types::{Dimension, DimensionFilter, Metric, MetricDataQuery, MetricStat, ScanBy, StatusCode};
+use aws_sdk_cloudwatch::types::{
+    Dimension, DimensionFilter, Metric, MetricDataQuery, MetricStat, ScanBy, StatusCode,
+};
 use futures::StreamExt;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -40,41 +42,67 @@ pub struct CloudWatchSettings {
 
 impl Default for CloudWatchSettings {
     fn default() -> Self {
-        CloudWatchSettings { max_attempts: 4, discovery_ttl: Duration::from_secs(600), max_concurrent_calls: 4, limits: CallLimits::default() }
+        CloudWatchSettings {
+            max_attempts: 4,
+            discovery_ttl: Duration::from_secs(600),
+            max_concurrent_calls: 4,
+            limits: CallLimits::default(),
+        }
     }
 }
 
 type DimensionSets = Arc<Vec<BTreeMap<String, String>>>;
 
 pub struct CloudWatchSource {
-    client: aws_sdk_cloudwatch::Client,
+    client: LazyClient<aws_sdk_cloudwatch::Client>,
     settings: CloudWatchSettings,
-    requests: RequestCounter,
     discovered: Mutex<HashMap<String, (Instant, DimensionSets)>>,
 }
 
 impl std::fmt::Debug for CloudWatchSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CloudWatchSource").field("settings", &self.settings).field("requests", &self.requests.get()).finish()
+        f.debug_struct("CloudWatchSource")
+            .field("settings", &self.settings)
+            .field("requests", &self.client.requests())
+            .finish()
     }
 }
 
 fn failure(message: impl Into<String>) -> SourceFailure {
-    SourceFailure { source: "cloudwatch".into(), message: message.into() }
+    SourceFailure {
+        source: "cloudwatch".into(),
+        message: message.into(),
+    }
 }
 
 impl CloudWatchSource {
-    /// Builds the client from the `[aws]` table and the default credential chain.
-    pub async fn from_aws(aws: &AwsConfig, settings: CloudWatchSettings) -> Result<Self, String> {
-        let sdk = aws.sdk_config(Service::CloudWatch).await?;
-        let requests = RequestCounter::default();
-        let conf = aws_sdk_cloudwatch::config::Builder::from(&sdk).interceptor(requests.clone()).build();
-        Ok(CloudWatchSource { client: aws_sdk_cloudwatch::Client::from_conf(conf), settings, requests, discovered: Mutex::default() })
+    /// A source calling CloudWatch as the `[aws]` table says, with credentials from the default
+    /// chain (resolved at the first fetch).
+    pub fn new(aws: &AwsConfig, settings: CloudWatchSettings) -> Result<Self, String> {
+        if settings.max_attempts == 0 || settings.max_concurrent_calls == 0 {
+            return Err("max_attempts and max_concurrent_calls must be at least 1".into());
+        }
+        let client = LazyClient::new(aws, Service::CloudWatch, |sdk, requests| {
+            let conf = aws_sdk_cloudwatch::config::Builder::from(sdk)
+                .interceptor(requests)
+                .build();
+            aws_sdk_cloudwatch::Client::from_conf(conf)
+        })?;
+        Ok(CloudWatchSource {
+            client,
+            settings,
+            discovered: Mutex::default(),
+        })
     }
 
     /// The dimension sets of `spec`'s metric whose values match its globs (and equal its exact
     /// values), with exactly the spec's dimension names. Cached for `discovery_ttl`.
-    async fn discover(&self, spec: &MetricSpec, deadline: Instant) -> Result<DimensionSets, String> {
+    async fn discover(
+        &self,
+        client: &aws_sdk_cloudwatch::Client,
+        spec: &MetricSpec,
+        deadline: Instant,
+    ) -> Result<DimensionSets, String> {
         let key = format!("{}|{}|{:?}", spec.namespace, spec.metric, spec.dimensions);
         if let Some((at, sets)) = self.discovered.lock().expect("discovery cache").get(&key) {
             if at.elapsed() < self.settings.discovery_ttl {
@@ -92,16 +120,31 @@ impl CloudWatchSource {
         let mut sets = Vec::new();
         let mut token: Option<String> = None;
         for _page in 0..1000 {
-            let req = self.client.list_metrics().namespace(&spec.namespace).metric_name(&spec.metric).set_dimensions(Some(filters.clone())).set_next_token(token.clone());
+            let req = client
+                .list_metrics()
+                .namespace(&spec.namespace)
+                .metric_name(&spec.metric)
+                .set_dimensions(Some(filters.clone()))
+                .set_next_token(token.clone());
             let out = with_retries("ListMetrics", self.settings.max_attempts, deadline, || {
                 let req = req.clone();
                 async move { req.send().await.map_err(|e| classify("ListMetrics", &e)) }
             })
             .await
-            .map_err(|e| format!("discovering {} {} dimensions: {}", spec.namespace, spec.metric, e.message))?;
+            .map_err(|e| {
+                format!(
+                    "discovering {} {} dimensions: {}",
+                    spec.namespace, spec.metric, e.message
+                )
+            })?;
             for m in out.metrics() {
-                let dims: BTreeMap<String, String> = m.dimensions().iter().filter_map(|d| Some((d.name()?.to_string(), d.value()?.to_string()))).collect();
-                let same_names = dims.len() == spec.dimensions.len() && spec.dimensions.keys().all(|k| dims.contains_key(k));
+                let dims: BTreeMap<String, String> = m
+                    .dimensions()
+                    .iter()
+                    .filter_map(|d| Some((d.name()?.to_string(), d.value()?.to_string())))
+                    .collect();
+                let same_names = dims.len() == spec.dimensions.len()
+                    && spec.dimensions.keys().all(|k| dims.contains_key(k));
                 let matches = same_names
                     && spec.dimensions.iter().all(|(k, v)| match v {
                         DimValue::Exact(x) => dims.get(k) == Some(x),
@@ -119,53 +162,109 @@ impl CloudWatchSource {
         sets.sort();
         sets.dedup();
         let sets = Arc::new(sets);
-        self.discovered.lock().expect("discovery cache").insert(key, (Instant::now(), sets.clone()));
+        self.discovered
+            .lock()
+            .expect("discovery cache")
+            .insert(key, (Instant::now(), sets.clone()));
         Ok(sets)
     }
 
     /// Runs one planned call (all its pages) and returns each query's points or error.
-    async fn run_call(&self, call: Call, queries: &[MetricQuery], deadline: Instant) -> Vec<(usize, Result<Vec<Point>, String>)> {
+    async fn run_call(
+        &self,
+        client: &aws_sdk_cloudwatch::Client,
+        call: Call,
+        queries: &[MetricQuery],
+        deadline: Instant,
+    ) -> Vec<(usize, Result<Vec<Point>, String>)> {
         let mdq: Vec<MetricDataQuery> = call
             .queries
             .iter()
             .map(|(id, i)| {
                 let q = &queries[*i];
-                let dims = q.dimensions.iter().map(|(k, v)| Dimension::builder().name(k).value(v).build()).collect();
-                let metric = Metric::builder().namespace(&q.namespace).metric_name(&q.metric).set_dimensions(Some(dims)).build();
-                let stat = MetricStat::builder().metric(metric).period(q.period_secs as i32).stat(&q.stat).build();
-                MetricDataQuery::builder().id(id).metric_stat(stat).return_data(true).build()
+                let dims = q
+                    .dimensions
+                    .iter()
+                    .map(|(k, v)| Dimension::builder().name(k).value(v).build())
+                    .collect();
+                let metric = Metric::builder()
+                    .namespace(&q.namespace)
+                    .metric_name(&q.metric)
+                    .set_dimensions(Some(dims))
+                    .build();
+                let stat = MetricStat::builder()
+                    .metric(metric)
+                    .period(q.period_secs as i32)
+                    .stat(&q.stat)
+                    .build();
+                MetricDataQuery::builder()
+                    .id(id)
+                    .metric_stat(stat)
+                    .return_data(true)
+                    .build()
             })
             .collect();
-        let by_id: HashMap<&str, usize> = call.queries.iter().map(|(id, i)| (id.as_str(), *i)).collect();
+        let by_id: HashMap<&str, usize> = call
+            .queries
+            .iter()
+            .map(|(id, i)| (id.as_str(), *i))
+            .collect();
         let mut points: HashMap<usize, Vec<Point>> = HashMap::new();
         let mut errors: HashMap<usize, String> = HashMap::new();
         let start = aws_smithy_types::DateTime::from_secs(call.start.timestamp());
         let end = aws_smithy_types::DateTime::from_secs(call.end.timestamp());
         let mut token: Option<String> = None;
         for _page in 0..1000 {
-            let req = self
-                .client
+            let req = client
                 .get_metric_data()
                 .start_time(start)
                 .end_time(end)
                 .scan_by(ScanBy::TimestampAscending)
                 .set_metric_data_queries(Some(mdq.clone()))
                 .set_next_token(token.clone());
-            let out = with_retries("GetMetricData", self.settings.max_attempts, deadline, || {
-                let req = req.clone();
-                async move { req.send().await.map_err(|e| classify("GetMetricData", &e)) }
-            })
+            let out = with_retries(
+                "GetMetricData",
+                self.settings.max_attempts,
+                deadline,
+                || {
+                    let req = req.clone();
+                    async move { req.send().await.map_err(|e| classify("GetMetricData", &e)) }
+                },
+            )
             .await;
             let out = match out {
                 Ok(o) => o,
-                Err(CallError { message, .. }) => return call.queries.iter().map(|(_, i)| (*i, Err(message.clone()))).collect(),
+                Err(CallError { message, .. }) => {
+                    return call
+                        .queries
+                        .iter()
+                        .map(|(_, i)| (*i, Err(message.clone())))
+                        .collect()
+                }
             };
             for r in out.metric_data_results() {
-                let Some(i) = r.id().and_then(|id| by_id.get(id)) else { continue };
+                let Some(i) = r.id().and_then(|id| by_id.get(id)) else {
+                    continue;
+                };
                 match r.status_code() {
                     Some(StatusCode::InternalError) | Some(StatusCode::Forbidden) => {
-                        let msgs: Vec<String> = r.messages().iter().filter_map(|m| m.value().map(String::from)).collect();
-                        errors.insert(*i, format!("GetMetricData: {} for this query{}", r.status_code().map(|s| s.as_str()).unwrap_or("error"), if msgs.is_empty() { String::new() } else { format!(": {}", msgs.join("; ")) }));
+                        let msgs: Vec<String> = r
+                            .messages()
+                            .iter()
+                            .filter_map(|m| m.value().map(String::from))
+                            .collect();
+                        errors.insert(
+                            *i,
+                            format!(
+                                "GetMetricData: {} for this query{}",
+                                r.status_code().map(|s| s.as_str()).unwrap_or("error"),
+                                if msgs.is_empty() {
+                                    String::new()
+                                } else {
+                                    format!(": {}", msgs.join("; "))
+                                }
+                            ),
+                        );
                     }
                     _ => {
                         let e = points.entry(*i).or_default();
@@ -209,8 +308,12 @@ enum Expansion {
 #[async_trait]
 impl Source for CloudWatchSource {
     async fn fetch(&self, specs: &[QuerySpec], ctx: &FetchContext) -> Vec<QueryOutcome> {
+        let client = match self.client.get().await {
+            Ok(c) => c,
+            Err(e) => return specs.iter().map(|_| Err(failure(e.clone()))).collect(),
+        };
         let mut queries: Vec<MetricQuery> = Vec::new();
-        let mut index: HashMap<MetricQuery, usize> = HashMap::new();
+        let mut index: BTreeMap<MetricQuery, usize> = BTreeMap::new();
         let mut intern = |q: MetricQuery| -> usize {
             *index.entry(q.clone()).or_insert_with(|| {
                 queries.push(q);
@@ -236,10 +339,13 @@ impl Source for CloudWatchSource {
                 period_secs: parsed.window.period_secs,
             };
             if parsed.is_discovery() {
-                match self.discover(&parsed, ctx.deadline).await {
+                match self.discover(&client, &parsed, ctx.deadline).await {
                     Err(e) => expansions.push(Expansion::Failed(failure(e))),
                     Ok(sets) => {
-                        let members = sets.iter().map(|d| (d.clone(), intern(query(d.clone())))).collect();
+                        let members = sets
+                            .iter()
+                            .map(|d| (d.clone(), intern(query(d.clone()))))
+                            .collect();
                         expansions.push(Expansion::Set(parsed, members));
                     }
                 }
@@ -250,26 +356,52 @@ impl Source for CloudWatchSource {
         }
 
         let planned = plan(&queries, self.settings.limits);
-        let mut results: HashMap<usize, Result<Vec<Point>, String>> = planned.rejected.into_iter().map(|(i, e)| (i, Err(e))).collect();
+        let mut results: HashMap<usize, Result<Vec<Point>, String>> = planned
+            .rejected
+            .into_iter()
+            .map(|(i, e)| (i, Err(e)))
+            .collect();
         let queries_ref = &queries;
-        let calls: Vec<_> = futures::stream::iter(planned.calls).map(|c| self.run_call(c, queries_ref, ctx.deadline)).buffer_unordered(self.settings.max_concurrent_calls.max(1)).collect().await;
+        let calls: Vec<_> = futures::stream::iter(planned.calls)
+            .map(|c| self.run_call(&client, c, queries_ref, ctx.deadline))
+            .buffer_unordered(self.settings.max_concurrent_calls.max(1))
+            .collect()
+            .await;
         results.extend(calls.into_iter().flatten());
 
-        let series = |m: &MetricSpec, labels: BTreeMap<String, String>, i: usize| -> Result<Series, SourceFailure> {
-            let points = results.get(&i).cloned().unwrap_or_else(|| Err("no result for this query".into())).map_err(failure)?;
-            Ok(Series { name: m.metric.clone(), labels, period_secs: m.window.period_secs, points, end: Some(m.window.end), missing: m.missing })
+        let series = |m: &MetricSpec,
+                      labels: BTreeMap<String, String>,
+                      i: usize|
+         -> Result<Series, SourceFailure> {
+            let points = results
+                .get(&i)
+                .cloned()
+                .unwrap_or_else(|| Err("no result for this query".into()))
+                .map_err(failure)?;
+            Ok(Series {
+                name: m.metric.clone(),
+                labels,
+                period_secs: m.window.period_secs,
+                points,
+                end: Some(m.window.end),
+                missing: m.missing,
+            })
         };
         expansions
             .into_iter()
             .map(|e| match e {
                 Expansion::Failed(f) => Err(f),
                 Expansion::One(m, i) => series(&m, m.exact_dimensions(), i).map(QueryData::Series),
-                Expansion::Set(m, members) => members.into_iter().map(|(labels, i)| series(&m, labels, i)).collect::<Result<Vec<_>, _>>().map(QueryData::SeriesSet),
+                Expansion::Set(m, members) => members
+                    .into_iter()
+                    .map(|(labels, i)| series(&m, labels, i))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(QueryData::SeriesSet),
             })
             .collect()
     }
 
     fn requests(&self) -> u64 {
-        self.requests.get()
+        self.client.requests()
     }
 }

@@ -17,7 +17,10 @@ pub struct CallLimits {
 
 impl Default for CallLimits {
     fn default() -> Self {
-        CallLimits { max_queries: 500, max_datapoints: 100_800 }
+        CallLimits {
+            max_queries: 500,
+            max_datapoints: 100_800,
+        }
     }
 }
 
@@ -59,7 +62,10 @@ pub struct Plan {
 impl Plan {
     /// The id of each query index that is in some call.
     pub fn ids(&self) -> BTreeMap<usize, String> {
-        self.calls.iter().flat_map(|c| c.queries.iter().map(|(id, i)| (*i, id.clone()))).collect()
+        self.calls
+            .iter()
+            .flat_map(|c| c.queries.iter().map(|(id, i)| (*i, id.clone())))
+            .collect()
     }
 }
 
@@ -79,12 +85,25 @@ pub fn plan(queries: &[MetricQuery], limits: CallLimits) -> Plan {
     }
     let mut next_id = 0usize;
     for ((start, end), members) in groups {
-        let mut call = Call { start, end, queries: vec![] };
+        let mut call = Call {
+            start,
+            end,
+            queries: vec![],
+        };
         let mut points = 0u64;
         for i in members {
             let dp = queries[i].datapoints().max(1);
-            if !call.queries.is_empty() && (call.queries.len() >= limits.max_queries || points + dp > limits.max_datapoints) {
-                out.calls.push(std::mem::replace(&mut call, Call { start, end, queries: vec![] }));
+            if !call.queries.is_empty()
+                && (call.queries.len() >= limits.max_queries || points + dp > limits.max_datapoints)
+            {
+                out.calls.push(std::mem::replace(
+                    &mut call,
+                    Call {
+                        start,
+                        end,
+                        queries: vec![],
+                    },
+                ));
                 points = 0;
             }
             call.queries.push((format!("q{next_id}"), i));
@@ -120,13 +139,18 @@ mod tests {
     fn packs_500_queries_per_call() {
         let qs: Vec<_> = (0..1200).map(|n| q(n, 5, 300)).collect();
         let p = plan(&qs, CallLimits::default());
-        assert_eq!(p.calls.iter().map(|c| c.queries.len()).collect::<Vec<_>>(), vec![500, 500, 200]);
+        assert_eq!(
+            p.calls.iter().map(|c| c.queries.len()).collect::<Vec<_>>(),
+            vec![500, 500, 200]
+        );
         assert!(p.rejected.is_empty());
     }
 
     #[test]
     fn ids_are_unique_and_map_back() {
-        let qs: Vec<_> = (0..1200).map(|n| q(n, if n % 2 == 0 { 5 } else { 60 }, 300)).collect();
+        let qs: Vec<_> = (0..1200)
+            .map(|n| q(n, if n % 2 == 0 { 5 } else { 60 }, 300))
+            .collect();
         let p = plan(&qs, CallLimits::default());
         let ids = p.ids();
         assert_eq!(ids.len(), 1200);
@@ -140,7 +164,10 @@ mod tests {
             }
         }
         // Two windows of 600 queries each: 500 + 100 per window.
-        assert_eq!(p.calls.iter().map(|c| c.queries.len()).collect::<Vec<_>>(), vec![500, 100, 500, 100]);
+        assert_eq!(
+            p.calls.iter().map(|c| c.queries.len()).collect::<Vec<_>>(),
+            vec![500, 100, 500, 100]
+        );
     }
 
     #[test]
@@ -148,7 +175,10 @@ mod tests {
         // 1 day at 1 minute = 1,440 datapoints per query: 70 fit in 100,800.
         let qs: Vec<_> = (0..150).map(|n| q(n, 1440, 60)).collect();
         let p = plan(&qs, CallLimits::default());
-        assert_eq!(p.calls.iter().map(|c| c.queries.len()).collect::<Vec<_>>(), vec![70, 70, 10]);
+        assert_eq!(
+            p.calls.iter().map(|c| c.queries.len()).collect::<Vec<_>>(),
+            vec![70, 70, 10]
+        );
         for c in &p.calls {
             let points: u64 = c.queries.iter().map(|(_, i)| qs[*i].datapoints()).sum();
             assert!(points <= 100_800);
@@ -170,7 +200,16 @@ mod tests {
     #[test]
     fn small_limits() {
         let qs: Vec<_> = (0..7).map(|n| q(n, 5, 300)).collect();
-        let p = plan(&qs, CallLimits { max_queries: 3, max_datapoints: 100 });
-        assert_eq!(p.calls.iter().map(|c| c.queries.len()).collect::<Vec<_>>(), vec![3, 3, 1]);
+        let p = plan(
+            &qs,
+            CallLimits {
+                max_queries: 3,
+                max_datapoints: 100,
+            },
+        );
+        assert_eq!(
+            p.calls.iter().map(|c| c.queries.len()).collect::<Vec<_>>(),
+            vec![3, 3, 1]
+        );
     }
 }

@@ -28,7 +28,9 @@ pub struct MetricSpec {
 impl MetricSpec {
     /// Does any dimension need discovery?
     pub fn is_discovery(&self) -> bool {
-        self.dimensions.values().any(|v| matches!(v, DimValue::Glob(_)))
+        self.dimensions
+            .values()
+            .any(|v| matches!(v, DimValue::Glob(_)))
     }
 
     /// The dimensions when none is a glob.
@@ -45,7 +47,17 @@ impl MetricSpec {
     }
 }
 
-const KEYS: &[&str] = &["namespace", "metric", "stat", "dimensions", "period", "range", "offset", "missing", "label"];
+const KEYS: &[&str] = &[
+    "namespace",
+    "metric",
+    "stat",
+    "dimensions",
+    "period",
+    "range",
+    "offset",
+    "missing",
+    "label",
+];
 
 /// CloudWatch's standard statistics and its extended ones (`p99`, `p99.9`, `tm90`, `TM(10%:90%)`,
 /// `IQM`, …).
@@ -54,7 +66,9 @@ pub fn valid_stat(s: &str) -> bool {
     if STANDARD.contains(&s) {
         return true;
     }
-    let re = regex::Regex::new(r"^(p|tm|wm|tc|ts)(\d{1,2}(\.\d+)?|100)$|^(TM|WM|TC|TS|PR)\([^)]*\)$").expect("valid regex");
+    let re =
+        regex::Regex::new(r"^(p|tm|wm|tc|ts)(\d{1,2}(\.\d+)?|100)$|^(TM|WM|TC|TS|PR)\([^)]*\)$")
+            .expect("valid regex");
     re.is_match(s)
 }
 
@@ -93,10 +107,16 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 }
 
 pub fn parse(spec: &QuerySpec, at: Timestamp) -> Result<MetricSpec, String> {
-    let obj = spec.params.as_object().ok_or("a cloudwatch spec must be a map")?;
+    let obj = spec
+        .params
+        .as_object()
+        .ok_or("a cloudwatch spec must be a map")?;
     for k in obj.keys() {
         if !KEYS.contains(&k.as_str()) {
-            return Err(format!("cloudwatch spec has unknown key {k:?} (known: {})", KEYS.join(", ")));
+            return Err(format!(
+                "cloudwatch spec has unknown key {k:?} (known: {})",
+                KEYS.join(", ")
+            ));
         }
     }
     let req = |k: &str| -> Result<String, String> {
@@ -113,7 +133,10 @@ pub fn parse(spec: &QuerySpec, at: Timestamp) -> Result<MetricSpec, String> {
     }
     let window = Window::of(spec, at)?;
     if !valid_period(window.period_secs) {
-        return Err(format!("period {}s is not one CloudWatch accepts (1, 5, 10, 20, 30 s or a multiple of 60 s)", window.period_secs));
+        return Err(format!(
+            "period {}s is not one CloudWatch accepts (1, 5, 10, 20, 30 s or a multiple of 60 s)",
+            window.period_secs
+        ));
     }
     let mut dimensions = BTreeMap::new();
     match spec.params.get("dimensions") {
@@ -128,13 +151,28 @@ pub fn parse(spec: &QuerySpec, at: Timestamp) -> Result<MetricSpec, String> {
                     serde_json::Value::Number(n) => n.to_string(),
                     other => return Err(format!("dimension {k:?} must be a string, got {other}")),
                 };
-                let v = if is_glob(&v) { DimValue::Glob(v) } else { DimValue::Exact(v) };
+                let v = if is_glob(&v) {
+                    DimValue::Glob(v)
+                } else {
+                    DimValue::Exact(v)
+                };
                 dimensions.insert(k.clone(), v);
             }
         }
-        Some(other) => return Err(format!("dimensions must be a map of name → value, got {other}")),
+        Some(other) => {
+            return Err(format!(
+                "dimensions must be a map of name → value, got {other}"
+            ))
+        }
     }
-    Ok(MetricSpec { namespace, metric, stat, dimensions, window, missing: missing_of(spec)? })
+    Ok(MetricSpec {
+        namespace,
+        metric,
+        stat,
+        dimensions,
+        window,
+        missing: missing_of(spec)?,
+    })
 }
 
 #[cfg(test)]
@@ -144,8 +182,14 @@ mod tests {
 
     #[test]
     fn globs() {
-        assert!(glob_match("prd2011-prod1-*", "prd2011-prod1-us-east-1-cmp-save-data"));
-        assert!(!glob_match("prd2011-prod1-*", "prd2011-dev1-us-east-1-cmp-save-data"));
+        assert!(glob_match(
+            "prd2011-prod1-*",
+            "prd2011-prod1-us-east-1-cmp-save-data"
+        ));
+        assert!(!glob_match(
+            "prd2011-prod1-*",
+            "prd2011-dev1-us-east-1-cmp-save-data"
+        ));
         assert!(glob_match("a?c*", "abcdef"));
         assert!(glob_match("*-data", "x-y-data"));
         assert!(!glob_match("*-data", "x-y-datas"));
@@ -154,7 +198,18 @@ mod tests {
 
     #[test]
     fn stats_and_periods() {
-        for s in ["Sum", "Average", "Minimum", "Maximum", "SampleCount", "p99", "p99.9", "p50", "tm90", "TM(10%:90%)"] {
+        for s in [
+            "Sum",
+            "Average",
+            "Minimum",
+            "Maximum",
+            "SampleCount",
+            "p99",
+            "p99.9",
+            "p50",
+            "tm90",
+            "TM(10%:90%)",
+        ] {
             assert!(valid_stat(s), "{s}");
         }
         for s in ["sum", "p", "p999", "Median"] {
@@ -167,17 +222,31 @@ mod tests {
     #[test]
     fn parses_and_rejects() {
         let at = chrono::Utc::now();
-        let s = QuerySpec::new("cloudwatch", json!({"namespace": "AWS/Lambda", "metric": "Errors", "stat": "Sum", "dimensions": {"FunctionName": "prd2011-prod1-*"}, "missing": "breaching"}));
+        let s = QuerySpec::new(
+            "cloudwatch",
+            json!({"namespace": "AWS/Lambda", "metric": "Errors", "stat": "Sum", "dimensions": {"FunctionName": "prd2011-prod1-*"}, "missing": "breaching"}),
+        );
         let m = parse(&s, at).unwrap();
         assert!(m.is_discovery());
         assert_eq!(m.missing, MissingData::Breaching);
-        let bad = QuerySpec::new("cloudwatch", json!({"namespace": "AWS/Lambda", "metric": "Errors", "period": "90s"}));
+        let bad = QuerySpec::new(
+            "cloudwatch",
+            json!({"namespace": "AWS/Lambda", "metric": "Errors", "period": "90s"}),
+        );
         assert!(parse(&bad, at).unwrap_err().contains("period 90s"));
-        let bad = QuerySpec::new("cloudwatch", json!({"namespace": "AWS/Lambda", "metric": "Errors", "stat": "Median"}));
+        let bad = QuerySpec::new(
+            "cloudwatch",
+            json!({"namespace": "AWS/Lambda", "metric": "Errors", "stat": "Median"}),
+        );
         assert!(parse(&bad, at).unwrap_err().contains("unknown statistic"));
         let bad = QuerySpec::new("cloudwatch", json!({"metric": "Errors"}));
         assert!(parse(&bad, at).unwrap_err().contains("`namespace`"));
-        let bad = QuerySpec::new("cloudwatch", json!({"namespace": "n", "metric": "Errors", "dimension": {}}));
-        assert!(parse(&bad, at).unwrap_err().contains("unknown key \"dimension\""));
+        let bad = QuerySpec::new(
+            "cloudwatch",
+            json!({"namespace": "n", "metric": "Errors", "dimension": {}}),
+        );
+        assert!(parse(&bad, at)
+            .unwrap_err()
+            .contains("unknown key \"dimension\""));
     }
 }
