@@ -277,36 +277,41 @@ fn cut_string(s: &str, keep_chars: usize) -> String {
     out
 }
 
-/// Shrinks the largest detail of any alert: halves a long one, drops a short one. False when
-/// no details are left.
-fn shrink_largest_detail(body: &mut Body) -> bool {
-    let mut largest: Option<(usize, String, usize)> = None;
-    for (ai, a) in body.alerts.iter().enumerate() {
-        for (k, v) in &a.details {
-            let size = v.to_string().len();
-            if largest.as_ref().is_none_or(|(_, _, s)| size > *s) {
-                largest = Some((ai, k.clone(), size));
-            }
-        }
+fn detail_chars(v: &Value) -> usize {
+    match v {
+        Value::String(s) => s.chars().count(),
+        other => other.to_string().chars().count(),
     }
-    let Some((ai, key, _)) = largest else {
-        return false;
-    };
-    let details = &mut body.alerts[ai].details;
-    let text = match &details[&key] {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    let chars = text.chars().count();
-    if chars > 200 {
-        details.insert(key, Value::String(cut_string(&text, chars / 2)));
-    } else {
-        details.remove(&key);
+}
+
+/// Cuts every detail longer than `cap` characters down to `cap` (a non-string detail becomes its
+/// JSON text, cut); below 200 characters a cut detail is dropped instead.
+fn cap_details(original: &[serde_json::Map<String, Value>], body: &mut Body, cap: usize) {
+    for (a, details) in body.alerts.iter_mut().zip(original) {
+        a.details = details
+            .iter()
+            .filter_map(|(k, v)| {
+                if detail_chars(v) <= cap {
+                    return Some((k.clone(), v.clone()));
+                }
+                if cap < 200 {
+                    return None;
+                }
+                let text = match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                Some((k.clone(), Value::String(cut_string(&text, cap))))
+            })
+            .collect();
     }
-    true
 }
 
 /// Builds the payload for `n`, cut to `max_bytes` as described in the module docs.
+///
+/// Cutting is geometric so a huge notification costs a few dozen renders, not thousands: the
+/// cap on a detail's length shrinks by a quarter per round (no detail loses much more than it
+/// must), then summaries are capped the same way, then alerts are dropped a tenth at a time.
 pub fn build(n: &Notification, max_bytes: usize) -> SnsPayload {
     let subject = subject(n);
     let attributes = attributes(n);
@@ -329,23 +334,38 @@ pub fn build(n: &Notification, max_bytes: usize) -> SnsPayload {
     }
     body.truncated = true;
     // Details first: they are the bulk (log lines, request ids) and the least essential.
-    while payload.size() > max_bytes && shrink_largest_detail(&mut body) {
+    let original: Vec<_> = body.alerts.iter().map(|a| a.details.clone()).collect();
+    let mut cap = original
+        .iter()
+        .flat_map(|d| d.values().map(detail_chars))
+        .max()
+        .unwrap_or(0);
+    while payload.size() > max_bytes && cap > 0 {
+        cap = if cap < 200 { 0 } else { cap * 3 / 4 };
+        cap_details(&original, &mut body, cap);
         payload = render(&body, &subject, &attributes);
     }
-    // Then summaries, then whole alerts beyond the first.
-    while payload.size() > max_bytes {
-        let alerts = body.alerts.len();
-        match body.alerts.iter_mut().max_by_key(|a| a.summary.len()) {
-            Some(a) if a.summary.chars().count() > 200 => {
-                let keep = a.summary.chars().count() / 2;
-                a.summary = cut_string(&a.summary, keep);
+    // Then summaries.
+    let summaries: Vec<String> = body.alerts.iter().map(|a| a.summary.clone()).collect();
+    let mut cap = summaries
+        .iter()
+        .map(|s| s.chars().count())
+        .max()
+        .unwrap_or(0);
+    while payload.size() > max_bytes && cap > 200 {
+        cap = (cap * 3 / 4).max(200);
+        for (a, s) in body.alerts.iter_mut().zip(&summaries) {
+            if s.chars().count() > cap {
+                a.summary = cut_string(s, cap);
             }
-            _ if alerts > 1 => {
-                body.alerts.pop();
-                body.omitted_alerts += 1;
-            }
-            _ => break,
         }
+        payload = render(&body, &subject, &attributes);
+    }
+    // Then whole alerts beyond the first.
+    while payload.size() > max_bytes && body.alerts.len() > 1 {
+        let drop = (body.alerts.len() / 10).max(1).min(body.alerts.len() - 1);
+        body.alerts.truncate(body.alerts.len() - drop);
+        body.omitted_alerts += drop;
         payload = render(&body, &subject, &attributes);
     }
     payload
