@@ -1,0 +1,203 @@
+//! AWS failing under the engine: the server gone between cycles, a Logs Insights query still
+//! running at the deadline.
+
+use super::{aws_config, in_period, now, test_credentials_in_env, Seeder};
+use crate::support::moto::Moto;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tripline::alert::{AlertState, TransitionKind};
+use tripline::source::cloudwatch::{CloudWatchSettings, CloudWatchSource};
+use tripline::source::logs::{LogsSettings, LogsSource};
+use tripline::source::{FetchContext, Source};
+use tripline::{InstanceSpec, Tripline, SOURCE_ERROR};
+
+const SAVE_DATA: &str = "prd2011-prod1-us-east-1-cmp-save-data";
+
+async fn seed_errors(moto: &Moto, at: chrono::DateTime<chrono::Utc>) {
+    let seed = Seeder::new(moto).await;
+    seed.lambda("Errors", SAVE_DATA, in_period(at, 300, 0), 25.0)
+        .await;
+    seed.lambda("Throttles", SAVE_DATA, in_period(at, 300, 0), 0.0)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_down_is_a_source_error_that_keeps_firing_alerts_firing_until_it_recovers() {
+    let Some(mut moto) = Moto::start() else {
+        return;
+    };
+    test_credentials_in_env();
+    // Three cycles a minute apart inside one five-minute period: all see the same window.
+    let t = now().timestamp();
+    let base = chrono::DateTime::from_timestamp(t - t % 300 + 30, 0).unwrap();
+    seed_errors(&moto, base).await;
+    let cw = Arc::new(
+        CloudWatchSource::new(
+            &aws_config(&moto),
+            CloudWatchSettings {
+                max_attempts: 10,
+                ..Default::default()
+            },
+        )
+        .unwrap(),
+    );
+    let engine = Tripline::builder()
+        .source("cloudwatch", cw.clone())
+        .instance(
+            InstanceSpec::new("errors-save-data", "aws/lambda-errors").param("function", SAVE_DATA),
+        )
+        .instance(
+            InstanceSpec::new("throttles-save-data", "aws/lambda-throttles")
+                .param("function", SAVE_DATA),
+        )
+        .fetch_timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+
+    let r1 = engine.run_cycle_at(base, None).await.unwrap();
+    assert!(r1.source_failures.is_empty(), "{:?}", r1.source_failures);
+    let firing: Vec<&str> = r1
+        .alerts
+        .iter()
+        .filter(|a| a.state == AlertState::Firing)
+        .map(|a| a.instance.as_str())
+        .collect();
+    assert_eq!(firing, ["errors-save-data"]);
+
+    // The server dies: every request of the next cycle is refused.
+    moto.kill();
+    let started = Instant::now();
+    let r2 = engine
+        .run_cycle_at(base + chrono::Duration::seconds(60), None)
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "retries stay within the fetch timeout: {:?}",
+        started.elapsed()
+    );
+    let mut failed: Vec<&str> = r2.source_failures.iter().map(|(i, _)| i.as_str()).collect();
+    failed.sort();
+    assert_eq!(failed, ["errors-save-data", "throttles-save-data"]);
+    let msg = &r2.source_failures[0].1.message;
+    assert!(msg.contains("GetMetricData"), "{msg}");
+    assert!(
+        r2.transitions
+            .iter()
+            .all(|t| t.kind != TransitionKind::Resolved),
+        "nothing resolves because data is missing: {:?}",
+        r2.transitions
+    );
+    let errors = r2
+        .alerts
+        .iter()
+        .find(|a| a.instance == "errors-save-data")
+        .expect("still there");
+    assert_eq!(errors.state, AlertState::Firing);
+    let mut source_errors: Vec<&str> = r2
+        .alerts
+        .iter()
+        .filter(|a| a.rule == SOURCE_ERROR && a.state == AlertState::Firing)
+        .map(|a| a.labels["instance"].as_str())
+        .collect();
+    source_errors.sort();
+    assert_eq!(source_errors, ["errors-save-data", "throttles-save-data"]);
+
+    // It comes back (empty, as a fresh moto is) and the data with it.
+    moto.restart();
+    seed_errors(&moto, base).await;
+    let r3 = engine
+        .run_cycle_at(base + chrono::Duration::seconds(120), None)
+        .await
+        .unwrap();
+    assert!(r3.source_failures.is_empty(), "{:?}", r3.source_failures);
+    let errors = r3
+        .alerts
+        .iter()
+        .find(|a| a.instance == "errors-save-data")
+        .unwrap();
+    assert_eq!(errors.state, AlertState::Firing);
+    assert_eq!(
+        errors.starts_at,
+        Some(base),
+        "the same alert, firing since the first cycle"
+    );
+    let resolved: Vec<&str> = r3
+        .transitions
+        .iter()
+        .filter(|t| t.kind == TransitionKind::Resolved)
+        .map(|t| t.alert.rule.as_str())
+        .collect();
+    assert_eq!(
+        resolved,
+        [SOURCE_ERROR, SOURCE_ERROR],
+        "only the source errors resolve"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logs_insights_query_running_at_the_deadline_is_stopped_and_reported() {
+    let Some(moto) = Moto::start() else { return };
+    test_credentials_in_env();
+    let seed = Seeder::new(&moto).await;
+    let at = now();
+    seed.log_lines(
+        "/aws/lambda/f",
+        &[(at - chrono::Duration::minutes(5), "ERROR boom")],
+    )
+    .await;
+    // moto completes queries at once; a first poll later than the deadline stands in for a
+    // query Logs Insights is still running when the cycle's time is up.
+    let settings = LogsSettings {
+        first_poll: Duration::from_secs(3),
+        ..Default::default()
+    };
+    let logs = LogsSource::new(&aws_config(&moto), settings).unwrap();
+    let spec = tripline::rule::QuerySpec::new(
+        "logs_insights",
+        serde_json::json!({"log_group": "/aws/lambda/f", "query": "fields @message | limit 10"}),
+    );
+    let started = Instant::now();
+    let ctx = FetchContext {
+        at,
+        deadline: started + Duration::from_millis(1500),
+    };
+    let out = logs.fetch(std::slice::from_ref(&spec), &ctx).await;
+    let e = out[0].clone().unwrap_err();
+    assert!(e.message.contains("stopped at deadline"), "{e}");
+    assert_eq!(e.source, "logs_insights");
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        logs.requests(),
+        2,
+        "StartQuery, then StopQuery; no result poll after the deadline"
+    );
+
+    // The same query with time to finish completes.
+    let logs = LogsSource::new(
+        &aws_config(&moto),
+        LogsSettings {
+            first_poll: Duration::from_millis(50),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let ctx = FetchContext {
+        at,
+        deadline: Instant::now() + Duration::from_secs(10),
+    };
+    let out = logs.fetch(&[spec], &ctx).await;
+    let tripline::data::QueryData::Table(t) = out[0].clone().unwrap() else {
+        panic!("a table")
+    };
+    let messages: Vec<&str> = t
+        .rows
+        .iter()
+        .filter_map(|r| r.get("@message")?.as_str())
+        .collect();
+    assert_eq!(messages, ["ERROR boom"]);
+}
