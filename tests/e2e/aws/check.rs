@@ -108,7 +108,7 @@ fn check_rejects_bad_aws_settings_with_their_location() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).contains("tripline.toml:11:1: unknown field `retries`"),
+        stderr(&out).contains("tripline.toml:8:1: unknown field `retries`"),
         "{}",
         stderr(&out)
     );
