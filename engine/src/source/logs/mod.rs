@@ -54,13 +54,15 @@ impl Default for LogsSettings {
     }
 }
 
+type GroupCache = Mutex<HashMap<String, (Instant, Arc<Vec<String>>)>>;
+
 pub struct LogsSource {
     client: LazyClient<aws_sdk_cloudwatchlogs::Client>,
     settings: LogsSettings,
     queries: Arc<Semaphore>,
     /// The instant the next `FilterLogEvents` call may go out.
     filter_next: tokio::sync::Mutex<Instant>,
-    groups: Mutex<HashMap<String, (Instant, Arc<Vec<String>>)>>,
+    groups: GroupCache,
 }
 
 impl std::fmt::Debug for LogsSource {
@@ -274,7 +276,14 @@ impl LogsSource {
             return Ok(Table::new("logs_insights", vec![]));
         }
         let runs = chunks(&names).into_iter().map(|groups| {
-            self.run_insights(client, groups, query, start, end, limit, ctx.deadline)
+            let req = client
+                .start_query()
+                .set_log_group_names(Some(groups))
+                .start_time(start.timestamp())
+                .end_time(end.timestamp())
+                .query_string(query)
+                .limit(limit);
+            self.run_insights(client, req, ctx.deadline)
         });
         let mut rows = Vec::new();
         for r in futures::future::join_all(runs).await {
@@ -287,11 +296,7 @@ impl LogsSource {
     async fn run_insights(
         &self,
         client: &Client,
-        groups: Vec<String>,
-        query: &str,
-        start: Timestamp,
-        end: Timestamp,
-        limit: i32,
+        req: aws_sdk_cloudwatchlogs::operation::start_query::builders::StartQueryFluentBuilder,
         deadline: Instant,
     ) -> Result<Vec<BTreeMap<String, Value>>, String> {
         let remaining = deadline.saturating_duration_since(Instant::now());
@@ -299,13 +304,6 @@ impl LogsSource {
             Ok(Ok(p)) => p,
             _ => return Err(format!("no Logs Insights query slot came free before the deadline ({} queries at most run at once)", self.settings.max_concurrent_queries)),
         };
-        let req = client
-            .start_query()
-            .set_log_group_names(Some(groups))
-            .start_time(start.timestamp())
-            .end_time(end.timestamp())
-            .query_string(query)
-            .limit(limit);
         let started = with_retries("StartQuery", self.settings.max_attempts, deadline, || {
             let req = req.clone();
             async move { req.send().await.map_err(|e| classify("StartQuery", &e)) }
