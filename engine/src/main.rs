@@ -34,6 +34,8 @@ enum Command {
     Eval(cli::eval::EvalArgs),
     /// List the alerts in the store.
     Alerts(cli::alerts::AlertsArgs),
+    /// Run as a daemon: cron schedules, HTTP health/metrics/API, SIGHUP reload, SIGTERM drain.
+    Run(cli::run::RunArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
             Command::Test(a) => cli::test::run(a).await,
             Command::Eval(a) => cli::eval::run(a).await,
             Command::Alerts(a) => cli::alerts::run(a).await,
+            Command::Run(a) => cli::run::run(a).await,
         }
     });
     match result {

@@ -4,4 +4,5 @@
 mod support;
 
 mod aws;
+mod daemon;
 mod engine;

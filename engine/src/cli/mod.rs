@@ -4,6 +4,7 @@ pub mod alerts;
 pub mod check;
 pub mod demo;
 pub mod eval;
+pub mod run;
 pub mod test;
 
 use std::io::Write;
