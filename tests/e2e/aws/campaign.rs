@@ -247,7 +247,8 @@ async fn job_not_run_fires_for_a_function_without_invocations_and_not_for_one_th
     const NEVER: &str = "prd2011-prod1-us-east-1-cmp-nightly-export";
     // RAN ran once in the rule's last complete day; NEVER has no Invocations datapoint at all
     // (Lambda publishes none when a function is not invoked).
-    seed.lambda("Invocations", RAN, in_period(at, 86_400, 0), 1.0).await;
+    seed.lambda("Invocations", RAN, in_period(at, 86_400, 0), 1.0)
+        .await;
     let extra = format!(
         "\n[[rule]]\nname = \"job-ran\"\nuse = \"aws/lambda-job-not-run\"\nparams = {{ function = \"{RAN}\" }}\n\n[[rule]]\nname = \"job-never-ran\"\nuse = \"aws/lambda-job-not-run\"\nparams = {{ function = \"{NEVER}\" }}\n"
     );

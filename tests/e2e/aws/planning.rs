@@ -319,3 +319,72 @@ async fn source_answers_series_with_dimensions_as_labels_and_aligned_windows() {
     assert!(e.message.contains("unknown statistic"), "{e}");
     assert_eq!(cw.requests(), 1, "the bad spec fails alone, without a call");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_stock_aws_rule_asks_for_queries_the_aws_sources_accept() {
+    let Some(moto) = Moto::start() else { return };
+    test_credentials_in_env();
+    // The function's log group exists (a missing group is an error, not an empty answer).
+    Seeder::new(&moto)
+        .await
+        .log_lines(
+            "/aws/lambda/prd2011-prod1-us-east-1-cmp-save-data",
+            &[(now(), "INFO started")],
+        )
+        .await;
+    let stock = Tripline::builder().build().unwrap();
+    let aws = aws_config(&moto);
+    let logs = Arc::new(
+        tripline::source::logs::LogsSource::new(
+            &aws,
+            tripline::source::logs::LogsSettings {
+                first_poll: Duration::from_millis(50),
+                ..Default::default()
+            },
+        )
+        .unwrap(),
+    );
+    let mut b = Tripline::builder()
+        .source(
+            "cloudwatch",
+            Arc::new(CloudWatchSource::new(&aws, CloudWatchSettings::default()).unwrap()),
+        )
+        .source("logs_insights", logs.clone())
+        .source("filter_logs", logs)
+        .fetch_timeout(Duration::from_secs(20));
+    let mut ids = Vec::new();
+    for (id, rule) in stock
+        .rules()
+        .rules
+        .iter()
+        .filter(|(id, _)| id.starts_with("aws/"))
+    {
+        let mut i = InstanceSpec::new(id.replace('/', "-"), id.as_str());
+        for (name, p) in &rule.meta.params {
+            if p.default.is_none() {
+                // Required parameters of the AWS rules name a function, queue or log group.
+                let v = if name.contains("prefix") {
+                    "/aws/lambda/prd2011-prod1-"
+                } else {
+                    "prd2011-prod1-us-east-1-cmp-save-data"
+                };
+                i = i.param(name.as_str(), v);
+            }
+        }
+        ids.push(id.clone());
+        b = b.instance(i);
+    }
+    assert!(ids.len() >= 8, "{ids:?}");
+    let engine = b.build().unwrap();
+    let report = engine.run_cycle_at(now(), None).await.unwrap();
+    assert!(
+        report.source_failures.is_empty(),
+        "{:#?}",
+        report.source_failures
+    );
+    assert!(
+        report.rule_failures.is_empty(),
+        "{:#?}",
+        report.rule_failures
+    );
+}
