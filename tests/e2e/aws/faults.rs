@@ -201,3 +201,154 @@ async fn a_logs_insights_query_running_at_the_deadline_is_stopped_and_reported()
         .collect();
     assert_eq!(messages, ["ERROR boom"]);
 }
+
+/// Fires while its log group has lines in the last hour (moto answers Logs Insights with the raw
+/// lines).
+const LOG_LINES: &str = r#"
+const RULE = #{ id: "test/log-lines", severity: "high", params: #{ group: () } };
+fn query(p) { #{ lines: logs_insights(#{ log_group: p.group, query: "fields @message", range: "1h" }) } }
+fn evaluate(d, p) {
+    if d.lines.len() > 0 { fire(#{ summary: `${d.lines.len()} lines in ${p.group}`, labels: #{ group: p.group }, value: d.lines.len() }); }
+}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_dying_mid_cycle_fails_only_the_queries_in_flight() {
+    let Some(mut moto) = Moto::start() else {
+        return;
+    };
+    test_credentials_in_env();
+    let t = now().timestamp();
+    let base = chrono::DateTime::from_timestamp(t - t % 300 + 30, 0).unwrap();
+    let seed = Seeder::new(&moto).await;
+    seed.lambda("Errors", SAVE_DATA, in_period(base, 300, 0), 25.0)
+        .await;
+    seed.log_lines(
+        "/aws/lambda/worker",
+        &[(base - chrono::Duration::minutes(5), "ERROR boom")],
+    )
+    .await;
+    let aws = aws_config(&moto);
+    // Logs Insights queries are polled one second after they start: the window to pull the plug.
+    let logs = Arc::new(
+        LogsSource::new(
+            &aws,
+            LogsSettings {
+                first_poll: Duration::from_secs(1),
+                ..Default::default()
+            },
+        )
+        .unwrap(),
+    );
+    let engine = Arc::new(
+        Tripline::builder()
+            .rule_source("log-lines.rhai", LOG_LINES)
+            .source(
+                "cloudwatch",
+                Arc::new(CloudWatchSource::new(&aws, CloudWatchSettings::default()).unwrap()),
+            )
+            .source("logs_insights", logs)
+            .instance(
+                InstanceSpec::new("errors-save-data", "aws/lambda-errors")
+                    .param("function", SAVE_DATA),
+            )
+            .instance(
+                InstanceSpec::new("worker-lines", "test/log-lines")
+                    .param("group", "/aws/lambda/worker"),
+            )
+            .fetch_timeout(Duration::from_secs(3))
+            .build()
+            .unwrap(),
+    );
+    let r1 = engine.run_cycle_at(base, None).await.unwrap();
+    let mut firing: Vec<&str> = r1
+        .alerts
+        .iter()
+        .filter(|a| a.state == AlertState::Firing)
+        .map(|a| a.instance.as_str())
+        .collect();
+    firing.sort();
+    assert_eq!(
+        firing,
+        ["errors-save-data", "worker-lines"],
+        "{:?}",
+        r1.source_failures
+    );
+
+    // Cycle 2: the metrics come back at once, the Logs Insights query is started, then moto dies
+    // before its results are read.
+    let e = engine.clone();
+    let cycle = tokio::spawn(async move {
+        e.run_cycle_at(base + chrono::Duration::seconds(60), None)
+            .await
+            .unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    moto.kill();
+    let r2 = cycle.await.unwrap();
+    let failed: Vec<&str> = r2.source_failures.iter().map(|(i, _)| i.as_str()).collect();
+    assert_eq!(
+        failed,
+        ["worker-lines"],
+        "only the rule whose query was in flight fails: {:?}",
+        r2.source_failures
+    );
+    assert!(
+        r2.source_failures[0]
+            .1
+            .message
+            .contains("stopped at deadline"),
+        "{:?}",
+        r2.source_failures
+    );
+    assert!(
+        r2.transitions
+            .iter()
+            .all(|t| t.kind != TransitionKind::Resolved),
+        "{:?}",
+        r2.transitions
+    );
+    for i in ["errors-save-data", "worker-lines"] {
+        assert_eq!(
+            r2.alerts.iter().find(|a| a.instance == i).map(|a| a.state),
+            Some(AlertState::Firing),
+            "{i} keeps firing"
+        );
+    }
+    let source_errors: Vec<&str> = r2
+        .alerts
+        .iter()
+        .filter(|a| a.rule == SOURCE_ERROR)
+        .map(|a| a.labels["instance"].as_str())
+        .collect();
+    assert_eq!(source_errors, ["worker-lines"]);
+
+    // Cycle 3: back, with its data.
+    moto.restart();
+    let seed = Seeder::new(&moto).await;
+    seed.lambda("Errors", SAVE_DATA, in_period(base, 300, 0), 25.0)
+        .await;
+    seed.log_lines(
+        "/aws/lambda/worker",
+        &[(base - chrono::Duration::minutes(5), "ERROR boom")],
+    )
+    .await;
+    let r3 = engine
+        .run_cycle_at(base + chrono::Duration::seconds(120), None)
+        .await
+        .unwrap();
+    assert!(r3.source_failures.is_empty(), "{:?}", r3.source_failures);
+    let resolved: Vec<&str> = r3
+        .transitions
+        .iter()
+        .filter(|t| t.kind == TransitionKind::Resolved)
+        .map(|t| t.alert.rule.as_str())
+        .collect();
+    assert_eq!(resolved, [SOURCE_ERROR]);
+    let w = r3
+        .alerts
+        .iter()
+        .find(|a| a.instance == "worker-lines")
+        .unwrap();
+    assert_eq!((w.state, w.starts_at), (AlertState::Firing, Some(base)));
+}

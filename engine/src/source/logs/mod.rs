@@ -316,24 +316,38 @@ impl LogsSource {
             .to_string();
         let mut wait = self.settings.first_poll;
         let mut polls = 0u32;
+        let mut last_error: Option<String> = None;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
             tokio::time::sleep(wait.min(remaining)).await;
-            if Instant::now() >= deadline {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
                 self.stop(client, &id).await;
-                return Err(format!("Logs Insights query {id} stopped at deadline (still running after {polls} polls)"));
+                let why = match &last_error {
+                    Some(e) => format!("no result after {polls} polls; last: {e}"),
+                    None => format!("still running after {polls} polls"),
+                };
+                return Err(format!(
+                    "Logs Insights query {id} stopped at deadline ({why})"
+                ));
             }
             polls += 1;
-            let out = match client.get_query_results().query_id(&id).send().await {
-                Ok(o) => o,
-                Err(e) => {
+            let sent =
+                tokio::time::timeout(remaining, client.get_query_results().query_id(&id).send())
+                    .await;
+            let out = match sent {
+                Ok(Ok(o)) => o,
+                Ok(Err(e)) => {
                     let e = classify("GetQueryResults", &e);
-                    if e.retryable {
-                        wait = backoff(polls, Duration::from_millis(250), Duration::from_secs(2));
-                        continue;
+                    if !e.retryable {
+                        return Err(e.message);
                     }
-                    return Err(e.message);
+                    last_error = Some(e.message);
+                    wait = backoff(polls, Duration::from_millis(250), Duration::from_secs(2));
+                    continue;
                 }
+                // The deadline passed mid-request: the next turn stops the query.
+                Err(_) => continue,
             };
             match out.status() {
                 Some(QueryStatus::Complete) => {
