@@ -449,6 +449,61 @@ mod tests {
         assert!(!r.unwrap_err().retryable);
     }
 
+    fn service_error(
+        status: u16,
+        code: &str,
+    ) -> SdkError<aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataError, HttpResponse>
+    {
+        let meta = aws_smithy_types::error::ErrorMetadata::builder()
+            .code(code)
+            .message("m")
+            .build();
+        let raw = HttpResponse::new(
+            status.try_into().unwrap(),
+            aws_smithy_types::body::SdkBody::empty(),
+        );
+        SdkError::service_error(
+            aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataError::generic(meta),
+            raw,
+        )
+    }
+
+    #[test]
+    fn throttling_5xx_and_connection_failures_are_retryable() {
+        use aws_smithy_runtime_api::client::result::ConnectorError;
+        let c = classify("GetMetricData", &service_error(400, "Throttling"));
+        assert_eq!(
+            c,
+            CallError {
+                message: "GetMetricData: HTTP 400 Throttling: m".into(),
+                retryable: true
+            }
+        );
+        assert!(classify("GetMetricData", &service_error(429, "TooManyRequests")).retryable);
+        assert!(classify("GetMetricData", &service_error(503, "ServiceUnavailable")).retryable);
+        assert!(classify("GetMetricData", &service_error(500, "")).retryable);
+        assert!(classify("StartQuery", &service_error(400, "LimitExceededException")).retryable);
+        let c = classify(
+            "GetMetricData",
+            &service_error(400, "InvalidParameterValue"),
+        );
+        assert!(!c.retryable && c.message.contains("InvalidParameterValue"));
+        assert!(!classify("Publish", &service_error(404, "NotFound")).retryable);
+        assert!(!classify("Publish", &service_error(403, "AuthorizationError")).retryable);
+        type E = aws_sdk_cloudwatch::operation::get_metric_data::GetMetricDataError;
+        let refused: SdkError<E, HttpResponse> =
+            SdkError::dispatch_failure(ConnectorError::io("connection refused".into()));
+        let c = classify("GetMetricData", &refused);
+        assert!(
+            c.retryable && c.message.contains("connection refused"),
+            "{c:?}"
+        );
+        let timeout: SdkError<E, HttpResponse> = SdkError::timeout_error("slow");
+        assert!(classify("GetMetricData", &timeout).retryable);
+        let built: SdkError<E, HttpResponse> = SdkError::construction_failure("bad input");
+        assert!(!classify("GetMetricData", &built).retryable);
+    }
+
     #[test]
     fn aws_config_rejects_bad_values() {
         let c = AwsConfig {

@@ -352,3 +352,116 @@ async fn aws_dying_mid_cycle_fails_only_the_queries_in_flight() {
         .unwrap();
     assert_eq!((w.state, w.starts_at), (AlertState::Firing, Some(base)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_error_is_retried_with_backoff_then_reported_for_its_queries() {
+    let Some(moto) = Moto::start() else { return };
+    test_credentials_in_env();
+    // moto answers percentile statistics over data with HTTP 500: a real 5xx to retry.
+    let at = now();
+    Seeder::new(&moto)
+        .await
+        .lambda("Duration", "f", in_period(at, 300, 0), 1200.0)
+        .await;
+    let cw = CloudWatchSource::new(
+        &aws_config(&moto),
+        CloudWatchSettings {
+            max_attempts: 3,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let spec = tripline::rule::QuerySpec::new(
+        "cloudwatch",
+        serde_json::json!({"namespace": "AWS/Lambda", "metric": "Duration", "stat": "p99", "dimensions": {"FunctionName": "f"}}),
+    );
+    let started = Instant::now();
+    let out = cw
+        .fetch(
+            &[spec],
+            &FetchContext {
+                at: now(),
+                deadline: Instant::now() + Duration::from_secs(20),
+            },
+        )
+        .await;
+    let e = out[0].clone().unwrap_err();
+    assert!(
+        e.message.starts_with("GetMetricData: HTTP 500")
+            && e.message.ends_with("(after 3 attempts)"),
+        "{e}"
+    );
+    assert_eq!(cw.requests(), 3);
+    // Two waits of 100–200 ms and 200–400 ms.
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+fn notification() -> tripline::notify::Notification {
+    let t = now();
+    let mut labels = tripline::alert::Labels::new();
+    labels.insert("alertname".into(), "errors-save-data".into());
+    let alert = tripline::alert::Alert {
+        fingerprint: "0123456789abcdef".into(),
+        rule: "aws/lambda-errors".into(),
+        instance: "errors-save-data".into(),
+        labels: labels.clone(),
+        state: AlertState::Firing,
+        severity: tripline::alert::Severity::Critical,
+        summary: "25 errors".into(),
+        runbook: Some("https://runbooks.example.com/aws/lambda-errors".into()),
+        value: Some(25.0),
+        details: Default::default(),
+        active_since: t,
+        starts_at: Some(t),
+        ends_at: None,
+        last_active: t,
+        updated_at: t,
+        severity_changed_at: None,
+    };
+    tripline::notify::Notification {
+        id: "n1".into(),
+        receiver: "ops".into(),
+        status: tripline::notify::NotificationStatus::Firing,
+        group_key: "g".into(),
+        group_labels: labels,
+        alerts: vec![alert],
+        created_at: t,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sns_errors_say_whether_a_retry_can_help() {
+    use tripline::notify::Notifier;
+    let Some(mut moto) = Moto::start() else {
+        return;
+    };
+    test_credentials_in_env();
+    let arn = Seeder::new(&moto).await.topic("ops").await;
+    let ok = tripline::notify::sns::SnsNotifier::new("ops", arn, &aws_config(&moto)).unwrap();
+    ok.notify(&notification()).await.unwrap();
+    assert_eq!(moto.sns_messages("ops").len(), 1);
+    let missing = tripline::notify::sns::SnsNotifier::new(
+        "ops",
+        super::topic_arn("no-such-topic"),
+        &aws_config(&moto),
+    )
+    .unwrap();
+    let e = missing.notify(&notification()).await.unwrap_err();
+    assert!(
+        !e.retryable,
+        "a missing topic will not appear by retrying: {e:?}"
+    );
+    assert!(
+        e.message.starts_with("sns ops: Publish: HTTP 404 NotFound"),
+        "{e:?}"
+    );
+    moto.kill();
+    let e = ok.notify(&notification()).await.unwrap_err();
+    assert!(e.retryable, "{e:?}");
+    assert!(e.message.contains("could not send the request"), "{e:?}");
+    assert_eq!(ok.requests(), 2);
+}
