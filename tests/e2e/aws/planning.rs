@@ -287,7 +287,22 @@ async fn source_answers_series_with_dimensions_as_labels_and_aligned_windows() {
             serde_json::json!({"namespace": "AWS/Lambda", "metric": "Duration", "stat": stat, "dimensions": {"FunctionName": "f"}, "period": "1m", "range": "5m", "missing": "breaching"}),
         )
     };
-    let specs = [spec("Maximum"), spec("SampleCount"), spec("p99.9x")];
+    // A second datapoint in the last minute, so the statistics differ.
+    seed.lambda(
+        "Duration",
+        "f",
+        in_period(at, 60, 0) + chrono::Duration::seconds(5),
+        400.0,
+    )
+    .await;
+    let specs = [
+        spec("Maximum"),
+        spec("SampleCount"),
+        spec("p99.9x"),
+        spec("Sum"),
+        spec("Average"),
+        spec("Minimum"),
+    ];
     let ctx = tripline::source::FetchContext {
         at,
         deadline: std::time::Instant::now() + Duration::from_secs(20),
@@ -314,10 +329,22 @@ async fn source_answers_series_with_dimensions_as_labels_and_aligned_windows() {
     let tripline::data::QueryData::Series(c) = out[1].clone().unwrap() else {
         panic!("a series")
     };
-    assert_eq!(c.sum(), 3.0);
+    assert_eq!(
+        c.points.iter().map(|p| p.value).collect::<Vec<_>>(),
+        [1.0, 1.0, 2.0]
+    );
     let e = out[2].clone().unwrap_err();
     assert!(e.message.contains("unknown statistic"), "{e}");
     assert_eq!(cw.requests(), 1, "the bad spec fails alone, without a call");
+    let last = |i: usize| match out[i].clone().unwrap() {
+        tripline::data::QueryData::Series(s) => s.last().unwrap(),
+        other => panic!("a series, got {other:?}"),
+    };
+    assert_eq!(
+        (last(3), last(4), last(5)),
+        (1400.0, 700.0, 400.0),
+        "Sum, Average, Minimum of the last minute"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
