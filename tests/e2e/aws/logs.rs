@@ -290,3 +290,49 @@ params = {{ function = "{SCHEDULED}" }}
     );
     assert!(all.contains("7d3b0c11-0002"), "{all}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_insights_queries_are_capped() {
+    let Some(moto) = Moto::start() else { return };
+    test_credentials_in_env();
+    let seed = Seeder::new(&moto).await;
+    let at = now();
+    seed.log_lines(
+        "/aws/lambda/g",
+        &[(at - chrono::Duration::minutes(1), "ERROR x")],
+    )
+    .await;
+    let specs: Vec<QuerySpec> = (0..3).map(|i| QuerySpec::new("logs_insights", json!({"log_group": "/aws/lambda/g", "query": format!("fields @message | limit {}", i + 1)}))).collect();
+    let ctx = FetchContext {
+        at,
+        deadline: Instant::now() + Duration::from_secs(20),
+    };
+    let run = |max: usize| {
+        let logs = LogsSource::new(
+            &aws_config(&moto),
+            LogsSettings {
+                max_concurrent_queries: max,
+                first_poll: Duration::from_millis(400),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let specs = specs.clone();
+        async move {
+            let started = Instant::now();
+            let out = logs.fetch(&specs, &ctx).await;
+            assert!(out.iter().all(|o| o.is_ok()), "{out:?}");
+            started.elapsed()
+        }
+    };
+    let parallel = run(30).await;
+    let serial = run(1).await;
+    assert!(
+        parallel < Duration::from_millis(1000),
+        "three queries at once: {parallel:?}"
+    );
+    assert!(
+        serial >= Duration::from_millis(1200),
+        "one at a time: {serial:?}"
+    );
+}
