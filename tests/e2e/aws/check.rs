@@ -123,3 +123,58 @@ fn check_rejects_bad_aws_settings_with_their_location() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("tripline.toml:4:1: aws.endpoint_url \"localhost:5000\" must start with http:// or https://"), "{}", stderr(&out));
 }
+
+/// The "complete example" of docs/aws.md, as written there.
+fn documented_example() -> String {
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/aws.md"))
+        .unwrap();
+    let section = &doc[doc.find("## A complete example").expect("the section")..];
+    let start = section.find("```toml\n").unwrap() + "```toml\n".len();
+    section[start..start + section[start..].find("```").unwrap()].to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documented_example_checks_and_runs_against_moto() {
+    use super::{now, tripline, Seeder};
+    let Some(moto) = crate::support::moto::Moto::start() else {
+        return;
+    };
+    let seed = Seeder::new(&moto).await;
+    seed.topic("campaign-workers-alerts").await;
+    seed.log_lines(
+        "/aws/lambda/prd2011-prod1-us-east-1-cmp-save-data",
+        &[(now() - chrono::Duration::minutes(3), "INFO saved")],
+    )
+    .await;
+    let text = documented_example().replace(
+        "# endpoint_url = \"http://127.0.0.1:5000\"",
+        &format!("endpoint_url = \"{}\"", moto.endpoint()),
+    );
+    assert!(
+        text.contains(&moto.endpoint()),
+        "the example has the commented endpoint_url line"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tripline.toml"), text).unwrap();
+    let out = tripline(&moto, dir.path(), &["check", "--config", "tripline.toml"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("ok (7 rule instances"),
+        "{}",
+        stdout(&out)
+    );
+    let out = tripline(
+        &moto,
+        dir.path(),
+        &["eval", "--config", "tripline.toml", "--format", "json"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let alerts: Vec<serde_json::Value> = serde_json::from_str(&stdout(&out)).unwrap();
+    // Nothing is wrong in this account except the daily job that never ran.
+    let names: Vec<&str> = alerts
+        .iter()
+        .map(|a| a["labels"]["alertname"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["merge-avro-daily"], "{alerts:#?}");
+    assert_eq!(moto.sns_messages("campaign-workers-alerts").len(), 1);
+}
