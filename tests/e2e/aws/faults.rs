@@ -400,7 +400,7 @@ async fn a_server_error_is_retried_with_backoff_then_reported_for_its_queries() 
     );
 }
 
-fn notification() -> tripline::notify::Notification {
+pub(super) fn notification() -> tripline::notify::Notification {
     let t = now();
     let mut labels = tripline::alert::Labels::new();
     labels.insert("alertname".into(), "errors-save-data".into());

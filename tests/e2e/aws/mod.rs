@@ -7,6 +7,7 @@ mod check;
 mod faults;
 mod logs;
 mod planning;
+mod sns;
 
 use crate::support::moto::{Moto, ACCOUNT, REGION};
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
