@@ -34,6 +34,7 @@
 //! ```
 
 pub mod alert;
+pub mod aws;
 pub mod clock;
 pub mod config;
 pub mod daemon;

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod aws;
 mod daemon;
 mod engine;
 mod sources;

@@ -22,7 +22,12 @@ pub async fn run(a: CheckArgs) -> anyhow::Result<ExitCode> {
         )),
         ..Default::default()
     };
-    match wire::build(&cfg, opts) {
+    // AWS region and credentials must resolve now, not fail every query at the first cycle.
+    let built = match wire::build(&cfg, opts) {
+        Ok(t) => wire::check_aws(&cfg).await.map(|_| t),
+        Err(e) => Err(e),
+    };
+    match built {
         Ok(t) => {
             println!(
                 "{}: ok ({} rule instances, {} rules available)",

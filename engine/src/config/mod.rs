@@ -47,6 +47,9 @@ pub struct RawConfig {
     /// The daemon's HTTP server (`tripline run`).
     #[serde(default)]
     pub server: ServerConfig,
+    /// Region, endpoint and timeouts for CloudWatch, CloudWatch Logs and SNS (see docs/aws.md).
+    #[serde(default)]
+    pub aws: Option<Spanned<crate::aws::AwsConfig>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -205,6 +208,42 @@ pub enum SourceConfig {
         /// Time allowed to connect and for each answer (default `5s`).
         timeout: Option<String>,
     },
+    /// CloudWatch metrics through `GetMetricData` (`[sources.cloudwatch]`); region, endpoint and
+    /// timeouts come from the `[aws]` table.
+    Cloudwatch {
+        /// Attempts per API request, the first included (default 4); retries back off
+        /// exponentially with jitter and never pass `engine.fetch_timeout`.
+        max_attempts: Option<u32>,
+        /// How long the dimension values found for a globbed dimension (e.g.
+        /// `FunctionName: "prd2011-prod1-*"`) are reused before `ListMetrics` is asked again
+        /// (default `"10m"`).
+        discovery_ttl: Option<Spanned<String>>,
+        /// `GetMetricData` calls in flight at once (default 4; AWS allows 50/s per account).
+        max_concurrent_calls: Option<usize>,
+    },
+    /// CloudWatch Logs (`[sources.logs_insights]` and/or `[sources.filter_logs]`): Logs Insights
+    /// queries and `FilterLogEvents`; region, endpoint and timeouts come from the `[aws]` table.
+    Logs {
+        /// Logs Insights queries running at once from this process (default 30, the per-account
+        /// limit; set it lower when other tools share the account).
+        max_concurrent_queries: Option<usize>,
+        /// `FilterLogEvents` calls per second (default 5, the per-account limit).
+        filter_calls_per_second: Option<f64>,
+        /// Attempts per API request, the first included (default 4).
+        max_attempts: Option<u32>,
+        /// How long the log groups found for a `log_group_prefix` are reused (default `"10m"`).
+        discovery_ttl: Option<Spanned<String>>,
+    },
+}
+
+impl SourceConfig {
+    /// Whether this source calls AWS (and so needs a region and credentials).
+    pub fn uses_aws(&self) -> bool {
+        matches!(
+            self,
+            SourceConfig::Cloudwatch { .. } | SourceConfig::Logs { .. }
+        )
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -242,12 +281,21 @@ pub enum ReceiverConfig {
         #[serde(default)]
         format: ConsoleFormat,
     },
+    /// Publishes to an SNS topic: readable text for email/SMS, a JSON document for SQS, Lambda
+    /// and HTTP(S) subscribers, and filterable message attributes (see docs/aws.md).
+    Sns {
+        /// The receiver's name, used by routes.
+        name: String,
+        /// The topic, e.g. `arn:aws:sns:us-east-1:123456789012:ops-alerts` (`.fifo` topics work).
+        topic_arn: String,
+    },
 }
 
 impl ReceiverConfig {
     pub fn name(&self) -> &str {
         match self {
             ReceiverConfig::Console { name, .. } => name,
+            ReceiverConfig::Sns { name, .. } => name,
         }
     }
 }

@@ -156,13 +156,111 @@ pub fn build_source(cfg: &Config, kind: &str, sc: &SourceConfig) -> Result<Arc<d
             }
             Arc::new(FixtureSource::new(data))
         }
+        SourceConfig::Cloudwatch {
+            max_attempts,
+            discovery_ttl,
+            max_concurrent_calls,
+        } => {
+            if kind != "cloudwatch" {
+                return Err(Error::Config(format!("sources.{kind}: a cloudwatch source answers `cloudwatch` queries; put it under [sources.cloudwatch]")));
+            }
+            let d = crate::source::cloudwatch::CloudWatchSettings::default();
+            let settings = crate::source::cloudwatch::CloudWatchSettings {
+                max_attempts: max_attempts.unwrap_or(d.max_attempts),
+                discovery_ttl: std_duration(cfg, discovery_ttl.as_ref(), d.discovery_ttl)?,
+                max_concurrent_calls: max_concurrent_calls.unwrap_or(d.max_concurrent_calls),
+                limits: d.limits,
+            };
+            let src = crate::source::cloudwatch::CloudWatchSource::new(&aws_config(cfg), settings)
+                .map_err(|m| aws_error(cfg, m))?;
+            Arc::new(src)
+        }
+        SourceConfig::Logs {
+            max_concurrent_queries,
+            filter_calls_per_second,
+            max_attempts,
+            discovery_ttl,
+        } => {
+            if kind != "logs_insights" && kind != "filter_logs" {
+                return Err(Error::Config(format!("sources.{kind}: a logs source answers `logs_insights` and `filter_logs` queries; put it under [sources.logs_insights] or [sources.filter_logs]")));
+            }
+            let d = crate::source::logs::LogsSettings::default();
+            let settings = crate::source::logs::LogsSettings {
+                max_concurrent_queries: max_concurrent_queries.unwrap_or(d.max_concurrent_queries),
+                filter_calls_per_second: filter_calls_per_second
+                    .unwrap_or(d.filter_calls_per_second),
+                max_attempts: max_attempts.unwrap_or(d.max_attempts),
+                discovery_ttl: std_duration(cfg, discovery_ttl.as_ref(), d.discovery_ttl)?,
+                first_poll: d.first_poll,
+            };
+            let src = crate::source::logs::LogsSource::new(&aws_config(cfg), settings)
+                .map_err(|m| Error::Config(format!("sources.{kind}: {m}")))?;
+            Arc::new(src)
+        }
     })
 }
 
-pub fn build_notifier(_cfg: &Config, rc: &ReceiverConfig) -> Result<Arc<dyn Notifier>> {
+/// The `[aws]` table, or defaults (everything from the default chain) when it is absent.
+fn aws_config(cfg: &Config) -> crate::aws::AwsConfig {
+    cfg.raw
+        .aws
+        .as_ref()
+        .map(|a| a.get_ref().clone())
+        .unwrap_or_default()
+}
+
+fn aws_error(cfg: &Config, message: String) -> Error {
+    match &cfg.raw.aws {
+        Some(a) => cfg.error_at(a.span(), message),
+        None => Error::Config(message),
+    }
+}
+
+fn std_duration(
+    cfg: &Config,
+    d: Option<&toml::Spanned<String>>,
+    default: std::time::Duration,
+) -> Result<std::time::Duration> {
+    match d {
+        None => Ok(default),
+        Some(s) => Ok(cfg.duration(s)?.to_std().unwrap_or(default)),
+    }
+}
+
+/// Whether the config calls AWS: an `[aws]` table, or a CloudWatch/Logs source or SNS receiver.
+pub fn uses_aws(cfg: &Config) -> bool {
+    cfg.raw.aws.is_some()
+        || cfg.raw.sources.values().any(|s| s.get_ref().uses_aws())
+        || cfg
+            .raw
+            .receivers
+            .iter()
+            .any(|r| matches!(r.get_ref(), ReceiverConfig::Sns { .. }))
+}
+
+/// What `tripline check` adds for configs that call AWS: the region and credentials must resolve
+/// through the default chain now, rather than every query failing at the first cycle. Calls no
+/// AWS service.
+pub async fn check_aws(cfg: &Config) -> Result<()> {
+    if !uses_aws(cfg) {
+        return Ok(());
+    }
+    aws_config(cfg).check().await.map_err(|m| aws_error(cfg, m))
+}
+
+pub fn build_notifier(cfg: &Config, rc: &ReceiverConfig) -> Result<Arc<dyn Notifier>> {
     Ok(match rc {
         ReceiverConfig::Console { name, format } => {
             Arc::new(ConsoleNotifier::stdout(name.clone(), *format))
+        }
+        ReceiverConfig::Sns { name, topic_arn } => {
+            let n = crate::notify::sns::SnsNotifier::new(
+                name.clone(),
+                topic_arn.clone(),
+                &aws_config(cfg),
+            )
+            .map_err(|m| Error::Config(format!("receiver {name:?}: {m}")))?;
+            Arc::new(n)
         }
     })
 }

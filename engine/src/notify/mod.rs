@@ -3,6 +3,7 @@
 //! retry policy lives once, in the outbox, not in each receiver.
 
 pub mod console;
+pub mod sns;
 
 use crate::alert::{Alert, Labels};
 use crate::clock::Timestamp;

@@ -476,8 +476,7 @@ pub(super) fn register(engine: &mut Engine) {
     // Triage context.
     engine.register_type_with_name::<TriageContext>("TriageContext");
     engine.register_get("params", |c: &mut TriageContext| c.params.clone());
-    engine.register_fn(
-        "query",
+    let follow_up =
         |_ctx: NativeCallContext, c: &mut TriageContext, spec: Map| -> RhaiResult<Dynamic> {
             let mut specs = Map::new();
             specs.insert("q".into(), Dynamic::from_map(spec));
@@ -486,6 +485,10 @@ pub(super) fn register(engine: &mut Engine) {
                 .remove("q")
                 .ok_or("empty spec")?;
             outcome_to_dynamic((c.runner)(spec))
-        },
-    );
+        };
+    engine.register_fn("query", follow_up);
+    // Rhai resolves script functions before native ones, so inside a rule that defines
+    // `fn query(p)` (every rule), `ctx.query(spec)` calls the rule's own `query` with `this = ctx`.
+    // `ctx.fetch(spec)` is the same follow-up query under a name rules do not define.
+    engine.register_fn("fetch", follow_up);
 }

@@ -3,9 +3,11 @@
 //! distinct query is fetched once per cycle. A failed query is `Err(SourceFailure)`, never an
 //! empty result.
 
+pub mod cloudwatch;
 mod common;
 pub mod fixture;
 pub mod http;
+pub mod logs;
 pub mod postgres;
 pub mod prometheus;
 mod pushed;

@@ -1,0 +1,136 @@
+//! Publishes notifications to an SNS topic: one `Publish` per notification, with a readable
+//! `default` text and a JSON document for program subscribers (see `payload`), and message
+//! attributes `status`, `severity`, `fingerprint`, `rule` and `runbook` for subscription filter
+//! policies. FIFO topics (`.fifo`) get the group key as message group and the notification id
+//! as deduplication id. Throttling, 5xx and connection failures are retryable; the outbox
+//! decides when to try again.
+
+pub mod payload;
+
+use super::{Notification, Notifier, NotifyError};
+use crate::aws::{classify, AwsConfig, LazyClient, Service};
+use async_trait::async_trait;
+use aws_sdk_sns::types::MessageAttributeValue;
+
+pub struct SnsNotifier {
+    name: String,
+    topic_arn: String,
+    client: LazyClient<aws_sdk_sns::Client>,
+    max_bytes: usize,
+}
+
+impl std::fmt::Debug for SnsNotifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnsNotifier")
+            .field("name", &self.name)
+            .field("topic_arn", &self.topic_arn)
+            .finish()
+    }
+}
+
+/// Checks a topic ARN's shape: `arn:<partition>:sns:<region>:<account>:<name>`.
+pub fn validate_topic_arn(arn: &str) -> Result<(), String> {
+    let parts: Vec<&str> = arn.split(':').collect();
+    if parts.len() == 6 && parts[0] == "arn" && parts[2] == "sns" && !parts[5].is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "topic_arn {arn:?} is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"
+        ))
+    }
+}
+
+/// SNS's deduplication ids are at most 128 characters.
+fn dedup_id(id: &str) -> String {
+    if id.len() <= 128 && id.chars().all(|c| c.is_ascii_graphic()) {
+        return id.to_string();
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in id.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+impl SnsNotifier {
+    /// A receiver publishing to `topic_arn` as the `[aws]` table says, with credentials from the
+    /// default chain (resolved at the first delivery).
+    pub fn new(
+        name: impl Into<String>,
+        topic_arn: impl Into<String>,
+        aws: &AwsConfig,
+    ) -> Result<Self, String> {
+        let topic_arn = topic_arn.into();
+        validate_topic_arn(&topic_arn)?;
+        let client = LazyClient::new(aws, Service::Sns, |sdk, requests| {
+            let conf = aws_sdk_sns::config::Builder::from(sdk)
+                .interceptor(requests)
+                .build();
+            aws_sdk_sns::Client::from_conf(conf)
+        })?;
+        Ok(SnsNotifier {
+            name: name.into(),
+            topic_arn,
+            client,
+            max_bytes: payload::MAX_MESSAGE_BYTES,
+        })
+    }
+
+    /// `Publish` requests sent so far (every attempt).
+    pub fn requests(&self) -> u64 {
+        self.client.requests()
+    }
+}
+
+#[async_trait]
+impl Notifier for SnsNotifier {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn notify(&self, n: &Notification) -> Result<(), NotifyError> {
+        let client = self
+            .client
+            .get()
+            .await
+            .map_err(|e| NotifyError::retryable(format!("sns {}: {e}", self.name)))?;
+        let p = payload::build(n, self.max_bytes);
+        let mut req = client
+            .publish()
+            .topic_arn(&self.topic_arn)
+            .subject(&p.subject)
+            .message(&p.message)
+            .message_structure("json");
+        for (k, v) in &p.attributes {
+            let attr = MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(v)
+                .build()
+                .map_err(|e| {
+                    NotifyError::permanent(format!("sns {}: attribute {k}: {e}", self.name))
+                })?;
+            req = req.message_attributes(k, attr);
+        }
+        if self.topic_arn.ends_with(".fifo") {
+            req = req
+                .message_group_id(dedup_id(&n.group_key))
+                .message_deduplication_id(dedup_id(&n.id));
+        }
+        match req.send().await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let c = classify("Publish", &e);
+                let message = format!("sns {}: {}", self.name, c.message);
+                Err(if c.retryable {
+                    NotifyError::retryable(message)
+                } else {
+                    NotifyError::permanent(message)
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
