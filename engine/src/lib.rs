@@ -40,6 +40,7 @@ pub mod data;
 mod engine;
 pub mod error;
 pub mod notify;
+pub mod pipeline;
 pub mod rule;
 pub mod source;
 pub mod store;
