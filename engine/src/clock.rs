@@ -63,7 +63,11 @@ pub fn parse_duration(s: &str) -> Result<chrono::Duration, String> {
             i += 1;
             continue;
         }
-        let (unit, len) = if c == 'm' && bytes.get(i + 1) == Some(&'s') { ("ms", 2) } else { (&s[i..i + c.len_utf8()], 1) };
+        let (unit, len) = if c == 'm' && bytes.get(i + 1) == Some(&'s') {
+            ("ms", 2)
+        } else {
+            (&s[i..i + c.len_utf8()], 1)
+        };
         if num.is_empty() {
             return Err(format!("invalid duration {s:?}: a unit without a number"));
         }
@@ -75,9 +79,15 @@ pub fn parse_duration(s: &str) -> Result<chrono::Duration, String> {
             "h" => n * 3_600_000,
             "d" => n * 86_400_000,
             "w" => n * 7 * 86_400_000,
-            other => return Err(format!("invalid duration {s:?}: unknown unit {other:?} (use ms, s, m, h, d, w)")),
+            other => {
+                return Err(format!(
+                    "invalid duration {s:?}: unknown unit {other:?} (use ms, s, m, h, d, w)"
+                ))
+            }
         };
-        total = total.checked_add(ms).ok_or_else(|| format!("duration {s:?} is too large"))?;
+        total = total
+            .checked_add(ms)
+            .ok_or_else(|| format!("duration {s:?} is too large"))?;
         num.clear();
         seen_unit = true;
         i += len;

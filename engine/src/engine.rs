@@ -5,7 +5,9 @@
 //! programmatically, pushes data it already has, runs a cycle at an instant it chooses and gets
 //! notifications through a `Notifier` it implements.
 
-use crate::alert::{self, Alert, AlertCandidate, Labels, Reported, Severity, Timing, Transition, TransitionKind};
+use crate::alert::{
+    self, Alert, AlertCandidate, Labels, Reported, Severity, Timing, Transition, TransitionKind,
+};
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::data::{QueryData, QueryOutcome, SourceFailure};
 use crate::error::{Error, Result};
@@ -51,11 +53,17 @@ pub struct InstanceSpec {
     pub keep_firing_for: Option<chrono::Duration>,
     pub severity: Option<Severity>,
     pub runbook: Option<String>,
+    /// Where the instance was declared, for error messages.
+    pub location: Option<crate::error::Location>,
 }
 
 impl InstanceSpec {
     pub fn new(name: impl Into<String>, rule: impl Into<String>) -> Self {
-        InstanceSpec { name: name.into(), rule: rule.into(), ..Default::default() }
+        InstanceSpec {
+            name: name.into(),
+            rule: rule.into(),
+            ..Default::default()
+        }
     }
 
     pub fn param(mut self, k: impl Into<String>, v: impl Into<serde_json::Value>) -> Self {
@@ -70,12 +78,19 @@ impl InstanceSpec {
 }
 
 /// Merges a rule's parameter defaults with the given ones; unknown or missing ones are errors.
-pub fn resolve_params(rule: &Rule, given: &serde_json::Map<String, serde_json::Value>) -> std::result::Result<rhai::Map, String> {
+pub fn resolve_params(
+    rule: &Rule,
+    given: &serde_json::Map<String, serde_json::Value>,
+) -> std::result::Result<rhai::Map, String> {
     let mut out = rhai::Map::new();
     for k in given.keys() {
         if !rule.meta.params.contains_key(k) {
             let known: Vec<&str> = rule.meta.params.keys().map(|s| s.as_str()).collect();
-            return Err(format!("rule {} has no parameter {k:?} (it takes: {})", rule.meta.id, known.join(", ")));
+            return Err(format!(
+                "rule {} has no parameter {k:?} (it takes: {})",
+                rule.meta.id,
+                known.join(", ")
+            ));
         }
     }
     for (k, spec) in &rule.meta.params {
@@ -129,7 +144,10 @@ pub struct Tripline {
 
 impl std::fmt::Debug for Tripline {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tripline").field("instances", &self.instances.len()).field("sources", &self.sources).finish()
+        f.debug_struct("Tripline")
+            .field("instances", &self.instances.len())
+            .field("sources", &self.sources)
+            .finish()
     }
 }
 
@@ -236,13 +254,19 @@ impl TriplineBuilder {
 
     pub fn build(self) -> Result<Tripline> {
         let rule_engine = Arc::new(RuleEngine::new(self.limits, &self.rule_dirs));
-        let (mut rules, mut errors) = RuleSet::load(&rule_engine, &self.rule_dirs, self.stock_rules);
+        let (mut rules, mut errors) =
+            RuleSet::load(&rule_engine, &self.rule_dirs, self.stock_rules);
         for (origin, text) in &self.rule_sources {
             match crate::rule::load_rule_source(&rule_engine, origin.clone(), text) {
                 Ok(Some(r)) => {
                     rules.rules.insert(r.meta.id.clone(), r);
                 }
-                Ok(None) => errors.push(Error::invalid(origin, 1, 1, "not a rule: no `fn evaluate(data, params)`")),
+                Ok(None) => errors.push(Error::invalid(
+                    origin,
+                    1,
+                    1,
+                    "not a rule: no `fn evaluate(data, params)`",
+                )),
                 Err(e) => errors.push(e),
             }
         }
@@ -251,14 +275,35 @@ impl TriplineBuilder {
         }
         let mut instances = Vec::new();
         let mut problems = Vec::new();
+        let broken_files = !errors.is_empty();
         let mut seen = std::collections::HashSet::new();
         for spec in self.instances {
+            let located = |message: String| match &spec.location {
+                Some(l) => Error::Invalid {
+                    location: l.clone(),
+                    message,
+                },
+                None => Error::Config(message),
+            };
             if !seen.insert(spec.name.clone()) {
-                problems.push(Error::Config(format!("rule instance name {:?} is used twice", spec.name)));
+                problems.push(located(format!(
+                    "rule instance name {:?} is used twice; give each [[rule]] a distinct `name`",
+                    spec.name
+                )));
                 continue;
             }
-            match instantiate(&rules, spec) {
+            match instantiate(&rules, spec.clone()) {
                 Ok(i) => instances.push(i),
+                // Its rule file is probably one of the broken ones: report it with them and keep
+                // every other instance running.
+                Err(Error::Config(m))
+                    if self.tolerate_rule_errors
+                        && broken_files
+                        && !rules.rules.contains_key(&spec.rule) =>
+                {
+                    errors.push(located(m));
+                }
+                Err(Error::Config(m)) => problems.push(located(m)),
                 Err(e) => problems.push(e),
             }
         }
@@ -275,7 +320,13 @@ impl TriplineBuilder {
             None => Arc::new(SqliteStore::in_memory()?),
         };
         let pipeline = Pipeline::new(self.pipeline.unwrap_or_else(|| {
-            PipelineConfig::fan_out(&self.notifiers.iter().map(|n| n.name().to_string()).collect::<Vec<_>>())
+            PipelineConfig::fan_out(
+                &self
+                    .notifiers
+                    .iter()
+                    .map(|n| n.name().to_string())
+                    .collect::<Vec<_>>(),
+            )
         }));
         let outbox = Arc::new(Outbox::new(store.clone(), &self.notifiers, self.retry));
         Ok(Tripline {
@@ -297,16 +348,29 @@ impl TriplineBuilder {
 }
 
 fn instantiate(rules: &RuleSet, spec: InstanceSpec) -> Result<RuleInstance> {
-    let rule = rules.get(&spec.rule).ok_or_else(|| Error::Config(format!("instance {:?}: no rule with id {:?}", spec.name, spec.rule)))?.clone();
-    let params = resolve_params(&rule, &spec.params).map_err(|m| Error::Config(format!("instance {:?}: {m}", spec.name)))?;
+    let rule = rules
+        .get(&spec.rule)
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "instance {:?}: no rule with id {:?}",
+                spec.name, spec.rule
+            ))
+        })?
+        .clone();
+    let params = resolve_params(&rule, &spec.params)
+        .map_err(|m| Error::Config(format!("instance {:?}: {m}", spec.name)))?;
     let schedule = match &spec.every {
-        Some(e) => crate::rule::parse_schedule(e).map_err(|m| Error::Config(format!("instance {:?}: {m}", spec.name)))?,
+        Some(e) => crate::rule::parse_schedule(e)
+            .map_err(|m| Error::Config(format!("instance {:?}: {m}", spec.name)))?,
         None => rule.meta.schedule.clone(),
     };
     let mut labels = rule.meta.labels.clone();
     labels.extend(spec.labels);
     Ok(RuleInstance {
-        timing: Timing { for_: spec.for_.unwrap_or(rule.meta.for_), keep_firing_for: spec.keep_firing_for.unwrap_or(rule.meta.keep_firing_for) },
+        timing: Timing {
+            for_: spec.for_.unwrap_or(rule.meta.for_),
+            keep_firing_for: spec.keep_firing_for.unwrap_or(rule.meta.keep_firing_for),
+        },
         name: spec.name,
         params,
         labels,
@@ -372,19 +436,38 @@ impl Tripline {
     }
 
     /// Runs one cycle at `at`, over the named instances (all when `None`).
-    pub async fn run_cycle_at(&self, at: Timestamp, only: Option<&[String]>) -> Result<CycleReport> {
-        let due: Vec<&RuleInstance> = self.instances.iter().filter(|i| only.is_none_or(|o| o.contains(&i.name))).collect();
-        let mut report = CycleReport { at: Some(at), instances_evaluated: due.len(), ..Default::default() };
+    pub async fn run_cycle_at(
+        &self,
+        at: Timestamp,
+        only: Option<&[String]>,
+    ) -> Result<CycleReport> {
+        let due: Vec<&RuleInstance> = self
+            .instances
+            .iter()
+            .filter(|i| only.is_none_or(|o| o.contains(&i.name)))
+            .collect();
+        let mut report = CycleReport {
+            at: Some(at),
+            instances_evaluated: due.len(),
+            ..Default::default()
+        };
 
         // Plan: each instance's query specs.
-        let mut planned: Vec<std::result::Result<BTreeMap<String, QuerySpec>, RuleFailure>> = Vec::with_capacity(due.len());
+        let mut planned: Vec<std::result::Result<BTreeMap<String, QuerySpec>, RuleFailure>> =
+            Vec::with_capacity(due.len());
         for inst in &due {
             planned.push(self.rule_engine.query(&inst.rule, &inst.params, at));
         }
 
         // Collect: every distinct spec once.
-        let all_specs = planned.iter().filter_map(|p| p.as_ref().ok()).flat_map(|m| m.values().cloned());
-        let ctx = FetchContext { at, deadline: std::time::Instant::now() + self.fetch_timeout };
+        let all_specs = planned
+            .iter()
+            .filter_map(|p| p.as_ref().ok())
+            .flat_map(|m| m.values().cloned());
+        let ctx = FetchContext {
+            at,
+            deadline: std::time::Instant::now() + self.fetch_timeout,
+        };
         let fetched: HashMap<String, QueryOutcome> = self.sources.fetch_all(all_specs, &ctx).await;
         report.queries = fetched.len();
 
@@ -394,10 +477,16 @@ impl Tripline {
             let outcome = match plan {
                 Err(f) => Outcome::RuleFailed(f),
                 Ok(specs) => {
-                    let data: BTreeMap<String, QueryOutcome> = specs.iter().map(|(name, s)| (name.clone(), fetched[&s.key].clone())).collect();
+                    let data: BTreeMap<String, QueryOutcome> = specs
+                        .iter()
+                        .map(|(name, s)| (name.clone(), fetched[&s.key].clone()))
+                        .collect();
                     match data.values().find_map(|o| o.as_ref().err()) {
                         Some(f) => Outcome::SourceFailed(f.clone()),
-                        None => match self.rule_engine.evaluate(&inst.rule, &data, &inst.params, at) {
+                        None => match self
+                            .rule_engine
+                            .evaluate(&inst.rule, &data, &inst.params, at)
+                        {
                             Ok(e) => Outcome::Evaluated(e),
                             Err(f) => Outcome::RuleFailed(f),
                         },
@@ -411,41 +500,96 @@ impl Tripline {
         let stored = self.store.load_alerts().await?;
         let mut by_instance: HashMap<&str, Vec<Alert>> = HashMap::new();
         for a in &stored {
-            by_instance.entry(a.instance.as_str()).or_default().push(a.clone());
+            by_instance
+                .entry(a.instance.as_str())
+                .or_default()
+                .push(a.clone());
         }
         let mut transitions = Vec::new();
         let mut meta_fired: Vec<AlertCandidate> = Vec::new();
         for (inst, outcome) in due.iter().zip(outcomes) {
             let reported = match outcome {
-                Outcome::Evaluated(e) => Reported { fired: e.fired.into_iter().map(|c| self.decorate(inst, c)).collect(), retained: e.retained.into_iter().map(|l| self.subject_labels(inst, l)).collect(), retain_all: e.retain_all },
+                Outcome::Evaluated(e) => Reported {
+                    fired: e
+                        .fired
+                        .into_iter()
+                        .map(|c| self.decorate(inst, c))
+                        .collect(),
+                    retained: e
+                        .retained
+                        .into_iter()
+                        .map(|l| self.subject_labels(inst, l))
+                        .collect(),
+                    retain_all: e.retain_all,
+                },
                 Outcome::RuleFailed(f) => {
                     tracing::warn!(instance = %inst.name, "rule failed: {f}");
-                    meta_fired.push(meta_candidate(inst, RULE_ERROR, Severity::Warning, format!("rule {} ({}) {f}", inst.name, inst.rule.meta.id), &f.message));
+                    meta_fired.push(meta_candidate(
+                        inst,
+                        RULE_ERROR,
+                        Severity::Warning,
+                        format!("rule {} ({}) {f}", inst.name, inst.rule.meta.id),
+                        &f.message,
+                    ));
                     report.rule_failures.push((inst.name.clone(), f));
-                    Reported { retain_all: true, ..Default::default() }
+                    Reported {
+                        retain_all: true,
+                        ..Default::default()
+                    }
                 }
                 Outcome::SourceFailed(f) => {
                     tracing::warn!(instance = %inst.name, "source failed: {f}");
-                    meta_fired.push(meta_candidate(inst, SOURCE_ERROR, Severity::Warning, format!("rule {} cannot fetch its data: {f}", inst.name), &f.message));
+                    meta_fired.push(meta_candidate(
+                        inst,
+                        SOURCE_ERROR,
+                        Severity::Warning,
+                        format!("rule {} cannot fetch its data: {f}", inst.name),
+                        &f.message,
+                    ));
                     report.source_failures.push((inst.name.clone(), f));
-                    Reported { retain_all: true, ..Default::default() }
+                    Reported {
+                        retain_all: true,
+                        ..Default::default()
+                    }
                 }
             };
-            let current = by_instance.get(inst.name.as_str()).map(|v| v.as_slice()).unwrap_or(&[]);
-            transitions.extend(alert::advance(&inst.rule.meta.id, &inst.name, current, &reported, inst.timing, at));
+            let current = by_instance
+                .get(inst.name.as_str())
+                .map(|v| v.as_slice())
+                .unwrap_or(&[]);
+            transitions.extend(alert::advance(
+                &inst.rule.meta.id,
+                &inst.name,
+                current,
+                &reported,
+                inst.timing,
+                at,
+            ));
         }
         transitions.extend(self.meta_transitions(&stored, &due, meta_fired, at));
 
         // Triage the alerts that just started firing.
         self.triage(&mut transitions, at).await;
 
-        let changed: Vec<Alert> = transitions.iter().filter(|t| t.kind != TransitionKind::Dropped).map(|t| t.alert.clone()).collect();
-        let deleted: Vec<String> = transitions.iter().filter(|t| t.kind == TransitionKind::Dropped).map(|t| t.alert.fingerprint.clone()).collect();
+        let changed: Vec<Alert> = transitions
+            .iter()
+            .filter(|t| t.kind != TransitionKind::Dropped)
+            .map(|t| t.alert.clone())
+            .collect();
+        let deleted: Vec<String> = transitions
+            .iter()
+            .filter(|t| t.kind == TransitionKind::Dropped)
+            .map(|t| t.alert.fingerprint.clone())
+            .collect();
         self.store.save_alerts(&changed, &deleted).await?;
         self.store.prune_resolved(at - self.retention).await?;
 
         // The alerts as they stand now.
-        let mut now: BTreeMap<String, Alert> = stored.into_iter().filter(|a| a.is_active()).map(|a| (a.fingerprint.clone(), a)).collect();
+        let mut now: BTreeMap<String, Alert> = stored
+            .into_iter()
+            .filter(|a| a.is_active())
+            .map(|a| (a.fingerprint.clone(), a))
+            .collect();
         for t in &transitions {
             match t.kind {
                 TransitionKind::Dropped => {
@@ -464,7 +608,12 @@ impl Tripline {
         report.notices = flush.notices;
         report.notifications = flush.commit.notifications;
         let delivery = self.outbox.deliver_due(at).await?;
-        report.delivery_errors = delivery.retrying.into_iter().chain(delivery.dead).map(|f| (f.receiver, f.message)).collect();
+        report.delivery_errors = delivery
+            .retrying
+            .into_iter()
+            .chain(delivery.dead)
+            .map(|f| (f.receiver, f.message))
+            .collect();
         report.transitions = transitions;
         Ok(report)
     }
@@ -492,28 +641,82 @@ impl Tripline {
 
     /// Rule-error and source-error alerts: one per failing instance (and per broken rule file);
     /// they resolve when the instance next evaluates cleanly.
-    fn meta_transitions(&self, stored: &[Alert], due: &[&RuleInstance], mut fired: Vec<AlertCandidate>, at: Timestamp) -> Vec<Transition> {
+    fn meta_transitions(
+        &self,
+        stored: &[Alert],
+        due: &[&RuleInstance],
+        mut fired: Vec<AlertCandidate>,
+        at: Timestamp,
+    ) -> Vec<Transition> {
         for e in &self.load_errors {
             let mut labels = Labels::new();
             labels.insert("alertname".into(), "RuleLoadError".into());
-            labels.insert("file".into(), e.split(':').next().unwrap_or_default().to_string());
-            fired.push(AlertCandidate { labels, severity: Severity::Warning, summary: format!("rule file failed to load: {e}"), runbook: None, value: None, details: Default::default() });
+            labels.insert(
+                "file".into(),
+                e.split(':').next().unwrap_or_default().to_string(),
+            );
+            fired.push(AlertCandidate {
+                labels,
+                severity: Severity::Warning,
+                summary: format!("rule file failed to load: {e}"),
+                runbook: None,
+                value: None,
+                details: Default::default(),
+            });
         }
         let mut out = Vec::new();
         for rule_id in [RULE_ERROR, SOURCE_ERROR] {
-            let current: Vec<Alert> = stored.iter().filter(|a| a.rule == rule_id).cloned().collect();
+            let current: Vec<Alert> = stored
+                .iter()
+                .filter(|a| a.rule == rule_id)
+                .cloned()
+                .collect();
             // Instances not evaluated this cycle keep their error alerts as they are.
-            let retained = current.iter().filter(|a| a.labels.get("instance").is_some_and(|i| !due.iter().any(|d| &d.name == i))).map(|a| a.labels.clone()).collect();
-            let reported = Reported { fired: fired.iter().filter(|c| (c.labels.get("alertname").map(|s| s.as_str()) == Some(alertname_of(rule_id))) || (rule_id == RULE_ERROR && c.labels.get("alertname").map(|s| s.as_str()) == Some("RuleLoadError"))).cloned().collect(), retained, retain_all: false };
-            out.extend(alert::advance(rule_id, rule_id, &current, &reported, Timing::default(), at));
+            let retained = current
+                .iter()
+                .filter(|a| {
+                    a.labels
+                        .get("instance")
+                        .is_some_and(|i| !due.iter().any(|d| &d.name == i))
+                })
+                .map(|a| a.labels.clone())
+                .collect();
+            let reported = Reported {
+                fired: fired
+                    .iter()
+                    .filter(|c| {
+                        (c.labels.get("alertname").map(|s| s.as_str())
+                            == Some(alertname_of(rule_id)))
+                            || (rule_id == RULE_ERROR
+                                && c.labels.get("alertname").map(|s| s.as_str())
+                                    == Some("RuleLoadError"))
+                    })
+                    .cloned()
+                    .collect(),
+                retained,
+                retain_all: false,
+            };
+            out.extend(alert::advance(
+                rule_id,
+                rule_id,
+                &current,
+                &reported,
+                Timing::default(),
+                at,
+            ));
         }
         out
     }
 
     async fn triage(&self, transitions: &mut [Transition], at: Timestamp) {
         let handle = tokio::runtime::Handle::current();
-        for t in transitions.iter_mut().filter(|t| t.kind == TransitionKind::Firing) {
-            let Some(inst) = self.instances.iter().find(|i| i.name == t.alert.instance) else { continue };
+        for t in transitions
+            .iter_mut()
+            .filter(|t| t.kind == TransitionKind::Firing)
+        {
+            let Some(inst) = self.instances.iter().find(|i| i.name == t.alert.instance) else {
+                continue;
+            };
             if !inst.rule.has_triage {
                 continue;
             }
@@ -521,26 +724,41 @@ impl Tripline {
             let fetch_timeout = self.fetch_timeout;
             let h = handle.clone();
             let runner = Arc::new(move |spec: QuerySpec| -> QueryOutcome {
-                let ctx = FetchContext { at, deadline: std::time::Instant::now() + fetch_timeout };
+                let ctx = FetchContext {
+                    at,
+                    deadline: std::time::Instant::now() + fetch_timeout,
+                };
                 let key = spec.key.clone();
                 let mut m = h.block_on(sources.fetch_all([spec], &ctx));
-                m.remove(&key).unwrap_or_else(|| Err(SourceFailure { source: "triage".into(), message: "no result".into() }))
+                m.remove(&key).unwrap_or_else(|| {
+                    Err(SourceFailure {
+                        source: "triage".into(),
+                        message: "no result".into(),
+                    })
+                })
             });
             let ctx = TriageContext::new(inst.params.clone(), runner);
             let re = self.rule_engine.clone();
             let rule = inst.rule.clone();
             let alert = t.alert.clone();
             // Triage may block on follow-up queries, so it runs on a blocking thread.
-            let result = tokio::task::spawn_blocking(move || re.triage(&rule, &alert, ctx, at)).await;
+            let result =
+                tokio::task::spawn_blocking(move || re.triage(&rule, &alert, ctx, at)).await;
             match result {
                 Ok(Ok(map)) => {
-                    if let Ok(serde_json::Value::Object(o)) = rhai::serde::from_dynamic::<serde_json::Value>(&rhai::Dynamic::from_map(map)) {
+                    if let Ok(serde_json::Value::Object(o)) =
+                        rhai::serde::from_dynamic::<serde_json::Value>(&rhai::Dynamic::from_map(
+                            map,
+                        ))
+                    {
                         t.alert.details.extend(o);
                     }
                 }
                 Ok(Err(f)) => {
                     tracing::warn!(instance = %inst.name, "triage failed: {f}");
-                    t.alert.details.insert("triage_error".into(), f.message.into());
+                    t.alert
+                        .details
+                        .insert("triage_error".into(), f.message.into());
                 }
                 Err(e) => tracing::error!("triage task: {e}"),
             }
@@ -556,12 +774,25 @@ fn alertname_of(rule_id: &str) -> &'static str {
     }
 }
 
-fn meta_candidate(inst: &RuleInstance, rule_id: &str, severity: Severity, summary: String, detail: &str) -> AlertCandidate {
+fn meta_candidate(
+    inst: &RuleInstance,
+    rule_id: &str,
+    severity: Severity,
+    summary: String,
+    detail: &str,
+) -> AlertCandidate {
     let mut labels = Labels::new();
     labels.insert("alertname".into(), alertname_of(rule_id).into());
     labels.insert("instance".into(), inst.name.clone());
     labels.insert("rule".into(), inst.rule.meta.id.clone());
     let mut details = serde_json::Map::new();
     details.insert("error".into(), detail.into());
-    AlertCandidate { labels, severity, summary, runbook: None, value: None, details }
+    AlertCandidate {
+        labels,
+        severity,
+        summary,
+        runbook: None,
+        value: None,
+        details,
+    }
 }

@@ -33,7 +33,10 @@ pub enum Error {
     Rule { rule: String, message: String },
 
     #[error("source {source_name}: {message}")]
-    Source { source_name: String, message: String },
+    Source {
+        source_name: String,
+        message: String,
+    },
 
     #[error("store: {0}")]
     Store(String),
@@ -47,15 +50,27 @@ pub enum Error {
 }
 
 impl Error {
-    pub fn invalid(path: impl Into<PathBuf>, line: usize, col: usize, message: impl Into<String>) -> Self {
+    pub fn invalid(
+        path: impl Into<PathBuf>,
+        line: usize,
+        col: usize,
+        message: impl Into<String>,
+    ) -> Self {
         Error::Invalid {
-            location: Location { path: path.into(), line, col },
+            location: Location {
+                path: path.into(),
+                line,
+                col,
+            },
             message: message.into(),
         }
     }
 
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io { path: path.into(), source }
+        Error::Io {
+            path: path.into(),
+            source,
+        }
     }
 
     /// Flattens `Many` so callers can print one problem per line.

@@ -42,8 +42,12 @@ pub mod error;
 pub mod notify;
 pub mod pipeline;
 pub mod rule;
+pub mod ruletest;
 pub mod source;
 pub mod store;
 
-pub use engine::{resolve_params, CycleReport, InstanceSpec, RuleInstance, Tripline, TriplineBuilder, RULE_ERROR, SOURCE_ERROR};
+pub use engine::{
+    resolve_params, CycleReport, InstanceSpec, RuleInstance, Tripline, TriplineBuilder, RULE_ERROR,
+    SOURCE_ERROR,
+};
 pub use error::{Error, Result};

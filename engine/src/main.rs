@@ -1,1 +1,68 @@
-fn main(){}
+//! The `tripline` command: a thin shell over the library.
+
+mod cli;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "tripline",
+    version,
+    about = "Alerting and triage rules engine: Rhai rules over CloudWatch, logs and more"
+)]
+struct Args {
+    /// Log level filter (also RUST_LOG), e.g. `info` or `tripline=debug`.
+    #[arg(long, global = true, default_value = "warn")]
+    log: String,
+    /// Log as JSON lines.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Evaluate the built-in campaign-workers demo (fixture data, SQLite state, console output).
+    Demo(cli::demo::DemoArgs),
+    /// Validate a config and every rule it references; exit 2 with path:line:col lines if not valid.
+    Check(cli::check::CheckArgs),
+    /// Run rule fixture cases (`*.test.toml`) and print `N passed, N failed`.
+    Test(cli::test::TestArgs),
+    /// Run one evaluation cycle at an instant, persist state, print the alerts.
+    Eval(cli::eval::EvalArgs),
+    /// List the alerts in the store.
+    Alerts(cli::alerts::AlertsArgs),
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    cli::init_logging(&args.log, args.log_json);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tripline: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = rt.block_on(async {
+        match args.command.unwrap_or(Command::Demo(Default::default())) {
+            Command::Demo(a) => cli::demo::run(a).await,
+            Command::Check(a) => cli::check::run(a).await,
+            Command::Test(a) => cli::test::run(a).await,
+            Command::Eval(a) => cli::eval::run(a).await,
+            Command::Alerts(a) => cli::alerts::run(a).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("tripline: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -33,7 +33,10 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -42,12 +45,21 @@ mod tests {
         let b = fingerprint("r", &labels(&[("b", "2"), ("a", "1")]));
         assert_eq!(a, b);
         // Pinned so that a change of algorithm (which would orphan every stored alert) is noticed.
-        assert_eq!(fingerprint("aws/lambda-errors", &labels(&[("function", "f")])), "d0837485c4a5bfd9");
+        assert_eq!(
+            fingerprint("aws/lambda-errors", &labels(&[("function", "f")])),
+            "d0837485c4a5bfd9"
+        );
     }
 
     #[test]
     fn boundaries_between_keys_and_values_matter() {
-        assert_ne!(fingerprint("r", &labels(&[("a", "bc")])), fingerprint("r", &labels(&[("ab", "c")])));
-        assert_ne!(fingerprint("r1", &labels(&[])), fingerprint("r2", &labels(&[])));
+        assert_ne!(
+            fingerprint("r", &labels(&[("a", "bc")])),
+            fingerprint("r", &labels(&[("ab", "c")]))
+        );
+        assert_ne!(
+            fingerprint("r1", &labels(&[])),
+            fingerprint("r2", &labels(&[]))
+        );
     }
 }

@@ -14,7 +14,9 @@ use std::collections::BTreeMap;
 pub type Labels = BTreeMap<String, String>;
 
 /// Ordered from least to most urgent, so `max` picks the worst.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Info,
@@ -49,7 +51,11 @@ impl std::str::FromStr for Severity {
             "warning" => Self::Warning,
             "high" | "error" => Self::High,
             "critical" | "page" => Self::Critical,
-            other => return Err(format!("unknown severity {other:?} (use info, warning, high or critical)")),
+            other => {
+                return Err(format!(
+                    "unknown severity {other:?} (use info, warning, high or critical)"
+                ))
+            }
         })
     }
 }

@@ -24,7 +24,9 @@ pub enum TransitionKind {
     /// Started firing.
     Firing,
     /// Still firing, with another severity.
-    SeverityChanged { from: Severity },
+    SeverityChanged {
+        from: Severity,
+    },
     Resolved,
     /// A pending alert whose condition went away before `for` elapsed: nobody was told of it.
     Dropped,
@@ -67,7 +69,10 @@ pub fn advance(
     at: Timestamp,
 ) -> Vec<Transition> {
     let mut out = Vec::new();
-    let by_fp: BTreeMap<&str, &Alert> = current.iter().map(|a| (a.fingerprint.as_str(), a)).collect();
+    let by_fp: BTreeMap<&str, &Alert> = current
+        .iter()
+        .map(|a| (a.fingerprint.as_str(), a))
+        .collect();
     let mut seen: HashSet<String> = HashSet::new();
 
     for c in &reported.fired {
@@ -98,9 +103,15 @@ pub fn advance(
                 if timing.for_ <= chrono::Duration::zero() {
                     a.state = AlertState::Firing;
                     a.starts_at = Some(at);
-                    out.push(Transition { kind: TransitionKind::Firing, alert: a });
+                    out.push(Transition {
+                        kind: TransitionKind::Firing,
+                        alert: a,
+                    });
                 } else {
-                    out.push(Transition { kind: TransitionKind::Pending, alert: a });
+                    out.push(Transition {
+                        kind: TransitionKind::Pending,
+                        alert: a,
+                    });
                 }
             }
             Some(prev) => {
@@ -128,26 +139,42 @@ pub fn advance(
                 if let Some(kind) = kind {
                     out.push(Transition { kind, alert: a });
                 } else if a != *prev {
-                    out.push(Transition { kind: TransitionKind::Updated, alert: a });
+                    out.push(Transition {
+                        kind: TransitionKind::Updated,
+                        alert: a,
+                    });
                 }
             }
         }
     }
 
-    let retained: HashSet<String> = reported.retained.iter().map(|l| fingerprint(rule, l)).collect();
-    for prev in current.iter().filter(|a| a.is_active() && !seen.contains(&a.fingerprint)) {
+    let retained: HashSet<String> = reported
+        .retained
+        .iter()
+        .map(|l| fingerprint(rule, l))
+        .collect();
+    for prev in current
+        .iter()
+        .filter(|a| a.is_active() && !seen.contains(&a.fingerprint))
+    {
         if reported.retain_all || retained.contains(&prev.fingerprint) {
             continue;
         }
         match prev.state {
-            AlertState::Pending => out.push(Transition { kind: TransitionKind::Dropped, alert: prev.clone() }),
+            AlertState::Pending => out.push(Transition {
+                kind: TransitionKind::Dropped,
+                alert: prev.clone(),
+            }),
             AlertState::Firing if at - prev.last_active < timing.keep_firing_for => {}
             AlertState::Firing => {
                 let mut a = prev.clone();
                 a.state = AlertState::Resolved;
                 a.ends_at = Some(at);
                 a.updated_at = at;
-                out.push(Transition { kind: TransitionKind::Resolved, alert: a });
+                out.push(Transition {
+                    kind: TransitionKind::Resolved,
+                    alert: a,
+                });
             }
             AlertState::Resolved => {}
         }
@@ -160,7 +187,9 @@ impl Transition {
     pub fn is_announced(&self) -> bool {
         matches!(
             self.kind,
-            TransitionKind::Firing | TransitionKind::Resolved | TransitionKind::SeverityChanged { .. }
+            TransitionKind::Firing
+                | TransitionKind::Resolved
+                | TransitionKind::SeverityChanged { .. }
         )
     }
 }
@@ -195,17 +224,24 @@ mod tests {
         fn new(for_min: i64, keep_min: i64) -> Self {
             Walk {
                 alerts: vec![],
-                timing: Timing { for_: Duration::minutes(for_min), keep_firing_for: Duration::minutes(keep_min) },
+                timing: Timing {
+                    for_: Duration::minutes(for_min),
+                    keep_firing_for: Duration::minutes(keep_min),
+                },
             }
         }
         fn step(&mut self, at: i64, fired: Option<Severity>) -> Vec<TransitionKind> {
-            let reported = Reported { fired: fired.map(cand).into_iter().collect(), ..Default::default() };
+            let reported = Reported {
+                fired: fired.map(cand).into_iter().collect(),
+                ..Default::default()
+            };
             self.apply(at, reported)
         }
         fn apply(&mut self, at: i64, reported: Reported) -> Vec<TransitionKind> {
             let ts = advance("r", "i", &self.alerts, &reported, self.timing, t(at));
             for tr in &ts {
-                self.alerts.retain(|a| a.fingerprint != tr.alert.fingerprint);
+                self.alerts
+                    .retain(|a| a.fingerprint != tr.alert.fingerprint);
                 if tr.kind != TransitionKind::Dropped {
                     self.alerts.push(tr.alert.clone());
                 }
@@ -220,10 +256,19 @@ mod tests {
     #[test]
     fn for_duration_holds_an_alert_pending() {
         let mut w = Walk::new(5, 0);
-        assert_eq!(w.step(0, Some(Severity::Warning)), vec![TransitionKind::Pending]);
-        assert_eq!(w.step(4, Some(Severity::Warning)), vec![TransitionKind::Updated]);
+        assert_eq!(
+            w.step(0, Some(Severity::Warning)),
+            vec![TransitionKind::Pending]
+        );
+        assert_eq!(
+            w.step(4, Some(Severity::Warning)),
+            vec![TransitionKind::Updated]
+        );
         assert_eq!(w.state(), Some(AlertState::Pending));
-        assert_eq!(w.step(5, Some(Severity::Warning)), vec![TransitionKind::Firing]);
+        assert_eq!(
+            w.step(5, Some(Severity::Warning)),
+            vec![TransitionKind::Firing]
+        );
         assert_eq!(w.alerts[0].starts_at, Some(t(5)));
         assert_eq!(w.alerts[0].active_since, t(0));
     }
@@ -236,14 +281,23 @@ mod tests {
         assert!(w.alerts.is_empty());
         // Coming back restarts the `for` clock.
         w.step(3, Some(Severity::Warning));
-        assert_eq!(w.step(7, Some(Severity::Warning)), vec![TransitionKind::Updated]);
-        assert_eq!(w.step(8, Some(Severity::Warning)), vec![TransitionKind::Firing]);
+        assert_eq!(
+            w.step(7, Some(Severity::Warning)),
+            vec![TransitionKind::Updated]
+        );
+        assert_eq!(
+            w.step(8, Some(Severity::Warning)),
+            vec![TransitionKind::Firing]
+        );
     }
 
     #[test]
     fn keep_firing_for_delays_the_resolve() {
         let mut w = Walk::new(0, 10);
-        assert_eq!(w.step(0, Some(Severity::Warning)), vec![TransitionKind::Firing]);
+        assert_eq!(
+            w.step(0, Some(Severity::Warning)),
+            vec![TransitionKind::Firing]
+        );
         assert!(w.step(5, None).is_empty());
         assert_eq!(w.state(), Some(AlertState::Firing));
         assert!(w.step(9, None).is_empty());
@@ -260,7 +314,9 @@ mod tests {
         let fp = w.alerts[0].fingerprint.clone();
         assert_eq!(
             w.step(1, Some(Severity::Critical)),
-            vec![TransitionKind::SeverityChanged { from: Severity::Warning }]
+            vec![TransitionKind::SeverityChanged {
+                from: Severity::Warning
+            }]
         );
         assert_eq!(w.alerts.len(), 1);
         assert_eq!(w.alerts[0].fingerprint, fp);
@@ -272,9 +328,20 @@ mod tests {
     fn retained_subjects_and_unknown_outcomes_change_nothing() {
         let mut w = Walk::new(0, 0);
         w.step(0, Some(Severity::Warning));
-        let retain_one = Reported { retained: vec![cand(Severity::Info).labels], ..Default::default() };
+        let retain_one = Reported {
+            retained: vec![cand(Severity::Info).labels],
+            ..Default::default()
+        };
         assert!(w.apply(1, retain_one).is_empty());
-        assert!(w.apply(2, Reported { retain_all: true, ..Default::default() }).is_empty());
+        assert!(w
+            .apply(
+                2,
+                Reported {
+                    retain_all: true,
+                    ..Default::default()
+                }
+            )
+            .is_empty());
         assert_eq!(w.state(), Some(AlertState::Firing));
         assert_eq!(w.step(3, None), vec![TransitionKind::Resolved]);
     }
@@ -284,7 +351,10 @@ mod tests {
         let mut w = Walk::new(0, 0);
         w.step(0, Some(Severity::Warning));
         w.step(1, None);
-        assert_eq!(w.step(2, Some(Severity::Warning)), vec![TransitionKind::Firing]);
+        assert_eq!(
+            w.step(2, Some(Severity::Warning)),
+            vec![TransitionKind::Firing]
+        );
         assert_eq!(w.alerts[0].starts_at, Some(t(2)));
         assert_eq!(w.alerts[0].ends_at, None);
     }

@@ -4,9 +4,10 @@
 mod notify;
 
 pub use notify::{
-    parse_rate, EscalationConfig, EscalationStepConfig, InhibitConfig, NotifyConfig, RouteConfig, SilencesConfig,
-    DEFAULT_REDACT,
+    parse_rate, EscalationConfig, EscalationStepConfig, InhibitConfig, NotifyConfig, RouteConfig,
+    SilencesConfig, DEFAULT_REDACT,
 };
+pub mod wire;
 
 use crate::clock::parse_duration;
 use crate::error::{Error, Result};
@@ -19,7 +20,12 @@ use toml::Spanned;
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
     (line, col)
 }
 
@@ -264,12 +270,20 @@ impl Config {
             let (l, c) = e.span().map(|s| line_col(&text, s.start)).unwrap_or((1, 1));
             Error::invalid(path, l, c, e.message().trim().to_string())
         })?;
-        Ok(Config { raw, path: path.to_path_buf(), text })
+        Ok(Config {
+            raw,
+            path: path.to_path_buf(),
+            text,
+        })
     }
 
     /// An error located at a span of this file.
     pub fn error_at(&self, span: std::ops::Range<usize>, message: impl Into<String>) -> Error {
-        let (l, c) = if span.is_empty() && span.start == 0 { (1, 1) } else { line_col(&self.text, span.start) };
+        let (l, c) = if span.is_empty() && span.start == 0 {
+            (1, 1)
+        } else {
+            line_col(&self.text, span.start)
+        };
         Error::invalid(&self.path, l, c, message)
     }
 
@@ -288,7 +302,11 @@ impl Config {
     }
 
     pub fn rules_dirs(&self) -> Vec<PathBuf> {
-        self.raw.rules_dirs.iter().map(|d| self.resolve(d.get_ref())).collect()
+        self.raw
+            .rules_dirs
+            .iter()
+            .map(|d| self.resolve(d.get_ref()))
+            .collect()
     }
 }
 
@@ -298,8 +316,11 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_located() {
-        let text = "stock_rules = true\n\n[[rule]]\nuse = \"aws/lambda-errors\"\nparms = {}\n".to_string();
-        let e = Config::parse(Path::new("t.toml"), text).unwrap_err().to_string();
+        let text =
+            "stock_rules = true\n\n[[rule]]\nuse = \"aws/lambda-errors\"\nparms = {}\n".to_string();
+        let e = Config::parse(Path::new("t.toml"), text)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("t.toml:5:1: unknown field `parms`"), "{e}");
     }
 

@@ -110,13 +110,23 @@ impl Default for NotifyConfig {
 
 /// Parses `N/s`, `N/m`, `N/h` into events per second.
 pub fn parse_rate(s: &str) -> Result<f64, String> {
-    let (n, unit) = s.trim().split_once('/').ok_or_else(|| format!("invalid rate {s:?} (e.g. \"1/s\", \"120/m\")"))?;
-    let n: f64 = n.trim().parse().map_err(|_| format!("invalid rate {s:?} (e.g. \"1/s\", \"120/m\")"))?;
+    let (n, unit) = s
+        .trim()
+        .split_once('/')
+        .ok_or_else(|| format!("invalid rate {s:?} (e.g. \"1/s\", \"120/m\")"))?;
+    let n: f64 = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid rate {s:?} (e.g. \"1/s\", \"120/m\")"))?;
     let per = match unit.trim() {
         "s" => 1.0,
         "m" => 60.0,
         "h" => 3600.0,
-        other => return Err(format!("invalid rate unit {other:?} in {s:?} (use s, m or h)")),
+        other => {
+            return Err(format!(
+                "invalid rate unit {other:?} in {s:?} (use s, m or h)"
+            ))
+        }
     };
     if n <= 0.0 || !n.is_finite() {
         return Err(format!("rate {s:?} must be positive"));

@@ -85,7 +85,11 @@ pub fn m_of_n(slots: &[Option<bool>], m: usize, treatment: MissingData) -> Verdi
         };
     }
     if present >= m {
-        return if breaching >= m { Verdict::Alarm } else { Verdict::Ok };
+        return if breaching >= m {
+            Verdict::Alarm
+        } else {
+            Verdict::Ok
+        };
     }
     // Fewer real datapoints than M: fill just enough missing ones to reach M.
     let fill = (m - present).min(slots.len() - present);
@@ -150,6 +154,9 @@ mod tests {
     #[test]
     fn treatment_names_parse() {
         assert_eq!("notBreaching".parse::<MissingData>().unwrap(), NotBreaching);
-        assert!("sometimes".parse::<MissingData>().unwrap_err().contains("unknown missing-data"));
+        assert!("sometimes"
+            .parse::<MissingData>()
+            .unwrap_err()
+            .contains("unknown missing-data"));
     }
 }

@@ -45,7 +45,11 @@ impl std::str::FromStr for Comparison {
             "<=" => Self::Le,
             "==" => Self::Eq,
             "!=" => Self::Ne,
-            other => return Err(format!("unknown comparison {other:?} (use >, >=, <, <=, ==, !=)")),
+            other => {
+                return Err(format!(
+                    "unknown comparison {other:?} (use >, >=, <, <=, ==, !=)"
+                ))
+            }
         })
     }
 }
@@ -75,9 +79,16 @@ impl Series {
         }
     }
 
-    pub fn with_points(mut self, period_secs: i64, points: impl IntoIterator<Item = (Timestamp, f64)>) -> Self {
+    pub fn with_points(
+        mut self,
+        period_secs: i64,
+        points: impl IntoIterator<Item = (Timestamp, f64)>,
+    ) -> Self {
         self.period_secs = period_secs;
-        self.points = points.into_iter().map(|(ts, value)| Point { ts, value }).collect();
+        self.points = points
+            .into_iter()
+            .map(|(ts, value)| Point { ts, value })
+            .collect();
         self.points.sort_by_key(|p| p.ts);
         self
     }
@@ -88,7 +99,10 @@ impl Series {
     }
 
     fn values(&self) -> impl Iterator<Item = f64> + '_ {
-        self.points.iter().map(|p| p.value).filter(|v| v.is_finite())
+        self.points
+            .iter()
+            .map(|p| p.value)
+            .filter(|v| v.is_finite())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -159,7 +173,8 @@ impl Series {
 
     /// Point-by-point `self / other` over the timestamps both have; a zero denominator drops the point.
     pub fn ratio(&self, other: &Series) -> Series {
-        let theirs: BTreeMap<Timestamp, f64> = other.points.iter().map(|p| (p.ts, p.value)).collect();
+        let theirs: BTreeMap<Timestamp, f64> =
+            other.points.iter().map(|p| (p.ts, p.value)).collect();
         let mut out = self.clone();
         out.name = format!("{}/{}", self.name, other.name);
         out.points = self
@@ -167,7 +182,10 @@ impl Series {
             .iter()
             .filter_map(|p| {
                 let d = *theirs.get(&p.ts)?;
-                (d != 0.0).then(|| Point { ts: p.ts, value: p.value / d })
+                (d != 0.0).then(|| Point {
+                    ts: p.ts,
+                    value: p.value / d,
+                })
             })
             .collect();
         out
@@ -176,11 +194,19 @@ impl Series {
     /// The last `n` period slots ending at `end`, oldest first: `Some(value)` or `None` if missing.
     pub fn slots(&self, n: usize) -> Vec<Option<f64>> {
         let period = self.period_secs.max(1);
-        let end = match self.end.or_else(|| self.points.last().map(|p| p.ts + chrono::Duration::seconds(period))) {
+        let end = match self.end.or_else(|| {
+            self.points
+                .last()
+                .map(|p| p.ts + chrono::Duration::seconds(period))
+        }) {
             Some(e) => e,
             None => return vec![None; n],
         };
-        let by_ts: BTreeMap<i64, f64> = self.points.iter().map(|p| (p.ts.timestamp(), p.value)).collect();
+        let by_ts: BTreeMap<i64, f64> = self
+            .points
+            .iter()
+            .map(|p| (p.ts.timestamp(), p.value))
+            .collect();
         (1..=n)
             .rev()
             .map(|k| {
@@ -193,7 +219,11 @@ impl Series {
     /// CloudWatch alarm semantics: at least `m` of the last `n` datapoints compare true against
     /// `threshold`, with this series' missing-data treatment deciding what absent datapoints mean.
     pub fn verdict(&self, cmp: Comparison, threshold: f64, m: usize, n: usize) -> Verdict {
-        let slots: Vec<Option<bool>> = self.slots(n.max(1)).into_iter().map(|v| v.map(|v| cmp.holds(v, threshold))).collect();
+        let slots: Vec<Option<bool>> = self
+            .slots(n.max(1))
+            .into_iter()
+            .map(|v| v.map(|v| cmp.holds(v, threshold)))
+            .collect();
         m_of_n(&slots, m, self.missing)
     }
 
@@ -215,7 +245,9 @@ mod tests {
     use chrono::TimeZone;
 
     fn t(min: i64) -> Timestamp {
-        chrono::Utc.timestamp_opt(1_700_000_000 - 1_700_000_000 % 3600 + min * 60, 0).unwrap()
+        chrono::Utc
+            .timestamp_opt(1_700_000_000 - 1_700_000_000 % 3600 + min * 60, 0)
+            .unwrap()
     }
 
     fn series(values: &[(i64, f64)]) -> Series {

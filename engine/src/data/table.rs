@@ -13,7 +13,10 @@ pub struct Table {
 
 impl Table {
     pub fn new(name: impl Into<String>, rows: Vec<Row>) -> Self {
-        Table { name: name.into(), rows }
+        Table {
+            name: name.into(),
+            rows,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -65,7 +68,10 @@ mod tests {
     use serde_json::json;
 
     fn row(pairs: &[(&str, Value)]) -> Row {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
     }
 
     #[test]
@@ -78,7 +84,10 @@ mod tests {
                 row(&[("msg", json!("timeout"))]),
             ],
         );
-        assert_eq!(t.top("msg", 5), vec![("timeout".into(), 2), ("boom".into(), 1)]);
+        assert_eq!(
+            t.top("msg", 5),
+            vec![("timeout".into(), 2), ("boom".into(), 1)]
+        );
         assert_eq!(t.sum("n"), 5.0);
         assert_eq!(t.len(), 3);
     }

@@ -20,7 +20,8 @@ pub fn client(timeout: Option<Duration>) -> Result<reqwest::Client, String> {
 
 /// Parses a receiver's `timeout = "5s"`.
 pub fn timeout(s: Option<&str>) -> Result<Option<Duration>, String> {
-    s.map(|s| crate::clock::parse_duration(s).map(|d| d.to_std().unwrap_or(DEFAULT_TIMEOUT))).transpose()
+    s.map(|s| crate::clock::parse_duration(s).map(|d| d.to_std().unwrap_or(DEFAULT_TIMEOUT)))
+        .transpose()
 }
 
 /// POSTs `body` as JSON to `url` and classifies the answer. `secrets` are scrubbed from any text
@@ -55,13 +56,33 @@ pub async fn post_json(
     if status.is_success() {
         return Ok(());
     }
-    let retry_after = resp.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
+    let retry_after = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_retry_after);
     let text = resp.text().await.unwrap_or_default();
     let excerpt: String = scrub(text).chars().take(200).collect();
-    let message = format!("{receiver}: HTTP {}{}", status.as_u16(), if excerpt.trim().is_empty() { String::new() } else { format!(": {}", excerpt.trim()) });
+    let message = format!(
+        "{receiver}: HTTP {}{}",
+        status.as_u16(),
+        if excerpt.trim().is_empty() {
+            String::new()
+        } else {
+            format!(": {}", excerpt.trim())
+        }
+    );
     Err(match status.as_u16() {
-        429 => NotifyError { message, retryable: true, retry_after: Some(retry_after.unwrap_or(DEFAULT_RETRY_AFTER)) },
-        408 | 500..=599 => NotifyError { message, retryable: true, retry_after },
+        429 => NotifyError {
+            message,
+            retryable: true,
+            retry_after: Some(retry_after.unwrap_or(DEFAULT_RETRY_AFTER)),
+        },
+        408 | 500..=599 => NotifyError {
+            message,
+            retryable: true,
+            retry_after,
+        },
         _ => NotifyError::permanent(message),
     })
 }
@@ -84,7 +105,9 @@ pub fn parse_retry_after(v: &str) -> Option<Duration> {
         return Some(Duration::from_secs(secs));
     }
     let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
-    (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().ok()
+    (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
+        .to_std()
+        .ok()
 }
 
 /// Cuts `s` to at most `max` characters, marking the cut with `…`.

@@ -76,10 +76,18 @@ pub struct NotifyError {
 
 impl NotifyError {
     pub fn retryable(message: impl Into<String>) -> Self {
-        NotifyError { message: message.into(), retryable: true, retry_after: None }
+        NotifyError {
+            message: message.into(),
+            retryable: true,
+            retry_after: None,
+        }
     }
     pub fn permanent(message: impl Into<String>) -> Self {
-        NotifyError { message: message.into(), retryable: false, retry_after: None }
+        NotifyError {
+            message: message.into(),
+            retryable: false,
+            retry_after: None,
+        }
     }
 }
 
@@ -101,11 +109,16 @@ pub trait Notifier: Send + Sync {
 
 /// Builds an HTTP or console receiver from its config. Secrets are read from the environment
 /// here; errors name the variable, never a value.
-pub fn build_receiver(cfg: &crate::config::ReceiverConfig) -> Result<std::sync::Arc<dyn Notifier>, String> {
+pub fn build_receiver(
+    cfg: &crate::config::ReceiverConfig,
+) -> Result<std::sync::Arc<dyn Notifier>, String> {
     use crate::config::{parse_rate, ReceiverConfig};
     use redact::Secret;
     use std::sync::Arc;
-    let rate = |r: &Option<String>, b: &Option<u32>, default: Option<(f64, u32)>| -> Result<Option<(f64, u32)>, String> {
+    let rate = |r: &Option<String>,
+                b: &Option<u32>,
+                default: Option<(f64, u32)>|
+     -> Result<Option<(f64, u32)>, String> {
         Ok(match (r, default) {
             (Some(r), _) => Some((parse_rate(r)?, b.unwrap_or(1))),
             (None, Some((rate, burst))) => Some((rate, b.unwrap_or(burst))),
@@ -114,27 +127,56 @@ pub fn build_receiver(cfg: &crate::config::ReceiverConfig) -> Result<std::sync::
     };
     let name = cfg.name();
     let built: Arc<dyn Notifier> = match cfg {
-        ReceiverConfig::Console { name, format } => Arc::new(console::ConsoleNotifier::stdout(name.clone(), *format)),
-        ReceiverConfig::Slack { url_env, rate_limit, burst, timeout, .. } => Arc::new(slack::SlackNotifier::new(
+        ReceiverConfig::Console { name, format } => {
+            Arc::new(console::ConsoleNotifier::stdout(name.clone(), *format))
+        }
+        ReceiverConfig::Slack {
+            url_env,
+            rate_limit,
+            burst,
+            timeout,
+            ..
+        } => Arc::new(slack::SlackNotifier::new(
             name,
             Secret::from_env(url_env)?,
             http::timeout(timeout.as_deref())?,
             rate(rate_limit, burst, Some((1.0, 1)))?,
         )?),
-        ReceiverConfig::Pagerduty { routing_key_env, url, rate_limit, burst, timeout, .. } => Arc::new(pagerduty::PagerdutyNotifier::new(
+        ReceiverConfig::Pagerduty {
+            routing_key_env,
+            url,
+            rate_limit,
+            burst,
+            timeout,
+            ..
+        } => Arc::new(pagerduty::PagerdutyNotifier::new(
             name,
             Secret::from_env(routing_key_env)?,
             url.clone(),
             http::timeout(timeout.as_deref())?,
             rate(rate_limit, burst, Some((2.0, 10)))?,
         )?),
-        ReceiverConfig::Webhook { url, url_env, rate_limit, burst, timeout, max_alerts, .. } => {
+        ReceiverConfig::Webhook {
+            url,
+            url_env,
+            rate_limit,
+            burst,
+            timeout,
+            max_alerts,
+            ..
+        } => {
             let url = match (url, url_env) {
                 (_, Some(var)) => Secret::from_env(var)?,
                 (Some(u), None) => Secret::new(u.clone()),
                 (None, None) => return Err("a webhook receiver needs `url` or `url_env`".into()),
             };
-            Arc::new(webhook::WebhookNotifier::new(name, url, http::timeout(timeout.as_deref())?, *max_alerts, rate(rate_limit, burst, None)?)?)
+            Arc::new(webhook::WebhookNotifier::new(
+                name,
+                url,
+                http::timeout(timeout.as_deref())?,
+                *max_alerts,
+                rate(rate_limit, burst, None)?,
+            )?)
         }
     };
     Ok(built)

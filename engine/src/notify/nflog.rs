@@ -63,16 +63,95 @@ mod tests {
         let w = Severity::Warning;
         let rep = Duration::hours(4);
         let none = BTreeSet::new();
-        assert!(needs_update(None, &firing(&[("a", w)]), &none, true, rep, t(0)));
-        assert!(!needs_update(None, &firing(&[]), &["a".to_string()].into(), true, rep, t(0)));
-        let e = NflogEntry { group_key: "g".into(), receiver: "r".into(), firing: firing(&[("a", w)]), resolved: none.clone(), sent_at: t(0) };
-        assert!(!needs_update(Some(&e), &firing(&[("a", w)]), &none, true, rep, t(5)), "nothing new");
-        assert!(needs_update(Some(&e), &firing(&[("a", w), ("b", w)]), &none, true, rep, t(5)), "new alert");
-        assert!(needs_update(Some(&e), &firing(&[("a", Severity::Critical)]), &none, true, rep, t(5)), "severity rose");
-        assert!(needs_update(Some(&e), &firing(&[]), &["a".into()].into(), false, rep, t(5)), "all resolved");
-        assert!(needs_update(Some(&e), &firing(&[("a", w)]), &none, true, rep, t(240)), "repeat");
-        let e2 = NflogEntry { firing: firing(&[("a", w), ("b", w)]), ..e.clone() };
-        assert!(needs_update(Some(&e2), &firing(&[("a", w)]), &["b".into()].into(), true, rep, t(5)), "one resolved");
-        assert!(!needs_update(Some(&e2), &firing(&[("a", w)]), &["b".into()].into(), false, rep, t(5)), "resolves not wanted");
+        assert!(needs_update(
+            None,
+            &firing(&[("a", w)]),
+            &none,
+            true,
+            rep,
+            t(0)
+        ));
+        assert!(!needs_update(
+            None,
+            &firing(&[]),
+            &["a".to_string()].into(),
+            true,
+            rep,
+            t(0)
+        ));
+        let e = NflogEntry {
+            group_key: "g".into(),
+            receiver: "r".into(),
+            firing: firing(&[("a", w)]),
+            resolved: none.clone(),
+            sent_at: t(0),
+        };
+        assert!(
+            !needs_update(Some(&e), &firing(&[("a", w)]), &none, true, rep, t(5)),
+            "nothing new"
+        );
+        assert!(
+            needs_update(
+                Some(&e),
+                &firing(&[("a", w), ("b", w)]),
+                &none,
+                true,
+                rep,
+                t(5)
+            ),
+            "new alert"
+        );
+        assert!(
+            needs_update(
+                Some(&e),
+                &firing(&[("a", Severity::Critical)]),
+                &none,
+                true,
+                rep,
+                t(5)
+            ),
+            "severity rose"
+        );
+        assert!(
+            needs_update(
+                Some(&e),
+                &firing(&[]),
+                &["a".into()].into(),
+                false,
+                rep,
+                t(5)
+            ),
+            "all resolved"
+        );
+        assert!(
+            needs_update(Some(&e), &firing(&[("a", w)]), &none, true, rep, t(240)),
+            "repeat"
+        );
+        let e2 = NflogEntry {
+            firing: firing(&[("a", w), ("b", w)]),
+            ..e.clone()
+        };
+        assert!(
+            needs_update(
+                Some(&e2),
+                &firing(&[("a", w)]),
+                &["b".into()].into(),
+                true,
+                rep,
+                t(5)
+            ),
+            "one resolved"
+        );
+        assert!(
+            !needs_update(
+                Some(&e2),
+                &firing(&[("a", w)]),
+                &["b".into()].into(),
+                false,
+                rep,
+                t(5)
+            ),
+            "resolves not wanted"
+        );
     }
 }

@@ -52,7 +52,14 @@ pub struct OutboxEntry {
 
 impl OutboxEntry {
     pub fn new(n: Notification) -> Self {
-        OutboxEntry { next_attempt_at: n.created_at, notification: n, state: OutboxState::Pending, attempts: 0, last_error: None, delivered_at: None }
+        OutboxEntry {
+            next_attempt_at: n.created_at,
+            notification: n,
+            state: OutboxState::Pending,
+            attempts: 0,
+            last_error: None,
+            delivered_at: None,
+        }
     }
 }
 
@@ -65,14 +72,20 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { max_attempts: 10, backoff: Duration::seconds(1), max_backoff: Duration::minutes(5) }
+        RetryPolicy {
+            max_attempts: 10,
+            backoff: Duration::seconds(1),
+            max_backoff: Duration::minutes(5),
+        }
     }
 }
 
 impl RetryPolicy {
     /// Delay after the `attempts`-th failed attempt: backoff · 2^(attempts−1), capped.
     pub fn delay(&self, attempts: u32) -> Duration {
-        let factor = 1i32.checked_shl(attempts.saturating_sub(1).min(30)).unwrap_or(i32::MAX);
+        let factor = 1i32
+            .checked_shl(attempts.saturating_sub(1).min(30))
+            .unwrap_or(i32::MAX);
         (self.backoff * factor).min(self.max_backoff)
     }
 }
@@ -89,7 +102,12 @@ pub struct TokenBucket {
 impl TokenBucket {
     pub fn new(rate: f64, burst: u32, now: Timestamp) -> Self {
         let burst = f64::from(burst.max(1));
-        TokenBucket { rate, burst, tokens: burst, last: now }
+        TokenBucket {
+            rate,
+            burst,
+            tokens: burst,
+            last: now,
+        }
     }
 
     fn refill(&mut self, now: Timestamp) {
@@ -153,15 +171,25 @@ pub struct Outbox {
 
 impl std::fmt::Debug for Outbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Outbox").field("receivers", &self.notifiers.keys().collect::<Vec<_>>()).field("policy", &self.policy).finish()
+        f.debug_struct("Outbox")
+            .field("receivers", &self.notifiers.keys().collect::<Vec<_>>())
+            .field("policy", &self.policy)
+            .finish()
     }
 }
 
 impl Outbox {
-    pub fn new(store: Arc<dyn Store>, notifiers: &[Arc<dyn Notifier>], policy: RetryPolicy) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        notifiers: &[Arc<dyn Notifier>],
+        policy: RetryPolicy,
+    ) -> Self {
         Outbox {
             store,
-            notifiers: notifiers.iter().map(|n| (n.name().to_string(), n.clone())).collect(),
+            notifiers: notifiers
+                .iter()
+                .map(|n| (n.name().to_string(), n.clone()))
+                .collect(),
             buckets: Mutex::new(BTreeMap::new()),
             policy,
         }
@@ -188,7 +216,10 @@ impl Outbox {
             .collect();
         let mut by_receiver: BTreeMap<String, Vec<OutboxEntry>> = BTreeMap::new();
         for e in due {
-            by_receiver.entry(e.notification.receiver.clone()).or_default().push(e);
+            by_receiver
+                .entry(e.notification.receiver.clone())
+                .or_default()
+                .push(e);
         }
         let runs = by_receiver.into_iter().map(|(r, entries)| {
             let failing = failing.get(&r).cloned();
@@ -201,19 +232,33 @@ impl Outbox {
         Ok(report)
     }
 
-    async fn deliver_receiver(&self, receiver: &str, entries: Vec<OutboxEntry>, mut failing: Option<Alert>, at: Timestamp) -> Result<DeliveryReport> {
+    async fn deliver_receiver(
+        &self,
+        receiver: &str,
+        entries: Vec<OutboxEntry>,
+        mut failing: Option<Alert>,
+        at: Timestamp,
+    ) -> Result<DeliveryReport> {
         let mut report = DeliveryReport::default();
         let notifier = self.notifiers.get(receiver);
         let total = entries.len();
         for (i, mut e) in entries.into_iter().enumerate() {
             let Some(notifier) = notifier else {
-                self.dead_letter(&mut e, format!("no receiver named {receiver:?} is configured"), at, &mut report).await?;
+                self.dead_letter(
+                    &mut e,
+                    format!("no receiver named {receiver:?} is configured"),
+                    at,
+                    &mut report,
+                )
+                .await?;
                 continue;
             };
             if let Some((rate, burst)) = notifier.rate_limit() {
                 let ready = {
                     let mut buckets = self.buckets.lock().expect("bucket lock");
-                    let b = buckets.entry(receiver.to_string()).or_insert_with(|| TokenBucket::new(rate, burst, at));
+                    let b = buckets
+                        .entry(receiver.to_string())
+                        .or_insert_with(|| TokenBucket::new(rate, burst, at));
                     b.take(notifier.cost(&e.notification), at)
                 };
                 if let Err(ready_at) = ready {
@@ -248,7 +293,11 @@ impl Outbox {
                     e.last_error = Some(err.message.clone());
                     self.store.outbox_update(&e).await?;
                     tracing::warn!(receiver, id = %e.notification.id, attempt = e.attempts, retry_in_ms = delay.num_milliseconds(), "delivery failed, will retry: {}", err.message);
-                    report.retrying.push(DeliveryFailure { id: e.notification.id.clone(), receiver: receiver.to_string(), message: err.message });
+                    report.retrying.push(DeliveryFailure {
+                        id: e.notification.id.clone(),
+                        receiver: receiver.to_string(),
+                        message: err.message,
+                    });
                     // The service is refusing or down: hold its other entries as long.
                     self.store.outbox_defer(receiver, e.next_attempt_at).await?;
                     report.paced += total - i - 1;
@@ -267,14 +316,24 @@ impl Outbox {
         Ok(report)
     }
 
-    async fn dead_letter(&self, e: &mut OutboxEntry, reason: String, at: Timestamp, report: &mut DeliveryReport) -> Result<()> {
+    async fn dead_letter(
+        &self,
+        e: &mut OutboxEntry,
+        reason: String,
+        at: Timestamp,
+        report: &mut DeliveryReport,
+    ) -> Result<()> {
         let receiver = e.notification.receiver.clone();
         e.state = OutboxState::Dead;
         e.last_error = Some(reason.clone());
         e.next_attempt_at = at;
         self.store.outbox_update(e).await?;
         tracing::error!(receiver = %receiver, id = %e.notification.id, "notification dead-lettered: {reason}");
-        report.dead.push(DeliveryFailure { id: e.notification.id.clone(), receiver: receiver.clone(), message: reason.clone() });
+        report.dead.push(DeliveryFailure {
+            id: e.notification.id.clone(),
+            receiver: receiver.clone(),
+            message: reason.clone(),
+        });
         self.raise_meta_alert(&receiver, &reason, at).await
     }
 
@@ -283,7 +342,12 @@ impl Outbox {
         labels.insert("alertname".into(), "NotificationFailed".into());
         labels.insert("receiver".into(), receiver.into());
         let fp = fingerprint(NOTIFY_ERROR, &labels);
-        let existing = self.store.load_alerts().await?.into_iter().find(|a| a.fingerprint == fp && a.state == AlertState::Firing);
+        let existing = self
+            .store
+            .load_alerts()
+            .await?
+            .into_iter()
+            .find(|a| a.fingerprint == fp && a.state == AlertState::Firing);
         let alert = match existing {
             Some(mut a) => {
                 a.summary = format!("notifications to {receiver} are failing: {reason}");
@@ -315,19 +379,28 @@ impl Outbox {
 
     /// Delivers until nothing is pending or `within` has passed, waiting (for real) between
     /// passes for the next entry to come due. For `tripline deliver` and the daemon.
-    pub async fn deliver_until_idle(&self, clock: &dyn Clock, within: std::time::Duration) -> Result<DeliveryReport> {
+    pub async fn deliver_until_idle(
+        &self,
+        clock: &dyn Clock,
+        within: std::time::Duration,
+    ) -> Result<DeliveryReport> {
         let deadline = clock.now() + Duration::from_std(within).unwrap_or(Duration::MAX);
         let mut report = DeliveryReport::default();
         loop {
             let now = clock.now();
             report.merge(self.deliver_due(now).await?);
-            let Some(next) = self.store.outbox_next_due().await? else { break };
+            let Some(next) = self.store.outbox_next_due().await? else {
+                break;
+            };
             let now = clock.now();
             if next > deadline {
                 break;
             }
             if next > now {
-                let wait = (next - now).to_std().unwrap_or_default().min(std::time::Duration::from_secs(5));
+                let wait = (next - now)
+                    .to_std()
+                    .unwrap_or_default()
+                    .min(std::time::Duration::from_secs(5));
                 tokio::time::sleep(wait).await;
             }
         }

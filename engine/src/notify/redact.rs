@@ -21,7 +21,8 @@ impl Default for Redactor {
 impl Redactor {
     /// `pattern` is matched case-insensitively anywhere in a key.
     pub fn new(pattern: &str) -> Result<Self, String> {
-        let keys = Regex::new(&format!("(?i){pattern}")).map_err(|e| format!("invalid redaction pattern: {e}"))?;
+        let keys = Regex::new(&format!("(?i){pattern}"))
+            .map_err(|e| format!("invalid redaction pattern: {e}"))?;
         Ok(Redactor { keys })
     }
 
@@ -140,7 +141,10 @@ mod tests {
     fn secrets_never_print() {
         let s = Secret::new("https://hooks.slack.com/services/T1/B2/XYZ");
         assert_eq!(format!("{s} {s:?}"), "*** Secret(***)");
-        assert_eq!(s.scrub("POST https://hooks.slack.com/services/T1/B2/XYZ failed"), "POST *** failed");
+        assert_eq!(
+            s.scrub("POST https://hooks.slack.com/services/T1/B2/XYZ failed"),
+            "POST *** failed"
+        );
         assert_eq!(s.scrub("path /services/T1/B2/XYZ"), "path /***");
     }
 }

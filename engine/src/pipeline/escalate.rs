@@ -46,7 +46,9 @@ fn episode_start(a: &Alert) -> Timestamp {
 impl EscalationPolicy {
     /// Whether `alert` has reached step `i` at `at` and is still to be escalated.
     pub fn reached(&self, i: usize, alert: &Alert, ack: Option<&Ack>, at: Timestamp) -> bool {
-        let Some(step) = self.steps.get(i) else { return false };
+        let Some(step) = self.steps.get(i) else {
+            return false;
+        };
         alert.state == AlertState::Firing
             && episode_start(alert) + step.after <= at
             && !ack.is_some_and(|a| a.covers(alert))
@@ -54,7 +56,9 @@ impl EscalationPolicy {
 
     /// The first step is sent on the group's beat like any route; later ones on every run.
     pub fn is_timed(&self, i: usize) -> bool {
-        self.steps.get(i).is_some_and(|s| s.after > Duration::zero())
+        self.steps
+            .get(i)
+            .is_some_and(|s| s.after > Duration::zero())
     }
 }
 
@@ -67,9 +71,18 @@ mod tests {
         EscalationPolicy {
             name: "oncall".into(),
             steps: vec![
-                EscalationStep { after: Duration::zero(), receiver: "slack".into() },
-                EscalationStep { after: Duration::minutes(15), receiver: "pagerduty".into() },
-                EscalationStep { after: Duration::minutes(45), receiver: "manager".into() },
+                EscalationStep {
+                    after: Duration::zero(),
+                    receiver: "slack".into(),
+                },
+                EscalationStep {
+                    after: Duration::minutes(15),
+                    receiver: "pagerduty".into(),
+                },
+                EscalationStep {
+                    after: Duration::minutes(45),
+                    receiver: "manager".into(),
+                },
             ],
         }
     }
@@ -83,7 +96,12 @@ mod tests {
         assert!(!p.reached(1, &a, None, t(14)));
         assert!(p.reached(1, &a, None, t(15)));
         assert!(!p.reached(2, &a, None, t(44)));
-        let ack = Ack { fingerprint: a.fingerprint.clone(), by: "ann".into(), at: t(20), announced: false };
+        let ack = Ack {
+            fingerprint: a.fingerprint.clone(),
+            by: "ann".into(),
+            at: t(20),
+            announced: false,
+        };
         assert!(!p.reached(2, &a, Some(&ack), t(45)), "acked: no manager");
         // A new episode after the ack escalates again.
         a.starts_at = Some(t(60));

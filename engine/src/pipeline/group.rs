@@ -30,7 +30,11 @@ pub struct Timers {
 
 impl Default for Timers {
     fn default() -> Self {
-        Timers { group_wait: Duration::seconds(30), group_interval: Duration::minutes(5), repeat_interval: Duration::hours(4) }
+        Timers {
+            group_wait: Duration::seconds(30),
+            group_interval: Duration::minutes(5),
+            repeat_interval: Duration::hours(4),
+        }
     }
 }
 
@@ -43,22 +47,44 @@ pub struct Tick {
 }
 
 /// Advances one group's timer. `has_firing`: whether the group holds a firing alert now.
-pub fn tick(prev: Option<&GroupState>, key: &str, has_firing: bool, t: &Timers, at: Timestamp) -> Tick {
+pub fn tick(
+    prev: Option<&GroupState>,
+    key: &str,
+    has_firing: bool,
+    t: &Timers,
+    at: Timestamp,
+) -> Tick {
     match prev {
-        None if !has_firing => Tick { flush: false, state: None },
+        None if !has_firing => Tick {
+            flush: false,
+            state: None,
+        },
         None => {
-            let mut s = GroupState { key: key.to_string(), created_at: at, next_flush: at + t.group_wait };
+            let mut s = GroupState {
+                key: key.to_string(),
+                created_at: at,
+                next_flush: at + t.group_wait,
+            };
             let flush = at >= s.next_flush;
             if flush {
                 s.next_flush = at + t.group_interval;
             }
-            Tick { flush, state: Some(s) }
+            Tick {
+                flush,
+                state: Some(s),
+            }
         }
-        Some(p) if at < p.next_flush => Tick { flush: false, state: Some(p.clone()) },
+        Some(p) if at < p.next_flush => Tick {
+            flush: false,
+            state: Some(p.clone()),
+        },
         Some(p) => {
             if !has_firing {
                 // Last flush of a group whose alerts all resolved: announce, then forget it.
-                return Tick { flush: true, state: None };
+                return Tick {
+                    flush: true,
+                    state: None,
+                };
             }
             let mut s = p.clone();
             // Stay on the group's own beat (first flush + k·interval) even if flushes were missed.
@@ -69,7 +95,10 @@ pub fn tick(prev: Option<&GroupState>, key: &str, has_firing: bool, t: &Timers, 
             } else {
                 s.next_flush = at;
             }
-            Tick { flush: true, state: Some(s) }
+            Tick {
+                flush: true,
+                state: Some(s),
+            }
         }
     }
 }
@@ -78,9 +107,10 @@ pub fn tick(prev: Option<&GroupState>, key: &str, has_firing: bool, t: &Timers, 
 pub fn group_labels(route: &Route, alert: &Alert) -> Labels {
     match &route.group_by {
         GroupBy::All => alert.labels.clone(),
-        GroupBy::Labels(names) => {
-            names.iter().filter_map(|n| alert.labels.get(n).map(|v| (n.clone(), v.clone()))).collect()
-        }
+        GroupBy::Labels(names) => names
+            .iter()
+            .filter_map(|n| alert.labels.get(n).map(|v| (n.clone(), v.clone())))
+            .collect(),
     }
 }
 
@@ -97,7 +127,11 @@ mod tests {
 
     #[test]
     fn wait_then_interval_then_forget() {
-        let timers = Timers { group_wait: Duration::seconds(30), group_interval: Duration::minutes(5), ..Default::default() };
+        let timers = Timers {
+            group_wait: Duration::seconds(30),
+            group_interval: Duration::minutes(5),
+            ..Default::default()
+        };
         let first = tick(None, "g", true, &timers, t(0));
         assert!(!first.flush);
         let s = first.state.unwrap();
@@ -113,13 +147,29 @@ mod tests {
         assert_eq!(late.next_flush, t(20) + Duration::seconds(30));
         // All resolved: flush once more, then drop the state.
         let gone = tick(Some(&late), "g", false, &timers, t(21));
-        assert_eq!(gone, Tick { flush: true, state: None });
-        assert_eq!(tick(None, "g", false, &timers, t(22)), Tick { flush: false, state: None });
+        assert_eq!(
+            gone,
+            Tick {
+                flush: true,
+                state: None
+            }
+        );
+        assert_eq!(
+            tick(None, "g", false, &timers, t(22)),
+            Tick {
+                flush: false,
+                state: None
+            }
+        );
     }
 
     #[test]
     fn zero_wait_flushes_at_once() {
-        let timers = Timers { group_wait: Duration::zero(), group_interval: Duration::zero(), ..Default::default() };
+        let timers = Timers {
+            group_wait: Duration::zero(),
+            group_interval: Duration::zero(),
+            ..Default::default()
+        };
         let first = tick(None, "g", true, &timers, t(0));
         assert!(first.flush);
         assert!(tick(first.state.as_ref(), "g", true, &timers, t(0)).flush);

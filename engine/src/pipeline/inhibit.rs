@@ -20,7 +20,10 @@ impl InhibitRule {
         source.fingerprint != target.fingerprint
             && all_match(&self.source_matchers, &source.labels)
             && all_match(&self.target_matchers, &target.labels)
-            && self.equal.iter().all(|l| source.labels.get(l) == target.labels.get(l))
+            && self
+                .equal
+                .iter()
+                .all(|l| source.labels.get(l) == target.labels.get(l))
     }
 }
 
@@ -33,10 +36,16 @@ impl Inhibitor {
     /// Fingerprints of the firing alerts that some other firing alert inhibits. Resolved alerts
     /// are never muted here, so a resolve announced before still reaches its receiver.
     pub fn muted(&self, alerts: &[Alert]) -> BTreeSet<String> {
-        let firing: Vec<&Alert> = alerts.iter().filter(|a| a.state == AlertState::Firing).collect();
+        let firing: Vec<&Alert> = alerts
+            .iter()
+            .filter(|a| a.state == AlertState::Firing)
+            .collect();
         let mut out = BTreeSet::new();
         for rule in &self.rules {
-            let sources: Vec<&&Alert> = firing.iter().filter(|a| all_match(&rule.source_matchers, &a.labels)).collect();
+            let sources: Vec<&&Alert> = firing
+                .iter()
+                .filter(|a| all_match(&rule.source_matchers, &a.labels))
+                .collect();
             if sources.is_empty() {
                 continue;
             }
@@ -65,25 +74,62 @@ mod tests {
 
     #[test]
     fn critical_mutes_warning_of_the_same_function_only() {
-        let inh = Inhibitor { rules: vec![rule(&["severity=critical"], &["severity=warning"], &["function"])] };
-        let crit = alert("errors", &[("severity", "critical"), ("function", "f1")], AlertState::Firing);
-        let warn_same = alert("latency", &[("severity", "warning"), ("function", "f1")], AlertState::Firing);
-        let warn_other = alert("latency", &[("severity", "warning"), ("function", "f2")], AlertState::Firing);
+        let inh = Inhibitor {
+            rules: vec![rule(
+                &["severity=critical"],
+                &["severity=warning"],
+                &["function"],
+            )],
+        };
+        let crit = alert(
+            "errors",
+            &[("severity", "critical"), ("function", "f1")],
+            AlertState::Firing,
+        );
+        let warn_same = alert(
+            "latency",
+            &[("severity", "warning"), ("function", "f1")],
+            AlertState::Firing,
+        );
+        let warn_other = alert(
+            "latency",
+            &[("severity", "warning"), ("function", "f2")],
+            AlertState::Firing,
+        );
         let muted = inh.muted(&[crit.clone(), warn_same.clone(), warn_other.clone()]);
         assert_eq!(muted, [warn_same.fingerprint.clone()].into());
         // Once the source resolves, nothing is muted any more.
         let mut crit_resolved = crit;
         crit_resolved.state = AlertState::Resolved;
-        assert!(inh.muted(&[crit_resolved, warn_same, warn_other]).is_empty());
+        assert!(inh
+            .muted(&[crit_resolved, warn_same, warn_other])
+            .is_empty());
     }
 
     #[test]
     fn worker_down_mutes_its_queue_alerts() {
-        let inh = Inhibitor { rules: vec![rule(&["alertname=WorkerDown"], &["alertname=~Queue.*"], &["worker"])] };
+        let inh = Inhibitor {
+            rules: vec![rule(
+                &["alertname=WorkerDown"],
+                &["alertname=~Queue.*"],
+                &["worker"],
+            )],
+        };
         let down = alert("WorkerDown", &[("worker", "w1")], AlertState::Firing);
-        let q1 = alert("QueueDepth", &[("worker", "w1"), ("queue", "a")], AlertState::Firing);
-        let q2 = alert("QueueAge", &[("worker", "w2"), ("queue", "b")], AlertState::Firing);
-        assert_eq!(inh.muted(&[down.clone(), q1.clone(), q2]), [q1.fingerprint].into());
+        let q1 = alert(
+            "QueueDepth",
+            &[("worker", "w1"), ("queue", "a")],
+            AlertState::Firing,
+        );
+        let q2 = alert(
+            "QueueAge",
+            &[("worker", "w2"), ("queue", "b")],
+            AlertState::Firing,
+        );
+        assert_eq!(
+            inh.muted(&[down.clone(), q1.clone(), q2]),
+            [q1.fingerprint].into()
+        );
         assert!(inh.muted(&[down]).is_empty(), "never itself");
     }
 }

@@ -39,20 +39,33 @@ impl PartialEq for Matcher {
 }
 
 impl Matcher {
-    pub fn new(name: impl Into<String>, op: MatchOp, value: impl Into<String>) -> Result<Self, String> {
+    pub fn new(
+        name: impl Into<String>,
+        op: MatchOp,
+        value: impl Into<String>,
+    ) -> Result<Self, String> {
         let name = name.into();
         let value = value.into();
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(format!("invalid label name {name:?} in matcher"));
         }
         let re = match op {
-            MatchOp::Regex | MatchOp::NotRegex => Some(
-                Regex::new(&format!("^(?:{value})$"))
-                    .map_err(|e| format!("invalid regex {value:?} for label {name:?}: {}", first_line(&e.to_string())))?,
-            ),
+            MatchOp::Regex | MatchOp::NotRegex => {
+                Some(Regex::new(&format!("^(?:{value})$")).map_err(|e| {
+                    format!(
+                        "invalid regex {value:?} for label {name:?}: {}",
+                        first_line(&e.to_string())
+                    )
+                })?)
+            }
             _ => None,
         };
-        Ok(Matcher { name, op, value, re })
+        Ok(Matcher {
+            name,
+            op,
+            value,
+            re,
+        })
     }
 
     /// Parses `name=value`, `name!=value`, `name=~re` or `name!~re`; the value may be
@@ -73,7 +86,9 @@ impl Matcher {
         } else if let Some(v) = rest.strip_prefix('=') {
             (MatchOp::Equal, v)
         } else {
-            return Err(format!("matcher {s:?} has no operator (use =, !=, =~ or !~)"));
+            return Err(format!(
+                "matcher {s:?} has no operator (use =, !=, =~ or !~)"
+            ));
         };
         let value = value.trim();
         let value = match value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
@@ -95,7 +110,12 @@ impl Matcher {
 }
 
 fn first_line(s: &str) -> String {
-    s.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or(s).trim().to_string()
+    s.lines()
+        .filter(|l| !l.trim().is_empty())
+        .last()
+        .unwrap_or(s)
+        .trim()
+        .to_string()
 }
 
 impl std::fmt::Display for Matcher {
@@ -114,26 +134,43 @@ mod tests {
     use super::*;
 
     fn l(pairs: &[(&str, &str)]) -> Labels {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn the_four_operators() {
         let labels = l(&[("severity", "critical"), ("team", "db")]);
-        assert!(Matcher::parse("severity=critical").unwrap().matches(&labels));
-        assert!(Matcher::parse("severity!=warning").unwrap().matches(&labels));
+        assert!(Matcher::parse("severity=critical")
+            .unwrap()
+            .matches(&labels));
+        assert!(Matcher::parse("severity!=warning")
+            .unwrap()
+            .matches(&labels));
         assert!(Matcher::parse("team=~d.").unwrap().matches(&labels));
-        assert!(!Matcher::parse("team=~d").unwrap().matches(&labels), "regexes are anchored");
+        assert!(
+            !Matcher::parse("team=~d").unwrap().matches(&labels),
+            "regexes are anchored"
+        );
         assert!(Matcher::parse("team!~web|api").unwrap().matches(&labels));
-        assert!(Matcher::parse("missing=").unwrap().matches(&labels), "a missing label is empty");
+        assert!(
+            Matcher::parse("missing=").unwrap().matches(&labels),
+            "a missing label is empty"
+        );
         assert!(Matcher::parse(r#"team = "db""#).unwrap().matches(&labels));
     }
 
     #[test]
     fn bad_matchers_say_why() {
         assert!(Matcher::parse("team").unwrap_err().contains("no operator"));
-        assert!(Matcher::parse("team=~(").unwrap_err().contains("invalid regex"));
-        assert!(Matcher::parse("te am=x").unwrap_err().contains("invalid label name"));
+        assert!(Matcher::parse("team=~(")
+            .unwrap_err()
+            .contains("invalid regex"));
+        assert!(Matcher::parse("te am=x")
+            .unwrap_err()
+            .contains("invalid label name"));
     }
 
     #[test]

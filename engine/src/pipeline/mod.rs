@@ -59,7 +59,12 @@ impl PipelineConfig {
         root.routes = receivers
             .iter()
             .enumerate()
-            .map(|(i, r)| Route { id: format!("0.{i}"), receiver: Some(r.clone()), continue_: true, ..root.clone() })
+            .map(|(i, r)| Route {
+                id: format!("0.{i}"),
+                receiver: Some(r.clone()),
+                continue_: true,
+                ..root.clone()
+            })
             .collect();
         PipelineConfig {
             route: root,
@@ -76,8 +81,16 @@ impl PipelineConfig {
     pub fn from_config(cfg: &Config) -> Result<Self> {
         let raw = &cfg.raw;
         let mut errors = Vec::new();
-        let receivers: BTreeSet<String> = raw.receivers.iter().map(|r| r.get_ref().name().to_string()).collect();
-        let send_resolved = raw.receivers.iter().map(|r| (r.get_ref().name().to_string(), r.get_ref().send_resolved())).collect();
+        let receivers: BTreeSet<String> = raw
+            .receivers
+            .iter()
+            .map(|r| r.get_ref().name().to_string())
+            .collect();
+        let send_resolved = raw
+            .receivers
+            .iter()
+            .map(|r| (r.get_ref().name().to_string(), r.get_ref().send_resolved()))
+            .collect();
 
         let mut policies = BTreeMap::new();
         for p in &raw.escalation {
@@ -90,18 +103,45 @@ impl PipelineConfig {
                     chrono::Duration::zero()
                 });
                 if !receivers.contains(sc.receiver.get_ref()) {
-                    errors.push(cfg.error_at(sc.receiver.span(), format!("unknown receiver {:?} in escalation step", sc.receiver.get_ref())));
+                    errors.push(cfg.error_at(
+                        sc.receiver.span(),
+                        format!(
+                            "unknown receiver {:?} in escalation step",
+                            sc.receiver.get_ref()
+                        ),
+                    ));
                 }
-                if steps.last().is_some_and(|l: &EscalationStep| l.after > after) {
-                    errors.push(cfg.error_at(sc.after.span(), "escalation steps must be in order of `after`"));
+                if steps
+                    .last()
+                    .is_some_and(|l: &EscalationStep| l.after > after)
+                {
+                    errors.push(cfg.error_at(
+                        sc.after.span(),
+                        "escalation steps must be in order of `after`",
+                    ));
                 }
-                steps.push(EscalationStep { after, receiver: sc.receiver.get_ref().clone() });
+                steps.push(EscalationStep {
+                    after,
+                    receiver: sc.receiver.get_ref().clone(),
+                });
             }
             if steps.is_empty() {
                 errors.push(cfg.error_at(p.span(), "an escalation policy needs at least one step"));
             }
-            if policies.insert(pc.name.get_ref().clone(), EscalationPolicy { name: pc.name.get_ref().clone(), steps }).is_some() {
-                errors.push(cfg.error_at(pc.name.span(), format!("escalation policy {:?} is defined twice", pc.name.get_ref())));
+            if policies
+                .insert(
+                    pc.name.get_ref().clone(),
+                    EscalationPolicy {
+                        name: pc.name.get_ref().clone(),
+                        steps,
+                    },
+                )
+                .is_some()
+            {
+                errors.push(cfg.error_at(
+                    pc.name.span(),
+                    format!("escalation policy {:?} is defined twice", pc.name.get_ref()),
+                ));
             }
         }
         let policy_names: BTreeSet<String> = policies.keys().cloned().collect();
@@ -116,12 +156,20 @@ impl PipelineConfig {
             let ic = i.get_ref();
             let mut parse = |list: &[toml::Spanned<String>]| -> Vec<Matcher> {
                 list.iter()
-                    .filter_map(|m| Matcher::parse(m.get_ref()).map_err(|e| errors.push(cfg.error_at(m.span(), e))).ok())
+                    .filter_map(|m| {
+                        Matcher::parse(m.get_ref())
+                            .map_err(|e| errors.push(cfg.error_at(m.span(), e)))
+                            .ok()
+                    })
                     .collect()
             };
             let source_matchers = parse(&ic.source_matchers);
             let target_matchers = parse(&ic.target_matchers);
-            rules.push(InhibitRule { source_matchers, target_matchers, equal: ic.equal.clone() });
+            rules.push(InhibitRule {
+                source_matchers,
+                target_matchers,
+                equal: ic.equal.clone(),
+            });
         }
 
         let redactor = Redactor::new(raw.notify.redact.get_ref()).unwrap_or_else(|e| {
@@ -135,7 +183,9 @@ impl PipelineConfig {
             route,
             inhibitor: Inhibitor { rules },
             policies,
-            silences: SilenceStage { send_resolved: raw.silences.send_resolved },
+            silences: SilenceStage {
+                send_resolved: raw.silences.send_resolved,
+            },
             send_resolved,
             redactor,
         })
@@ -223,14 +273,22 @@ impl Pipeline {
         let mut out = Flush::default();
 
         // Redact first: nothing after this point sees a secret-looking value.
-        let mut alerts: Vec<Alert> = stored.iter().filter(|a| a.state != AlertState::Pending).cloned().collect();
+        let mut alerts: Vec<Alert> = stored
+            .iter()
+            .filter(|a| a.state != AlertState::Pending)
+            .cloned()
+            .collect();
         for a in &mut alerts {
             self.cfg.redactor.alert(a);
         }
 
         // Silence.
         out.silenced = self.cfg.silences.muted(&alerts, &st.silences, at);
-        for (s, fps) in self.cfg.silences.expired_over_firing(&alerts, &st.silences, at) {
+        for (s, fps) in self
+            .cfg
+            .silences
+            .expired_over_firing(&alerts, &st.silences, at)
+        {
             if s.expiry_noticed {
                 continue;
             }
@@ -251,18 +309,36 @@ impl Pipeline {
 
         // Route and group.
         let mut groups: BTreeMap<String, Group> = BTreeMap::new();
-        for a in alerts.iter().filter(|a| !out.silenced.contains(&a.fingerprint) && !out.inhibited.contains(&a.fingerprint)) {
+        for a in alerts.iter().filter(|a| {
+            !out.silenced.contains(&a.fingerprint) && !out.inhibited.contains(&a.fingerprint)
+        }) {
             for r in self.cfg.route.matching(&a.labels) {
                 let labels = group_labels(r, a);
                 let key = group_key(r, &labels);
-                groups.entry(key).or_insert_with(|| Group { route: r, labels, alerts: vec![] }).alerts.push(a);
+                groups
+                    .entry(key)
+                    .or_insert_with(|| Group {
+                        route: r,
+                        labels,
+                        alerts: vec![],
+                    })
+                    .alerts
+                    .push(a);
             }
         }
 
-        let states: BTreeMap<&str, &GroupState> = st.groups.iter().map(|g| (g.key.as_str(), g)).collect();
-        let nflog: BTreeMap<(&str, &str), &NflogEntry> =
-            st.nflog.iter().map(|e| ((e.group_key.as_str(), e.receiver.as_str()), e)).collect();
-        let acks: BTreeMap<&str, &Ack> = st.acks.iter().map(|a| (a.fingerprint.as_str(), a)).collect();
+        let states: BTreeMap<&str, &GroupState> =
+            st.groups.iter().map(|g| (g.key.as_str(), g)).collect();
+        let nflog: BTreeMap<(&str, &str), &NflogEntry> = st
+            .nflog
+            .iter()
+            .map(|e| ((e.group_key.as_str(), e.receiver.as_str()), e))
+            .collect();
+        let acks: BTreeMap<&str, &Ack> = st
+            .acks
+            .iter()
+            .map(|a| (a.fingerprint.as_str(), a))
+            .collect();
 
         for (key, g) in &groups {
             let has_firing = g.alerts.iter().any(|a| a.state == AlertState::Firing);
@@ -281,7 +357,12 @@ impl Pipeline {
                     targets.push((r, g.alerts.clone()));
                 }
             }
-            if let Some(policy) = g.route.escalation.as_ref().and_then(|p| self.cfg.policies.get(p)) {
+            if let Some(policy) = g
+                .route
+                .escalation
+                .as_ref()
+                .and_then(|p| self.cfg.policies.get(p))
+            {
                 for (i, step) in policy.steps.iter().enumerate() {
                     if !policy.is_timed(i) {
                         if tick.flush {
@@ -295,7 +376,12 @@ impl Pipeline {
                         .iter()
                         .filter(|a| {
                             let told = entry.is_some_and(|e| e.firing.contains_key(&a.fingerprint));
-                            told || policy.reached(i, a, acks.get(a.fingerprint.as_str()).copied(), at)
+                            told || policy.reached(
+                                i,
+                                a,
+                                acks.get(a.fingerprint.as_str()).copied(),
+                                at,
+                            )
                         })
                         .copied()
                         .collect();
@@ -316,18 +402,35 @@ impl Pipeline {
         }
 
         // Acknowledgements: tell the receivers that were told of the alert.
-        let mut entries: BTreeMap<(String, String), &NflogEntry> =
-            st.nflog.iter().map(|e| ((e.group_key.clone(), e.receiver.clone()), e)).collect();
+        let mut entries: BTreeMap<(String, String), &NflogEntry> = st
+            .nflog
+            .iter()
+            .map(|e| ((e.group_key.clone(), e.receiver.clone()), e))
+            .collect();
         for e in &out.commit.nflog {
             entries.insert((e.group_key.clone(), e.receiver.clone()), e);
         }
         for ack in st.acks.iter().filter(|a| !a.announced) {
             out.commit.acks_announced.push(ack.fingerprint.clone());
-            let Some(alert) = alerts.iter().find(|a| a.state == AlertState::Firing && ack.covers(a)) else { continue };
-            let receivers: BTreeSet<&str> =
-                entries.values().filter(|e| e.firing.contains_key(&ack.fingerprint)).map(|e| e.receiver.as_str()).collect();
+            let Some(alert) = alerts
+                .iter()
+                .find(|a| a.state == AlertState::Firing && ack.covers(a))
+            else {
+                continue;
+            };
+            let receivers: BTreeSet<&str> = entries
+                .values()
+                .filter(|e| e.firing.contains_key(&ack.fingerprint))
+                .map(|e| e.receiver.as_str())
+                .collect();
             for r in receivers {
-                let mut n = notification(&format!("ack:{}", ack.fingerprint), &alert.labels, r, vec![alert.clone()], at);
+                let mut n = notification(
+                    &format!("ack:{}", ack.fingerprint),
+                    &alert.labels,
+                    r,
+                    vec![alert.clone()],
+                    at,
+                );
                 n.status = NotificationStatus::Acknowledged;
                 n.acknowledged_by = Some(ack.by.clone());
                 out.commit.notifications.push(n);
@@ -347,29 +450,60 @@ impl Pipeline {
         at: Timestamp,
         commit: &mut FlushCommit,
     ) {
-        let firing: BTreeMap<String, Severity> =
-            selected.iter().filter(|a| a.state == AlertState::Firing).map(|a| (a.fingerprint.clone(), a.severity)).collect();
+        let firing: BTreeMap<String, Severity> = selected
+            .iter()
+            .filter(|a| a.state == AlertState::Firing)
+            .map(|a| (a.fingerprint.clone(), a.severity))
+            .collect();
         // Only resolves of alerts this receiver was told of are news to it.
         let resolved: BTreeSet<String> = selected
             .iter()
-            .filter(|a| a.state == AlertState::Resolved && entry.is_some_and(|e| e.firing.contains_key(&a.fingerprint)))
+            .filter(|a| {
+                a.state == AlertState::Resolved
+                    && entry.is_some_and(|e| e.firing.contains_key(&a.fingerprint))
+            })
             .map(|a| a.fingerprint.clone())
             .collect();
-        let send_resolved = self.cfg.send_resolved.get(receiver).copied().unwrap_or(true);
-        if !needs_update(entry, &firing, &resolved, send_resolved, g.route.timers.repeat_interval, at) {
+        let send_resolved = self
+            .cfg
+            .send_resolved
+            .get(receiver)
+            .copied()
+            .unwrap_or(true);
+        if !needs_update(
+            entry,
+            &firing,
+            &resolved,
+            send_resolved,
+            g.route.timers.repeat_interval,
+            at,
+        ) {
             return;
         }
         let mut alerts: Vec<Alert> = selected
             .iter()
-            .filter(|a| firing.contains_key(&a.fingerprint) || (send_resolved && resolved.contains(&a.fingerprint)))
+            .filter(|a| {
+                firing.contains_key(&a.fingerprint)
+                    || (send_resolved && resolved.contains(&a.fingerprint))
+            })
             .map(|a| (*a).clone())
             .collect();
         alerts.sort_by(|a, b| {
-            (b.state == AlertState::Firing, b.severity).cmp(&(a.state == AlertState::Firing, a.severity)).then_with(|| a.labels.cmp(&b.labels))
+            (b.state == AlertState::Firing, b.severity)
+                .cmp(&(a.state == AlertState::Firing, a.severity))
+                .then_with(|| a.labels.cmp(&b.labels))
         });
-        commit.nflog.push(NflogEntry { group_key: key.to_string(), receiver: receiver.to_string(), firing, resolved, sent_at: at });
+        commit.nflog.push(NflogEntry {
+            group_key: key.to_string(),
+            receiver: receiver.to_string(),
+            firing,
+            resolved,
+            sent_at: at,
+        });
         if !alerts.is_empty() {
-            commit.notifications.push(notification(key, &g.labels, receiver, alerts, at));
+            commit
+                .notifications
+                .push(notification(key, &g.labels, receiver, alerts, at));
         }
     }
 
@@ -379,11 +513,21 @@ impl Pipeline {
         for r in self.cfg.route.matching(labels) {
             let key = group_key(r, &group_labels_of(r, labels));
             if let Some(rcv) = &r.receiver {
-                out.push(RouteTarget { route: r.id.clone(), receiver: rcv.clone(), after: None, group_key: key.clone() });
+                out.push(RouteTarget {
+                    route: r.id.clone(),
+                    receiver: rcv.clone(),
+                    after: None,
+                    group_key: key.clone(),
+                });
             }
             if let Some(p) = r.escalation.as_ref().and_then(|p| self.cfg.policies.get(p)) {
                 for s in &p.steps {
-                    out.push(RouteTarget { route: r.id.clone(), receiver: s.receiver.clone(), after: Some(s.after), group_key: key.clone() });
+                    out.push(RouteTarget {
+                        route: r.id.clone(),
+                        receiver: s.receiver.clone(),
+                        after: Some(s.after),
+                        group_key: key.clone(),
+                    });
                 }
             }
         }
@@ -394,14 +538,27 @@ impl Pipeline {
 fn group_labels_of(r: &Route, labels: &Labels) -> Labels {
     match &r.group_by {
         GroupBy::All => labels.clone(),
-        GroupBy::Labels(names) => names.iter().filter_map(|n| labels.get(n).map(|v| (n.clone(), v.clone()))).collect(),
+        GroupBy::Labels(names) => names
+            .iter()
+            .filter_map(|n| labels.get(n).map(|v| (n.clone(), v.clone())))
+            .collect(),
     }
 }
 
 /// A notification with an id unique per group, receiver and instant, stable across retries.
-fn notification(key: &str, group_labels: &Labels, receiver: &str, alerts: Vec<Alert>, at: Timestamp) -> Notification {
+fn notification(
+    key: &str,
+    group_labels: &Labels,
+    receiver: &str,
+    alerts: Vec<Alert>,
+    at: Timestamp,
+) -> Notification {
     let h = crate::alert::fingerprint(receiver, &[("group".to_string(), key.to_string())].into());
-    let status = if alerts.iter().any(|a| a.state == AlertState::Firing) { NotificationStatus::Firing } else { NotificationStatus::Resolved };
+    let status = if alerts.iter().any(|a| a.state == AlertState::Firing) {
+        NotificationStatus::Firing
+    } else {
+        NotificationStatus::Resolved
+    };
     Notification {
         id: format!("{h}-{}", at.timestamp_millis()),
         receiver: receiver.to_string(),

@@ -120,7 +120,10 @@ fn build(
     }
     if let Some(p) = &rc.escalation {
         if !policies.contains(p.get_ref()) {
-            errors.push(cfg.error_at(p.span(), unknown("escalation policy", p.get_ref(), policies)));
+            errors.push(cfg.error_at(
+                p.span(),
+                unknown("escalation policy", p.get_ref(), policies),
+            ));
         }
         escalation = Some(p.get_ref().clone());
         if rc.receiver.is_none() {
@@ -129,7 +132,10 @@ fn build(
     }
     let is_root = parent.id.is_empty();
     if is_root && receiver.is_none() && escalation.is_none() {
-        errors.push(cfg.error_at(node.span(), "the root route needs a `receiver` or an `escalation`"));
+        errors.push(cfg.error_at(
+            node.span(),
+            "the root route needs a `receiver` or an `escalation`",
+        ));
     }
     let group_by = match &rc.group_by {
         None => parent.group_by.clone(),
@@ -163,7 +169,17 @@ fn build(
         .routes
         .iter()
         .enumerate()
-        .map(|(i, c)| build(cfg, c, &route, format!("{id}.{i}"), receivers, policies, errors))
+        .map(|(i, c)| {
+            build(
+                cfg,
+                c,
+                &route,
+                format!("{id}.{i}"),
+                receivers,
+                policies,
+                errors,
+            )
+        })
         .collect();
     route
 }
@@ -183,24 +199,44 @@ mod tests {
     use std::path::Path;
 
     fn tree(text: &str) -> Result<Route, String> {
-        let cfg = Config::parse(Path::new("c.toml"), text.to_string()).map_err(|e| e.to_string())?;
-        let receivers: BTreeSet<String> = ["slack", "pd", "db-team"].iter().map(|s| s.to_string()).collect();
+        let cfg =
+            Config::parse(Path::new("c.toml"), text.to_string()).map_err(|e| e.to_string())?;
+        let receivers: BTreeSet<String> = ["slack", "pd", "db-team"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let policies: BTreeSet<String> = ["oncall".to_string()].into();
         let mut errors = vec![];
-        let r = Route::from_config(&cfg, cfg.raw.route.as_ref().unwrap(), &receivers, &policies, &mut errors);
+        let r = Route::from_config(
+            &cfg,
+            cfg.raw.route.as_ref().unwrap(),
+            &receivers,
+            &policies,
+            &mut errors,
+        );
         if errors.is_empty() {
             Ok(r)
         } else {
-            Err(errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))
+            Err(errors
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n"))
         }
     }
 
     fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn receivers(r: &Route, l: &[(&str, &str)]) -> Vec<String> {
-        r.matching(&labels(l)).iter().map(|r| r.receiver.clone().or(r.escalation.clone()).unwrap()).collect()
+        r.matching(&labels(l))
+            .iter()
+            .map(|r| r.receiver.clone().or(r.escalation.clone()).unwrap())
+            .collect()
     }
 
     const TREE: &str = r#"
@@ -227,12 +263,25 @@ group_interval = "1m"
     #[test]
     fn first_match_wins_unless_continue() {
         let r = tree(TREE).unwrap();
-        assert_eq!(receivers(&r, &[("severity", "critical"), ("team", "db"), ("env", "prod")]), ["oncall", "db-team"]);
-        assert_eq!(receivers(&r, &[("team", "data"), ("env", "dev")]), ["slack"]);
+        assert_eq!(
+            receivers(
+                &r,
+                &[("severity", "critical"), ("team", "db"), ("env", "prod")]
+            ),
+            ["oncall", "db-team"]
+        );
+        assert_eq!(
+            receivers(&r, &[("team", "data"), ("env", "dev")]),
+            ["slack"]
+        );
         assert_eq!(receivers(&r, &[("team", "web")]), ["slack"]);
         let db = r.matching(&labels(&[("team", "db"), ("env", "prod")]))[0];
         assert_eq!(db.id, "0.1");
-        assert_eq!(db.timers.group_wait, chrono::Duration::seconds(10), "inherited");
+        assert_eq!(
+            db.timers.group_wait,
+            chrono::Duration::seconds(10),
+            "inherited"
+        );
         assert_eq!(db.timers.group_interval, chrono::Duration::minutes(1));
         assert_eq!(db.group_by, GroupBy::Labels(vec!["alertname".into()]));
     }
@@ -242,7 +291,10 @@ group_interval = "1m"
         let text = "[route]\nreceiver = \"slack\"\n\n[[route.routes]]\nmatchers = [\"team=~(\"]\nreceiver = \"nobody\"\ngroup_wait = \"5\"\n";
         let e = tree(text).unwrap_err();
         assert!(e.contains("c.toml:5:13: invalid regex \"(\""), "{e}");
-        assert!(e.contains("c.toml:6:12: unknown receiver \"nobody\" (defined: db-team, pd, slack)"), "{e}");
+        assert!(
+            e.contains("c.toml:6:12: unknown receiver \"nobody\" (defined: db-team, pd, slack)"),
+            "{e}"
+        );
         assert!(e.contains("c.toml:7:14: invalid duration"), "{e}");
     }
 }

@@ -69,11 +69,16 @@ impl Silence {
 
     /// The parsed matchers; a stored silence whose matcher no longer parses matches nothing.
     pub fn parsed(&self) -> Option<Vec<Matcher>> {
-        self.matchers.iter().map(|m| Matcher::parse(m)).collect::<Result<Vec<_>, _>>().ok()
+        self.matchers
+            .iter()
+            .map(|m| Matcher::parse(m))
+            .collect::<Result<Vec<_>, _>>()
+            .ok()
     }
 
     pub fn mutes(&self, alert: &Alert) -> bool {
-        self.parsed().is_some_and(|ms| all_match(&ms, &alert.labels))
+        self.parsed()
+            .is_some_and(|ms| all_match(&ms, &alert.labels))
     }
 }
 
@@ -89,8 +94,11 @@ pub struct SilenceStage {
 impl SilenceStage {
     /// Fingerprints muted now, each with the id of a silence muting it.
     pub fn muted(&self, alerts: &[Alert], silences: &[Silence], at: Timestamp) -> BTreeSet<String> {
-        let active: Vec<(&Silence, Vec<Matcher>)> =
-            silences.iter().filter(|s| s.is_active(at)).filter_map(|s| s.parsed().map(|m| (s, m))).collect();
+        let active: Vec<(&Silence, Vec<Matcher>)> = silences
+            .iter()
+            .filter(|s| s.is_active(at))
+            .filter_map(|s| s.parsed().map(|m| (s, m)))
+            .collect();
         alerts
             .iter()
             .filter(|a| !(self.send_resolved && a.state == AlertState::Resolved))
@@ -128,21 +136,61 @@ mod tests {
 
     #[test]
     fn mutes_only_while_active() {
-        let s = Silence::new(&[Matcher::parse("team=db").unwrap()], t(0), t(60), "ann", "maintenance", t(0)).unwrap();
+        let s = Silence::new(
+            &[Matcher::parse("team=db").unwrap()],
+            t(0),
+            t(60),
+            "ann",
+            "maintenance",
+            t(0),
+        )
+        .unwrap();
         let a = alert("x", &[("team", "db")], AlertState::Firing);
         let b = alert("y", &[("team", "web")], AlertState::Firing);
         let stage = SilenceStage::default();
         let all = [a.clone(), b];
-        assert_eq!(stage.muted(&all, std::slice::from_ref(&s), t(10)), [a.fingerprint.clone()].into());
-        assert!(stage.muted(&all, std::slice::from_ref(&s), t(60)).is_empty(), "ends_at is exclusive");
-        assert_eq!(stage.expired_over_firing(&all, std::slice::from_ref(&s), t(60)).len(), 1);
+        assert_eq!(
+            stage.muted(&all, std::slice::from_ref(&s), t(10)),
+            [a.fingerprint.clone()].into()
+        );
+        assert!(
+            stage
+                .muted(&all, std::slice::from_ref(&s), t(60))
+                .is_empty(),
+            "ends_at is exclusive"
+        );
+        assert_eq!(
+            stage
+                .expired_over_firing(&all, std::slice::from_ref(&s), t(60))
+                .len(),
+            1
+        );
     }
 
     #[test]
     fn resolved_alerts_pass_when_asked() {
-        let s = Silence::new(&[Matcher::parse("team=db").unwrap()], t(0), t(60), "ann", "", t(0)).unwrap();
+        let s = Silence::new(
+            &[Matcher::parse("team=db").unwrap()],
+            t(0),
+            t(60),
+            "ann",
+            "",
+            t(0),
+        )
+        .unwrap();
         let a = alert("x", &[("team", "db")], AlertState::Resolved);
-        assert_eq!(SilenceStage { send_resolved: false }.muted(std::slice::from_ref(&a), std::slice::from_ref(&s), t(1)).len(), 1);
-        assert!(SilenceStage { send_resolved: true }.muted(&[a], &[s], t(1)).is_empty());
+        assert_eq!(
+            SilenceStage {
+                send_resolved: false
+            }
+            .muted(std::slice::from_ref(&a), std::slice::from_ref(&s), t(1))
+            .len(),
+            1
+        );
+        assert!(SilenceStage {
+            send_resolved: true
+        }
+        .muted(&[a], &[s], t(1))
+        .is_empty());
     }
 }

@@ -8,14 +8,16 @@ use chrono::Duration;
 /// Applies a flush's commit to in-memory state, as the store would.
 fn apply(st: &mut NotifyState, f: &Flush) {
     for e in &f.commit.nflog {
-        st.nflog.retain(|x| !(x.group_key == e.group_key && x.receiver == e.receiver));
+        st.nflog
+            .retain(|x| !(x.group_key == e.group_key && x.receiver == e.receiver));
         st.nflog.push(e.clone());
     }
     for g in &f.commit.groups_saved {
         st.groups.retain(|x| x.key != g.key);
         st.groups.push(g.clone());
     }
-    st.groups.retain(|g| !f.commit.groups_deleted.contains(&g.key));
+    st.groups
+        .retain(|g| !f.commit.groups_deleted.contains(&g.key));
     for a in st.acks.iter_mut() {
         if f.commit.acks_announced.contains(&a.fingerprint) {
             a.announced = true;
@@ -29,7 +31,11 @@ fn apply(st: &mut NotifyState, f: &Flush) {
 }
 
 fn sent(f: &Flush) -> Vec<(String, NotificationStatus, usize)> {
-    f.commit.notifications.iter().map(|n| (n.receiver.clone(), n.status, n.alerts.len())).collect()
+    f.commit
+        .notifications
+        .iter()
+        .map(|n| (n.receiver.clone(), n.status, n.alerts.len()))
+        .collect()
 }
 
 fn grouped() -> Pipeline {
@@ -57,17 +63,32 @@ fn a_group_waits_then_sends_once_then_resolves() {
     let mut ra = a.clone();
     ra.state = Resolved;
     let f = p.plan(&[ra.clone(), b.clone()], &st, t(20));
-    assert_eq!(sent(&f), [("slack".into(), NotificationStatus::Firing, 2)], "one resolved, one firing");
+    assert_eq!(
+        sent(&f),
+        [("slack".into(), NotificationStatus::Firing, 2)],
+        "one resolved, one firing"
+    );
     apply(&mut st, &f);
     let mut rb = b.clone();
     rb.state = Resolved;
     let f = p.plan(&[ra.clone(), rb.clone()], &st, t(30));
-    assert_eq!(sent(&f), [("slack".into(), NotificationStatus::Resolved, 1)], "only the news");
+    assert_eq!(
+        sent(&f),
+        [("slack".into(), NotificationStatus::Resolved, 1)],
+        "only the news"
+    );
     apply(&mut st, &f);
     assert!(st.groups.is_empty(), "a resolved group is forgotten");
-    assert!(p.plan(&[ra, rb], &st, t(40)).commit.notifications.is_empty());
+    assert!(p
+        .plan(&[ra, rb], &st, t(40))
+        .commit
+        .notifications
+        .is_empty());
     let f = p.plan(&[a], &st, t(300));
-    assert!(f.commit.notifications.is_empty(), "a new episode waits group_wait again");
+    assert!(
+        f.commit.notifications.is_empty(),
+        "a new episode waits group_wait again"
+    );
 }
 
 #[test]
@@ -81,9 +102,18 @@ fn escalation_walks_until_acked() {
         EscalationPolicy {
             name: "oncall".into(),
             steps: vec![
-                EscalationStep { after: Duration::zero(), receiver: "slack".into() },
-                EscalationStep { after: Duration::minutes(15), receiver: "pagerduty".into() },
-                EscalationStep { after: Duration::minutes(45), receiver: "manager".into() },
+                EscalationStep {
+                    after: Duration::zero(),
+                    receiver: "slack".into(),
+                },
+                EscalationStep {
+                    after: Duration::minutes(15),
+                    receiver: "pagerduty".into(),
+                },
+                EscalationStep {
+                    after: Duration::minutes(45),
+                    receiver: "manager".into(),
+                },
             ],
         },
     );
@@ -95,11 +125,28 @@ fn escalation_walks_until_acked() {
         apply(st, &f);
         sent(&f)
     };
-    assert_eq!(run(&mut st, t(0)), [("slack".into(), NotificationStatus::Firing, 1)]);
+    assert_eq!(
+        run(&mut st, t(0)),
+        [("slack".into(), NotificationStatus::Firing, 1)]
+    );
     assert!(run(&mut st, t(14)).is_empty());
-    assert_eq!(run(&mut st, t(15)), [("pagerduty".into(), NotificationStatus::Firing, 1)]);
-    st.acks.push(Ack { fingerprint: a.fingerprint.clone(), by: "ann".into(), at: t(20), announced: false });
-    assert_eq!(run(&mut st, t(20)), [("pagerduty".into(), NotificationStatus::Acknowledged, 1), ("slack".into(), NotificationStatus::Acknowledged, 1)]);
+    assert_eq!(
+        run(&mut st, t(15)),
+        [("pagerduty".into(), NotificationStatus::Firing, 1)]
+    );
+    st.acks.push(Ack {
+        fingerprint: a.fingerprint.clone(),
+        by: "ann".into(),
+        at: t(20),
+        announced: false,
+    });
+    assert_eq!(
+        run(&mut st, t(20)),
+        [
+            ("pagerduty".into(), NotificationStatus::Acknowledged, 1),
+            ("slack".into(), NotificationStatus::Acknowledged, 1)
+        ]
+    );
     assert!(run(&mut st, t(45)).is_empty(), "no manager after an ack");
     assert!(run(&mut st, t(60)).is_empty());
 }
@@ -110,8 +157,19 @@ fn silence_expiry_over_firing_alerts_notifies_and_tells() {
     cfg.silences.send_resolved = false;
     let p = Pipeline::new(cfg);
     let a = alert("Errors", &[("team", "db")], Firing);
-    let s = Silence::new(&[Matcher::parse("team=db").unwrap()], t(0), t(30), "ann", "deploy", t(0)).unwrap();
-    let mut st = NotifyState { silences: vec![s], ..Default::default() };
+    let s = Silence::new(
+        &[Matcher::parse("team=db").unwrap()],
+        t(0),
+        t(30),
+        "ann",
+        "deploy",
+        t(0),
+    )
+    .unwrap();
+    let mut st = NotifyState {
+        silences: vec![s],
+        ..Default::default()
+    };
     let f = p.plan(std::slice::from_ref(&a), &st, t(1));
     assert!(f.commit.notifications.is_empty());
     assert_eq!(f.silenced.len(), 1);
@@ -131,5 +189,8 @@ fn redaction_happens_before_anything_is_built() {
     a.details.insert("password".into(), "hunter2".into());
     let f = p.plan(&[a], &NotifyState::default(), t(0));
     let json = serde_json::to_string(&f.commit.notifications).unwrap();
-    assert!(!json.contains("sekrit") && !json.contains("hunter2"), "{json}");
+    assert!(
+        !json.contains("sekrit") && !json.contains("hunter2"),
+        "{json}"
+    );
 }

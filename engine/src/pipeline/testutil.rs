@@ -11,9 +11,15 @@ pub fn t(min: i64) -> Timestamp {
 
 /// An alert named `alertname` with extra labels, started at `t(0)`.
 pub fn alert(alertname: &str, labels: &[(&str, &str)], state: AlertState) -> Alert {
-    let mut l: Labels = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let mut l: Labels = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     l.insert("alertname".into(), alertname.into());
-    let severity = l.get("severity").and_then(|s| s.parse().ok()).unwrap_or(Severity::Warning);
+    let severity = l
+        .get("severity")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(Severity::Warning);
     Alert {
         fingerprint: fingerprint("test", &l),
         rule: "test".into(),

@@ -13,7 +13,15 @@ use std::sync::Arc;
 type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 
 /// Query kinds a rule can ask for; each maps to a source configured in the config file.
-pub const QUERY_KINDS: &[&str] = &["cloudwatch", "logs_insights", "filter_logs", "prometheus", "sql", "http_probe", "redis"];
+pub const QUERY_KINDS: &[&str] = &[
+    "cloudwatch",
+    "logs_insights",
+    "filter_logs",
+    "prometheus",
+    "sql",
+    "http_probe",
+    "redis",
+];
 
 /// One named query a rule asked for. Two specs with the same `key` are the same query and are
 /// fetched once per cycle, whichever rules asked.
@@ -45,7 +53,8 @@ fn canonical(v: serde_json::Value) -> serde_json::Value {
     use serde_json::Value;
     match v {
         Value::Object(m) => {
-            let sorted: BTreeMap<String, Value> = m.into_iter().map(|(k, v)| (k, canonical(v))).collect();
+            let sorted: BTreeMap<String, Value> =
+                m.into_iter().map(|(k, v)| (k, canonical(v))).collect();
             Value::Object(sorted.into_iter().collect())
         }
         Value::Array(a) => Value::Array(a.into_iter().map(canonical).collect()),
@@ -54,12 +63,21 @@ fn canonical(v: serde_json::Value) -> serde_json::Value {
 }
 
 pub(super) fn query_specs(out: Dynamic) -> Result<BTreeMap<String, QuerySpec>, String> {
-    let map = out.try_cast::<Map>().ok_or("query() must return a map of name → query spec")?;
+    let map = out
+        .try_cast::<Map>()
+        .ok_or("query() must return a map of name → query spec")?;
     let mut specs = BTreeMap::new();
     for (name, spec) in map {
         let spec_map = spec.try_cast::<Map>().ok_or_else(|| format!("query {name:?} is not a query spec (build it with cloudwatch(#{{...}}), prometheus(#{{...}}), …)"))?;
-        let json: serde_json::Value = rhai::serde::from_dynamic(&Dynamic::from_map(spec_map)).map_err(|e| format!("query {name:?}: {e}"))?;
-        let kind = json.get("kind").and_then(|k| k.as_str()).ok_or_else(|| format!("query {name:?} has no kind (build it with cloudwatch(#{{...}}), …)"))?.to_string();
+        let json: serde_json::Value = rhai::serde::from_dynamic(&Dynamic::from_map(spec_map))
+            .map_err(|e| format!("query {name:?}: {e}"))?;
+        let kind = json
+            .get("kind")
+            .and_then(|k| k.as_str())
+            .ok_or_else(|| {
+                format!("query {name:?} has no kind (build it with cloudwatch(#{{...}}), …)")
+            })?
+            .to_string();
         let mut params = json;
         if let Some(o) = params.as_object_mut() {
             o.remove("kind");
@@ -74,7 +92,9 @@ pub(super) fn data_map(data: &BTreeMap<String, QueryOutcome>) -> Map {
         .map(|(name, outcome)| {
             let v = match outcome {
                 Ok(QueryData::Series(s)) => Dynamic::from(s.clone()),
-                Ok(QueryData::SeriesSet(v)) => Dynamic::from_array(v.iter().cloned().map(Dynamic::from).collect()),
+                Ok(QueryData::SeriesSet(v)) => {
+                    Dynamic::from_array(v.iter().cloned().map(Dynamic::from).collect())
+                }
                 Ok(QueryData::Table(t)) => Dynamic::from(t.clone()),
                 // The engine never calls evaluate with a failed query; unit keeps this total.
                 Err(_) => Dynamic::UNIT,
@@ -89,10 +109,21 @@ pub(super) fn alert_map(a: &Alert) -> Map {
     m.insert("fingerprint".into(), a.fingerprint.clone().into());
     m.insert("rule".into(), a.rule.clone().into());
     m.insert("instance".into(), a.instance.clone().into());
-    m.insert("labels".into(), Dynamic::from_map(a.labels.iter().map(|(k, v)| (k.as_str().into(), v.clone().into())).collect()));
+    m.insert(
+        "labels".into(),
+        Dynamic::from_map(
+            a.labels
+                .iter()
+                .map(|(k, v)| (k.as_str().into(), v.clone().into()))
+                .collect(),
+        ),
+    );
     m.insert("severity".into(), a.severity.as_str().into());
     m.insert("summary".into(), a.summary.clone().into());
-    m.insert("value".into(), a.value.map(Dynamic::from).unwrap_or(Dynamic::UNIT));
+    m.insert(
+        "value".into(),
+        a.value.map(Dynamic::from).unwrap_or(Dynamic::UNIT),
+    );
     m.insert("active_since".into(), a.active_since.timestamp().into());
     m
 }
@@ -127,7 +158,11 @@ impl Collector {
         if let Some(e) = self.error {
             return Err(e);
         }
-        Ok(super::Evaluation { fired: self.fired, retained: self.retained, retain_all: self.retain_all })
+        Ok(super::Evaluation {
+            fired: self.fired,
+            retained: self.retained,
+            retain_all: self.retain_all,
+        })
     }
 }
 
@@ -152,7 +187,18 @@ fn with_collector<T>(f: impl FnOnce(&mut Collector) -> RhaiResult<T>) -> RhaiRes
 
 fn labels_of(d: &Dynamic) -> RhaiResult<Labels> {
     let m = d.clone().try_cast::<Map>().ok_or("labels must be a map")?;
-    Ok(m.into_iter().map(|(k, v)| (k.to_string(), if v.is_string() { v.into_string().unwrap_or_default() } else { v.to_string() })).collect())
+    Ok(m.into_iter()
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                if v.is_string() {
+                    v.into_string().unwrap_or_default()
+                } else {
+                    v.to_string()
+                },
+            )
+        })
+        .collect())
 }
 
 fn number(d: &Dynamic, what: &str) -> RhaiResult<f64> {
@@ -218,13 +264,26 @@ impl TriageContext {
 fn outcome_to_dynamic(o: QueryOutcome) -> RhaiResult<Dynamic> {
     match o {
         Ok(QueryData::Series(s)) => Ok(Dynamic::from(s)),
-        Ok(QueryData::SeriesSet(v)) => Ok(Dynamic::from_array(v.into_iter().map(Dynamic::from).collect())),
+        Ok(QueryData::SeriesSet(v)) => Ok(Dynamic::from_array(
+            v.into_iter().map(Dynamic::from).collect(),
+        )),
         Ok(QueryData::Table(t)) => Ok(Dynamic::from(t)),
         Err(f) => Err(format!("follow-up query failed: {f}").into()),
     }
 }
 
 // ---------------------------------------------------------------------------------------------
+
+/// Up to two decimals, trailing zeros dropped: 36 → "36", 0.8333 → "0.83".
+pub fn fmt_number(x: f64) -> String {
+    let s = format!("{x:.2}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".into()
+    } else {
+        s.to_string()
+    }
+}
 
 fn opt(v: Option<f64>) -> Dynamic {
     v.map(Dynamic::from).unwrap_or(Dynamic::UNIT)
@@ -255,26 +314,41 @@ pub(super) fn register(engine: &mut Engine) {
 
     // Reporting.
     engine.register_fn("fire", fire);
-    engine.register_fn("retain", |labels: Map| with_collector(|c| {
-        c.retained.push(labels_of(&Dynamic::from_map(labels))?);
-        Ok(())
-    }));
-    engine.register_fn("retain_all", || with_collector(|c| {
-        c.retain_all = true;
-        Ok(())
-    }));
+    engine.register_fn("retain", |labels: Map| {
+        with_collector(|c| {
+            c.retained.push(labels_of(&Dynamic::from_map(labels))?);
+            Ok(())
+        })
+    });
+    engine.register_fn("retain_all", || {
+        with_collector(|c| {
+            c.retain_all = true;
+            Ok(())
+        })
+    });
 
     // Time.
     engine.register_fn("now", || -> INT { now_secs() });
     engine.register_fn("duration", |s: &str| -> RhaiResult<INT> {
-        crate::clock::parse_duration(s).map(|d| d.num_seconds()).map_err(|e| e.into())
+        crate::clock::parse_duration(s)
+            .map(|d| d.num_seconds())
+            .map_err(|e| e.into())
     });
-    engine.register_fn("fmt_duration", |secs: INT| crate::clock::format_duration(chrono::Duration::seconds(secs)));
+    engine.register_fn("fmt_number", |x: f64| fmt_number(x));
+    engine.register_fn("fmt_number", |x: INT| x.to_string());
+    engine.register_fn("fmt_duration", |secs: INT| {
+        crate::clock::format_duration(chrono::Duration::seconds(secs))
+    });
 
     // Series.
     engine.register_type_with_name::<Series>("Series");
     engine.register_get("name", |s: &mut Series| s.name.clone());
-    engine.register_get("labels", |s: &mut Series| -> Map { s.labels.iter().map(|(k, v)| (k.as_str().into(), v.clone().into())).collect() });
+    engine.register_get("labels", |s: &mut Series| -> Map {
+        s.labels
+            .iter()
+            .map(|(k, v)| (k.as_str().into(), v.clone().into()))
+            .collect()
+    });
     engine.register_get("period", |s: &mut Series| -> INT { s.period_secs });
     engine.register_get("missing", |s: &mut Series| s.missing.as_str().to_string());
     engine.register_get("points", |s: &mut Series| -> Array {
@@ -288,7 +362,9 @@ pub(super) fn register(engine: &mut Engine) {
             })
             .collect()
     });
-    engine.register_fn("values", |s: &mut Series| -> Array { s.points.iter().map(|p| Dynamic::from(p.value)).collect() });
+    engine.register_fn("values", |s: &mut Series| -> Array {
+        s.points.iter().map(|p| Dynamic::from(p.value)).collect()
+    });
     engine.register_fn("len", |s: &mut Series| -> INT { s.points.len() as INT });
     engine.register_fn("is_empty", |s: &mut Series| s.is_empty());
     engine.register_fn("count", |s: &mut Series| -> INT { s.count() as INT });
@@ -300,28 +376,82 @@ pub(super) fn register(engine: &mut Engine) {
     engine.register_fn("first", |s: &mut Series| opt(s.first()));
     engine.register_fn("delta", |s: &mut Series| opt(s.delta()));
     engine.register_fn("rate", |s: &mut Series| opt(s.rate()));
-    engine.register_fn("percentile", |s: &mut Series, p: Dynamic| -> RhaiResult<Dynamic> { Ok(opt(s.percentile(number(&p, "percentile")?))) });
+    engine.register_fn(
+        "percentile",
+        |s: &mut Series, p: Dynamic| -> RhaiResult<Dynamic> {
+            Ok(opt(s.percentile(number(&p, "percentile")?)))
+        },
+    );
     engine.register_fn("ratio", |s: &mut Series, other: Series| s.ratio(&other));
-    engine.register_fn("verdict", |s: &mut Series, op: &str, threshold: Dynamic, m: INT, n: INT| -> RhaiResult<String> {
-        Ok(s.verdict(cmp(op)?, number(&threshold, "threshold")?, m.max(1) as usize, n.max(1) as usize).as_str().to_string())
+    engine.register_fn(
+        "verdict",
+        |s: &mut Series, op: &str, threshold: Dynamic, m: INT, n: INT| -> RhaiResult<String> {
+            Ok(s.verdict(
+                cmp(op)?,
+                number(&threshold, "threshold")?,
+                m.max(1) as usize,
+                n.max(1) as usize,
+            )
+            .as_str()
+            .to_string())
+        },
+    );
+    engine.register_fn(
+        "breaching",
+        |s: &mut Series, op: &str, threshold: Dynamic, m: INT, n: INT| -> RhaiResult<bool> {
+            Ok(s.verdict(
+                cmp(op)?,
+                number(&threshold, "threshold")?,
+                m.max(1) as usize,
+                n.max(1) as usize,
+            ) == crate::data::Verdict::Alarm)
+        },
+    );
+    engine.register_fn(
+        "breaching_count",
+        |s: &mut Series, op: &str, threshold: Dynamic, n: INT| -> RhaiResult<INT> {
+            Ok(s.breaching_count(
+                cmp(op)?,
+                number(&threshold, "threshold")?,
+                n.max(1) as usize,
+            ) as INT)
+        },
+    );
+    engine.register_fn("to_string", |s: &mut Series| {
+        format!(
+            "Series({} {:?}, {} points)",
+            s.name,
+            s.labels,
+            s.points.len()
+        )
     });
-    engine.register_fn("breaching", |s: &mut Series, op: &str, threshold: Dynamic, m: INT, n: INT| -> RhaiResult<bool> {
-        Ok(s.verdict(cmp(op)?, number(&threshold, "threshold")?, m.max(1) as usize, n.max(1) as usize) == crate::data::Verdict::Alarm)
-    });
-    engine.register_fn("breaching_count", |s: &mut Series, op: &str, threshold: Dynamic, n: INT| -> RhaiResult<INT> {
-        Ok(s.breaching_count(cmp(op)?, number(&threshold, "threshold")?, n.max(1) as usize) as INT)
-    });
-    engine.register_fn("to_string", |s: &mut Series| format!("Series({} {:?}, {} points)", s.name, s.labels, s.points.len()));
 
     // Table.
     engine.register_type_with_name::<Table>("Table");
     engine.register_fn("len", |t: &mut Table| -> INT { t.len() as INT });
     engine.register_fn("is_empty", |t: &mut Table| t.is_empty());
     engine.register_get("rows", |t: &mut Table| -> Array {
-        t.rows.iter().map(|r| Dynamic::from_map(r.iter().map(|(k, v)| (k.as_str().into(), json_to_dynamic(v))).collect())).collect()
+        t.rows
+            .iter()
+            .map(|r| {
+                Dynamic::from_map(
+                    r.iter()
+                        .map(|(k, v)| (k.as_str().into(), json_to_dynamic(v)))
+                        .collect(),
+                )
+            })
+            .collect()
     });
-    engine.register_fn("column", |t: &mut Table, c: &str| -> Array { t.rows.iter().filter_map(|r| r.get(c)).map(json_to_dynamic).collect() });
-    engine.register_fn("numbers", |t: &mut Table, c: &str| -> Array { t.numbers(c).into_iter().map(Dynamic::from).collect() });
+    engine.register_fn("column", |t: &mut Table, c: &str| -> Array {
+        t.rows
+            .iter()
+            .filter_map(|r| r.get(c))
+            .map(json_to_dynamic)
+            .collect()
+    });
+    engine.register_fn("numbers", |t: &mut Table, c: &str| -> Array {
+        t.numbers(c).into_iter().map(Dynamic::from).collect()
+    });
     engine.register_fn("sum", |t: &mut Table, c: &str| t.sum(c));
     engine.register_fn("top", |t: &mut Table, c: &str, n: INT| -> Array {
         t.top(c, n.max(0) as usize)
@@ -334,15 +464,23 @@ pub(super) fn register(engine: &mut Engine) {
             })
             .collect()
     });
-    engine.register_fn("to_string", |t: &mut Table| format!("Table({}, {} rows)", t.name, t.len()));
+    engine.register_fn("to_string", |t: &mut Table| {
+        format!("Table({}, {} rows)", t.name, t.len())
+    });
 
     // Triage context.
     engine.register_type_with_name::<TriageContext>("TriageContext");
     engine.register_get("params", |c: &mut TriageContext| c.params.clone());
-    engine.register_fn("query", |_ctx: NativeCallContext, c: &mut TriageContext, spec: Map| -> RhaiResult<Dynamic> {
-        let mut specs = Map::new();
-        specs.insert("q".into(), Dynamic::from_map(spec));
-        let spec = query_specs(Dynamic::from_map(specs)).map_err(|e| -> Box<EvalAltResult> { e.into() })?.remove("q").ok_or("empty spec")?;
-        outcome_to_dynamic((c.runner)(spec))
-    });
+    engine.register_fn(
+        "query",
+        |_ctx: NativeCallContext, c: &mut TriageContext, spec: Map| -> RhaiResult<Dynamic> {
+            let mut specs = Map::new();
+            specs.insert("q".into(), Dynamic::from_map(spec));
+            let spec = query_specs(Dynamic::from_map(specs))
+                .map_err(|e| -> Box<EvalAltResult> { e.into() })?
+                .remove("q")
+                .ok_or("empty spec")?;
+            outcome_to_dynamic((c.runner)(spec))
+        },
+    );
 }

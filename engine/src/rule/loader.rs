@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The stock rules shipped in `rules/`, embedded at build time as (relative path, source).
-pub(crate) const STOCK_RULES: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/stock_rules.rs"));
+pub(crate) const STOCK_RULES: &[(&str, &str)] =
+    include!(concat!(env!("OUT_DIR"), "/stock_rules.rs"));
 
 /// All loaded rules by id.
 #[derive(Debug, Default, Clone)]
@@ -24,7 +25,11 @@ impl RuleSet {
 
     /// Loads the embedded stock rules, then every `*.rhai` rule under `dirs` (which may override a
     /// stock rule by id). Returns the rules that loaded and an error per file that did not.
-    pub fn load(engine: &RuleEngine, dirs: &[PathBuf], include_stock: bool) -> (RuleSet, Vec<Error>) {
+    pub fn load(
+        engine: &RuleEngine,
+        dirs: &[PathBuf],
+        include_stock: bool,
+    ) -> (RuleSet, Vec<Error>) {
         let mut set = RuleSet::default();
         let mut errors = Vec::new();
         if include_stock {
@@ -49,7 +54,16 @@ impl RuleSet {
                 match load_rule_file(engine, &file) {
                     Ok(Some(rule)) => {
                         if let Some(first) = own.get(&rule.meta.id) {
-                            errors.push(Error::invalid(&file, 1, 1, format!("rule id {:?} is already defined in {}", rule.meta.id, first.display())));
+                            errors.push(Error::invalid(
+                                &file,
+                                1,
+                                1,
+                                format!(
+                                    "rule id {:?} is already defined in {}",
+                                    rule.meta.id,
+                                    first.display()
+                                ),
+                            ));
                             continue;
                         }
                         own.insert(rule.meta.id.clone(), file.clone());
@@ -85,33 +99,69 @@ pub fn load_rule_file(engine: &RuleEngine, path: &Path) -> Result<Option<Rule>, 
 
 /// Compiles one rule. `Ok(None)` for a library module (a file without `fn evaluate`), which is
 /// only reachable through `import`.
-pub fn load_rule_source(engine: &RuleEngine, origin: PathBuf, text: &str) -> Result<Option<Rule>, Error> {
+pub fn load_rule_source(
+    engine: &RuleEngine,
+    origin: PathBuf,
+    text: &str,
+) -> Result<Option<Rule>, Error> {
     let mut ast = engine.engine().compile(text).map_err(|e| {
         let pos = e.position();
-        Error::invalid(&origin, pos.line().unwrap_or(1), pos.position().unwrap_or(1), e.err_type().to_string())
+        Error::invalid(
+            &origin,
+            pos.line().unwrap_or(1),
+            pos.position().unwrap_or(1),
+            e.err_type().to_string(),
+        )
     })?;
     ast.set_source(origin.display().to_string());
-    let fns: Vec<(String, usize)> = ast.iter_functions().map(|f| (f.name.to_string(), f.params.len())).collect();
+    let fns: Vec<(String, usize)> = ast
+        .iter_functions()
+        .map(|f| (f.name.to_string(), f.params.len()))
+        .collect();
     let has = |name: &str, arity: usize| fns.iter().any(|(n, a)| n == name && *a == arity);
     if !has("evaluate", 2) {
         if text.contains("const RULE") {
-            return Err(Error::invalid(&origin, line_of(text, "const RULE"), 1, "a rule must define `fn evaluate(data, params)`"));
+            return Err(Error::invalid(
+                &origin,
+                line_of(text, "const RULE"),
+                1,
+                "a rule must define `fn evaluate(data, params)`",
+            ));
         }
         return Ok(None);
     }
     if !has("query", 1) {
-        return Err(Error::invalid(&origin, line_of(text, "fn evaluate"), 1, "a rule must define `fn query(params)` returning its query specs"));
+        return Err(Error::invalid(
+            &origin,
+            line_of(text, "fn evaluate"),
+            1,
+            "a rule must define `fn query(params)` returning its query specs",
+        ));
     }
     let rule_line = line_of(text, "const RULE");
     let mut scope = Scope::new();
-    sandbox::run_top_level(engine, &ast, &mut scope).map_err(|e| Error::invalid(&origin, e.0, e.1, e.2))?;
-    let map = scope
-        .get_value::<Map>("RULE")
-        .ok_or_else(|| Error::invalid(&origin, 1, 1, "a rule must declare its metadata as `const RULE = #{ id: ..., ... };`"))?;
+    sandbox::run_top_level(engine, &ast, &mut scope)
+        .map_err(|e| Error::invalid(&origin, e.0, e.1, e.2))?;
+    let map = scope.get_value::<Map>("RULE").ok_or_else(|| {
+        Error::invalid(
+            &origin,
+            1,
+            1,
+            "a rule must declare its metadata as `const RULE = #{ id: ..., ... };`",
+        )
+    })?;
     let meta = RuleMeta::from_map(&map).map_err(|m| Error::invalid(&origin, rule_line, 1, m))?;
-    Ok(Some(Rule { meta, ast: Arc::new(ast), origin, has_triage: has("triage", 2) }))
+    Ok(Some(Rule {
+        meta,
+        ast: Arc::new(ast),
+        origin,
+        has_triage: has("triage", 2),
+    }))
 }
 
 fn line_of(text: &str, needle: &str) -> usize {
-    text.lines().position(|l| l.contains(needle)).map(|i| i + 1).unwrap_or(1)
+    text.lines()
+        .position(|l| l.contains(needle))
+        .map(|i| i + 1)
+        .unwrap_or(1)
 }

@@ -27,12 +27,26 @@ pub struct ParamSpec {
     pub default: Option<serde_json::Value>,
 }
 
-const KEYS: &[&str] = &["id", "description", "every", "severity", "runbook", "labels", "params", "for", "keep_firing_for"];
+const KEYS: &[&str] = &[
+    "id",
+    "description",
+    "every",
+    "severity",
+    "runbook",
+    "labels",
+    "params",
+    "for",
+    "keep_firing_for",
+];
 
 /// Parses a cron expression, accepting the classic 5-field form by adding a seconds field.
 pub fn parse_schedule(expr: &str) -> Result<cron::Schedule, String> {
     let fields = expr.split_whitespace().count();
-    let full = if fields == 5 { format!("0 {expr}") } else { expr.to_string() };
+    let full = if fields == 5 {
+        format!("0 {expr}")
+    } else {
+        expr.to_string()
+    };
     cron::Schedule::from_str(&full).map_err(|e| format!("invalid cron expression {expr:?}: {e}"))
 }
 
@@ -41,7 +55,10 @@ fn string(m: &Map, key: &str) -> Result<Option<String>, String> {
         None => Ok(None),
         Some(v) if v.is_unit() => Ok(None),
         Some(v) if v.is_string() => Ok(Some(v.clone().into_string().unwrap_or_default())),
-        Some(v) => Err(format!("RULE.{key} must be a string, got {}", v.type_name())),
+        Some(v) => Err(format!(
+            "RULE.{key} must be a string, got {}",
+            v.type_name()
+        )),
     }
 }
 
@@ -56,12 +73,21 @@ impl RuleMeta {
     pub fn from_map(m: &Map) -> Result<RuleMeta, String> {
         for k in m.keys() {
             if !KEYS.contains(&k.as_str()) {
-                return Err(format!("RULE has unknown key {k:?} (known: {})", KEYS.join(", ")));
+                return Err(format!(
+                    "RULE has unknown key {k:?} (known: {})",
+                    KEYS.join(", ")
+                ));
             }
         }
         let id = string(m, "id")?.ok_or("RULE.id is required")?;
-        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || "/-_.".contains(c)) {
-            return Err(format!("RULE.id {id:?} may only hold letters, digits and / - _ ."));
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/-_.".contains(c))
+        {
+            return Err(format!(
+                "RULE.id {id:?} may only hold letters, digits and / - _ ."
+            ));
         }
         let every = string(m, "every")?.unwrap_or_else(|| "0 * * * * *".into());
         let schedule = parse_schedule(&every).map_err(|e| format!("RULE.every: {e}"))?;
@@ -82,13 +108,19 @@ impl RuleMeta {
         let params = match m.get("params") {
             None => BTreeMap::new(),
             Some(v) => {
-                let pm = v.clone().try_cast::<Map>().ok_or("RULE.params must be a map")?;
+                let pm = v
+                    .clone()
+                    .try_cast::<Map>()
+                    .ok_or("RULE.params must be a map")?;
                 pm.into_iter()
                     .map(|(k, v): (_, Dynamic)| {
                         let default = if v.is_unit() {
                             None
                         } else {
-                            Some(rhai::serde::from_dynamic::<serde_json::Value>(&v).map_err(|e| format!("RULE.params.{k}: {e}"))?)
+                            Some(
+                                rhai::serde::from_dynamic::<serde_json::Value>(&v)
+                                    .map_err(|e| format!("RULE.params.{k}: {e}"))?,
+                            )
                         };
                         Ok((k.to_string(), ParamSpec { default }))
                     })
@@ -118,6 +150,8 @@ mod tests {
     fn five_and_six_field_cron() {
         assert!(parse_schedule("*/5 * * * *").is_ok());
         assert!(parse_schedule("0 */5 * * * *").is_ok());
-        assert!(parse_schedule("every minute").unwrap_err().contains("invalid cron"));
+        assert!(parse_schedule("every minute")
+            .unwrap_err()
+            .contains("invalid cron"));
     }
 }

@@ -66,7 +66,9 @@ pub struct RuleEngine {
 
 impl std::fmt::Debug for RuleEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RuleEngine").field("limits", &self.limits).finish()
+        f.debug_struct("RuleEngine")
+            .field("limits", &self.limits)
+            .finish()
     }
 }
 
@@ -88,31 +90,77 @@ impl RuleEngine {
     }
 
     /// Runs `query(params)`: the named query specs the rule needs this cycle.
-    pub fn query(&self, rule: &Rule, params: &Map, at: Timestamp) -> Result<BTreeMap<String, QuerySpec>, RuleFailure> {
-        let out = sandbox::call(self, rule, "query", at, (Dynamic::from_map(params.clone()),))?;
-        api::query_specs(out).map_err(|m| RuleFailure { stage: "query", message: format!("{}: {m}", rule.origin.display()), limit: None })
+    pub fn query(
+        &self,
+        rule: &Rule,
+        params: &Map,
+        at: Timestamp,
+    ) -> Result<BTreeMap<String, QuerySpec>, RuleFailure> {
+        let out = sandbox::call(
+            self,
+            rule,
+            "query",
+            at,
+            (Dynamic::from_map(params.clone()),),
+        )?;
+        api::query_specs(out).map_err(|m| RuleFailure {
+            stage: "query",
+            message: format!("{}: {m}", rule.origin.display()),
+            limit: None,
+        })
     }
 
     /// Runs `evaluate(data, params)` over the outcomes of the rule's queries.
-    pub fn evaluate(&self, rule: &Rule, data: &BTreeMap<String, QueryOutcome>, params: &Map, at: Timestamp) -> Result<Evaluation, RuleFailure> {
+    pub fn evaluate(
+        &self,
+        rule: &Rule,
+        data: &BTreeMap<String, QueryOutcome>,
+        params: &Map,
+        at: Timestamp,
+    ) -> Result<Evaluation, RuleFailure> {
         let data = api::data_map(data);
         api::install_collector(api::Collector::new(&rule.meta));
-        let r = sandbox::call(self, rule, "evaluate", at, (Dynamic::from_map(data), Dynamic::from_map(params.clone())));
+        let r = sandbox::call(
+            self,
+            rule,
+            "evaluate",
+            at,
+            (Dynamic::from_map(data), Dynamic::from_map(params.clone())),
+        );
         let collector = api::take_collector().expect("collector installed above");
         r.map(drop)?;
-        collector.finish().map_err(|m| RuleFailure { stage: "evaluate", message: format!("{}: {m}", rule.origin.display()), limit: None })
+        collector.finish().map_err(|m| RuleFailure {
+            stage: "evaluate",
+            message: format!("{}: {m}", rule.origin.display()),
+            limit: None,
+        })
     }
 
     /// Runs `triage(alert, ctx)`; returns the map it produced, attached to the alert's details.
-    pub fn triage(&self, rule: &Rule, alert: &crate::alert::Alert, ctx: TriageContext, at: Timestamp) -> Result<Map, RuleFailure> {
+    pub fn triage(
+        &self,
+        rule: &Rule,
+        alert: &crate::alert::Alert,
+        ctx: TriageContext,
+        at: Timestamp,
+    ) -> Result<Map, RuleFailure> {
         let alert = api::alert_map(alert);
-        let out = sandbox::call(self, rule, "triage", at, (Dynamic::from_map(alert), Dynamic::from(ctx)))?;
+        let out = sandbox::call(
+            self,
+            rule,
+            "triage",
+            at,
+            (Dynamic::from_map(alert), Dynamic::from(ctx)),
+        )?;
         if out.is_unit() {
             return Ok(Map::new());
         }
         out.try_cast::<Map>().ok_or_else(|| RuleFailure {
             stage: "triage",
-            message: format!("{}: triage must return a map (or nothing)", rule.origin.display()),
+            message: format!(
+                "{}: triage must return a map (or nothing)",
+                rule.origin.display()
+            ),
             limit: None,
         })
     }

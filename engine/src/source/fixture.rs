@@ -65,10 +65,14 @@ impl FixtureData {
     /// Parses JSON or TOML by the file's extension.
     pub fn parse(path: &Path, text: &str) -> Result<FixtureData> {
         if path.extension().is_some_and(|e| e == "json") {
-            serde_json::from_str(text).map_err(|e| Error::invalid(path, e.line(), e.column(), e.to_string()))
+            serde_json::from_str(text)
+                .map_err(|e| Error::invalid(path, e.line(), e.column(), e.to_string()))
         } else {
             toml::from_str(text).map_err(|e| {
-                let (l, c) = e.span().map(|s| crate::config::line_col(text, s.start)).unwrap_or((1, 1));
+                let (l, c) = e
+                    .span()
+                    .map(|s| crate::config::line_col(text, s.start))
+                    .unwrap_or((1, 1));
                 Error::invalid(path, l, c, e.message().to_string())
             })
         }
@@ -89,7 +93,9 @@ impl FixtureData {
 /// Is `want` a subset of `have`? Strings compare case-sensitively; numbers by value.
 fn subset(want: &Value, have: &Value) -> bool {
     match (want, have) {
-        (Value::Object(w), Value::Object(h)) => w.iter().all(|(k, v)| h.get(k).is_some_and(|hv| subset(v, hv))),
+        (Value::Object(w), Value::Object(h)) => w
+            .iter()
+            .all(|(k, v)| h.get(k).is_some_and(|hv| subset(v, hv))),
         (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
         (a, b) => a == b,
     }
@@ -109,7 +115,9 @@ pub fn parse_time(s: &str, at: Timestamp) -> std::result::Result<Timestamp, Stri
     if let Some(rest) = s.strip_prefix('+') {
         return parse_duration(rest).map(|d| at + d);
     }
-    chrono::DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&chrono::Utc)).map_err(|e| format!("bad time {s:?}: {e} (use RFC 3339 or an offset like -5m)"))
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("bad time {s:?}: {e} (use RFC 3339 or an offset like -5m)"))
 }
 
 #[derive(Debug, Default)]
@@ -122,7 +130,13 @@ impl FixtureSource {
         FixtureSource { data }
     }
 
-    fn series_for(&self, f: &FixtureSeries, spec: &QuerySpec, w: &Window, at: Timestamp) -> std::result::Result<Series, String> {
+    fn series_for(
+        &self,
+        f: &FixtureSeries,
+        spec: &QuerySpec,
+        w: &Window,
+        at: Timestamp,
+    ) -> std::result::Result<Series, String> {
         let stat = spec.str("stat").unwrap_or("Sum");
         let mut slots: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
         for (t, v) in &f.points {
@@ -144,13 +158,20 @@ impl FixtureSource {
                     _ if vs.len() == 1 => vs[0],
                     _ => vs.iter().sum(),
                 };
-                Point { ts: chrono::DateTime::from_timestamp(ts, 0).unwrap_or(at), value }
+                Point {
+                    ts: chrono::DateTime::from_timestamp(ts, 0).unwrap_or(at),
+                    value,
+                }
             })
             .collect();
         let mut labels = dimension_labels(spec);
         labels.extend(f.labels.clone());
         Ok(Series {
-            name: f.name.clone().or_else(|| spec.str("metric").map(String::from)).unwrap_or_else(|| spec.kind.clone()),
+            name: f
+                .name
+                .clone()
+                .or_else(|| spec.str("metric").map(String::from))
+                .unwrap_or_else(|| spec.kind.clone()),
             labels,
             period_secs: w.period_secs,
             points,
@@ -160,19 +181,33 @@ impl FixtureSource {
     }
 
     fn answer(&self, spec: &QuerySpec, at: Timestamp) -> QueryOutcome {
-        let fail = |message: String| SourceFailure { source: format!("fixture/{}", spec.kind), message };
+        let fail = |message: String| SourceFailure {
+            source: format!("fixture/{}", spec.kind),
+            message,
+        };
         if let Some(e) = self.data.error.iter().find(|e| matches(&e.matches, spec)) {
             return Err(fail(e.message.clone()));
         }
         match shape_of(&spec.kind) {
             Shape::Table => {
-                let rows = self.data.table.iter().filter(|t| matches(&t.matches, spec)).flat_map(|t| t.rows.clone()).collect();
+                let rows = self
+                    .data
+                    .table
+                    .iter()
+                    .filter(|t| matches(&t.matches, spec))
+                    .flat_map(|t| t.rows.clone())
+                    .collect();
                 Ok(QueryData::Table(Table::new(spec.kind.clone(), rows)))
             }
             shape => {
                 let w = Window::of(spec, at).map_err(fail)?;
                 let mut found = Vec::new();
-                for f in self.data.series.iter().filter(|f| matches(&f.matches, spec)) {
+                for f in self
+                    .data
+                    .series
+                    .iter()
+                    .filter(|f| matches(&f.matches, spec))
+                {
                     found.push(self.series_for(f, spec, &w, at).map_err(fail)?);
                 }
                 if shape == Shape::SeriesSet {
@@ -180,9 +215,25 @@ impl FixtureSource {
                 }
                 match found.len() {
                     // No matching entry: the metric exists but has no datapoints (missing data).
-                    0 => self.series_for(&FixtureSeries { matches: Default::default(), name: None, labels: Default::default(), points: vec![] }, spec, &w, at).map(QueryData::Series).map_err(fail),
+                    0 => self
+                        .series_for(
+                            &FixtureSeries {
+                                matches: Default::default(),
+                                name: None,
+                                labels: Default::default(),
+                                points: vec![],
+                            },
+                            spec,
+                            &w,
+                            at,
+                        )
+                        .map(QueryData::Series)
+                        .map_err(fail),
                     1 => Ok(QueryData::Series(found.remove(0))),
-                    n => Err(fail(format!("{n} fixture series match one {} query; make their `match` more specific", spec.kind))),
+                    n => Err(fail(format!(
+                        "{n} fixture series match one {} query; make their `match` more specific",
+                        spec.kind
+                    ))),
                 }
             }
         }
@@ -194,7 +245,18 @@ fn dimension_labels(spec: &QuerySpec) -> BTreeMap<String, String> {
     spec.params
         .get("dimensions")
         .and_then(|d| d.as_object())
-        .map(|d| d.iter().map(|(k, v)| (k.clone(), v.as_str().map(String::from).unwrap_or_else(|| v.to_string()))).collect())
+        .map(|d| {
+            d.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str()
+                            .map(String::from)
+                            .unwrap_or_else(|| v.to_string()),
+                    )
+                })
+                .collect()
+        })
         .unwrap_or_default()
 }
 

@@ -3,10 +3,10 @@
 //! distinct query is fetched once per cycle. A failed query is `Err(SourceFailure)`, never an
 //! empty result.
 
-mod fixture;
+pub mod fixture;
 mod pushed;
 
-pub use fixture::{FixtureData, FixtureSource};
+pub use fixture::{FixtureData, FixtureError, FixtureSeries, FixtureSource, FixtureTable};
 pub use pushed::PushedSource;
 
 use crate::clock::{parse_duration, Timestamp};
@@ -47,7 +47,7 @@ pub enum Shape {
 pub fn shape_of(kind: &str) -> Shape {
     match kind {
         "prometheus" => Shape::SeriesSet,
-        "logs_insights" | "filter_logs" | "sql" => Shape::Table,
+        "logs_insights" | "filter_logs" | "sql" | "http_probe" => Shape::Table,
         _ => Shape::Series,
     }
 }
@@ -66,7 +66,9 @@ impl Window {
     pub fn of(spec: &QuerySpec, at: Timestamp) -> Result<Window, String> {
         let dur = |name: &str, default: &str| -> Result<i64, String> {
             let s = spec.str(name).unwrap_or(default);
-            parse_duration(s).map(|d| d.num_seconds()).map_err(|e| format!("{name}: {e}"))
+            parse_duration(s)
+                .map(|d| d.num_seconds())
+                .map_err(|e| format!("{name}: {e}"))
         };
         let period = dur("period", "5m")?.max(1);
         let range = dur("range", spec.str("period").unwrap_or("5m"))?.max(period);
@@ -74,7 +76,11 @@ impl Window {
         let t = at.timestamp() - offset;
         let end = t - t.rem_euclid(period);
         let ts = |s: i64| chrono::DateTime::from_timestamp(s, 0).unwrap_or(at);
-        Ok(Window { start: ts(end - range), end: ts(end), period_secs: period })
+        Ok(Window {
+            start: ts(end - range),
+            end: ts(end),
+            period_secs: period,
+        })
     }
 }
 
@@ -113,10 +119,17 @@ impl Sources {
 
     /// Fetches every distinct spec once, all kinds concurrently. Specs of a kind with no source
     /// configured fail with a message saying so.
-    pub async fn fetch_all(&self, specs: impl IntoIterator<Item = QuerySpec>, ctx: &FetchContext) -> HashMap<String, QueryOutcome> {
+    pub async fn fetch_all(
+        &self,
+        specs: impl IntoIterator<Item = QuerySpec>,
+        ctx: &FetchContext,
+    ) -> HashMap<String, QueryOutcome> {
         let mut by_kind: BTreeMap<String, BTreeMap<String, QuerySpec>> = BTreeMap::new();
         for s in specs {
-            by_kind.entry(s.kind.clone()).or_default().insert(s.key.clone(), s);
+            by_kind
+                .entry(s.kind.clone())
+                .or_default()
+                .insert(s.key.clone(), s);
         }
         let mut out = HashMap::new();
         let mut tasks = Vec::new();
@@ -127,7 +140,10 @@ impl Sources {
                     for s in specs {
                         out.insert(
                             s.key.clone(),
-                            Err(crate::data::SourceFailure { source: kind.clone(), message: format!("no source is configured for {kind:?} queries") }),
+                            Err(crate::data::SourceFailure {
+                                source: kind.clone(),
+                                message: format!("no source is configured for {kind:?} queries"),
+                            }),
                         );
                     }
                 }
@@ -136,7 +152,11 @@ impl Sources {
                     let ctx = *ctx;
                     tasks.push(async move {
                         let outcomes = src.fetch(&specs, &ctx).await;
-                        specs.into_iter().map(|s| s.key).zip(outcomes).collect::<Vec<_>>()
+                        specs
+                            .into_iter()
+                            .map(|s| s.key)
+                            .zip(outcomes)
+                            .collect::<Vec<_>>()
                     });
                 }
             }
@@ -156,11 +176,19 @@ mod tests {
 
     #[test]
     fn windows_end_on_a_period_boundary() {
-        let at = chrono::Utc.with_ymd_and_hms(2026, 11, 1, 10, 7, 42).unwrap();
+        let at = chrono::Utc
+            .with_ymd_and_hms(2026, 11, 1, 10, 7, 42)
+            .unwrap();
         let spec = QuerySpec::new("cloudwatch", json!({"period": "5m", "range": "15m"}));
         let w = Window::of(&spec, at).unwrap();
-        assert_eq!(w.end, chrono::Utc.with_ymd_and_hms(2026, 11, 1, 10, 5, 0).unwrap());
-        assert_eq!(w.start, chrono::Utc.with_ymd_and_hms(2026, 11, 1, 9, 50, 0).unwrap());
+        assert_eq!(
+            w.end,
+            chrono::Utc.with_ymd_and_hms(2026, 11, 1, 10, 5, 0).unwrap()
+        );
+        assert_eq!(
+            w.start,
+            chrono::Utc.with_ymd_and_hms(2026, 11, 1, 9, 50, 0).unwrap()
+        );
         assert_eq!(w.period_secs, 300);
     }
 }

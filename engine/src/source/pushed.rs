@@ -15,7 +15,10 @@ pub struct PushedSource {
 
 impl PushedSource {
     pub fn push(&self, name: impl Into<String>, data: QueryData) {
-        self.data.write().expect("pushed data lock").insert(name.into(), data);
+        self.data
+            .write()
+            .expect("pushed data lock")
+            .insert(name.into(), data);
     }
 
     pub fn clear(&self) {
@@ -32,7 +35,10 @@ impl Source for PushedSource {
             .map(|s| {
                 let name = s.str("name").unwrap_or_default();
                 // Nothing pushed under that name yet is missing data, not a failure.
-                Ok(data.get(name).cloned().unwrap_or_else(|| QueryData::Series(Series::new(name))))
+                Ok(data
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_else(|| QueryData::Series(Series::new(name))))
             })
             .collect()
     }

@@ -46,10 +46,15 @@ fn to_json<T: serde::Serialize>(v: &T) -> rusqlite::Result<String> {
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(s: String) -> rusqlite::Result<T> {
-    serde_json::from_str(&s).map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+    serde_json::from_str(&s).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
 }
 
-fn all<T: serde::de::DeserializeOwned>(c: &rusqlite::Connection, sql: &str) -> rusqlite::Result<Vec<T>> {
+fn all<T: serde::de::DeserializeOwned>(
+    c: &rusqlite::Connection,
+    sql: &str,
+) -> rusqlite::Result<Vec<T>> {
     let mut st = c.prepare_cached(sql)?;
     let rows = st.query_map([], |r| r.get::<_, String>(0))?;
     rows.map(|b| from_json(b?)).collect()
@@ -77,12 +82,19 @@ impl SqliteStore {
     pub(super) fn expire_silence_sync(&self, id: &str, at: Timestamp) -> Result<bool> {
         self.with_conn(|c| {
             let tx = c.transaction()?;
-            let body: Option<String> = tx.query_row("SELECT body FROM silences WHERE id = ?1", [id], |r| r.get(0)).optional()?;
+            let body: Option<String> = tx
+                .query_row("SELECT body FROM silences WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })
+                .optional()?;
             let Some(body) = body else { return Ok(false) };
             let mut s: Silence = from_json(body)?;
             if s.ends_at > at {
                 s.ends_at = at.max(s.starts_at);
-                tx.execute("UPDATE silences SET ends_at = ?2, body = ?3 WHERE id = ?1", params![id, ms(s.ends_at), to_json(&s)?])?;
+                tx.execute(
+                    "UPDATE silences SET ends_at = ?2, body = ?3 WHERE id = ?1",
+                    params![id, ms(s.ends_at), to_json(&s)?],
+                )?;
             }
             tx.commit()?;
             Ok(true)
@@ -187,8 +199,13 @@ impl SqliteStore {
     }
 
     pub(super) fn outbox_next_due_sync(&self) -> Result<Option<Timestamp>> {
-        let next: Option<i64> =
-            self.with_conn(|c| c.query_row("SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'pending'", [], |r| r.get(0)))?;
+        let next: Option<i64> = self.with_conn(|c| {
+            c.query_row(
+                "SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'pending'",
+                [],
+                |r| r.get(0),
+            )
+        })?;
         Ok(next.and_then(chrono::DateTime::from_timestamp_millis))
     }
 
@@ -196,7 +213,12 @@ impl SqliteStore {
         self.with_conn(|c| {
             c.execute(
                 "UPDATE outbox SET state = ?2, next_attempt_at = ?3, body = ?4 WHERE id = ?1",
-                params![e.notification.id, e.state.as_str(), ms(e.next_attempt_at), to_json(e)?],
+                params![
+                    e.notification.id,
+                    e.state.as_str(),
+                    ms(e.next_attempt_at),
+                    to_json(e)?
+                ],
             )?;
             Ok(())
         })

@@ -2,12 +2,12 @@
 
 use super::Store;
 use crate::alert::Alert;
+use crate::clock::Timestamp;
+use crate::error::{Error, Result};
 use crate::notify::outbox::OutboxEntry;
 use crate::pipeline::escalate::Ack;
 use crate::pipeline::silence::Silence;
 use crate::pipeline::{FlushCommit, NotifyState};
-use crate::clock::Timestamp;
-use crate::error::{Error, Result};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
@@ -20,7 +20,9 @@ pub struct SqliteStore {
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore").field("path", &self.path).finish()
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
     }
 }
 
@@ -46,13 +48,17 @@ impl SqliteStore {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
-        let conn = Connection::open(&path).map_err(|e| Error::Store(format!("{}: {e}", path.display())))?;
+        let conn = Connection::open(&path)
+            .map_err(|e| Error::Store(format!("{}: {e}", path.display())))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(super::notify_tables::SCHEMA)?;
-        Ok(SqliteStore { conn: Mutex::new(conn), path })
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+            path,
+        })
     }
 
     /// A private in-memory store, for tests and embedding without persistence.
@@ -60,7 +66,10 @@ impl SqliteStore {
         let conn = Connection::open_in_memory()?;
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(super::notify_tables::SCHEMA)?;
-        Ok(SqliteStore { conn: Mutex::new(conn), path: PathBuf::from(":memory:") })
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+            path: PathBuf::from(":memory:"),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -68,14 +77,22 @@ impl SqliteStore {
     }
 
     /// The connection, for sibling modules that keep their own tables in the same file.
-    pub fn with_conn<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T> {
-        let mut c = self.conn.lock().map_err(|_| Error::Store("connection lock poisoned".into()))?;
+    pub fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        let mut c = self
+            .conn
+            .lock()
+            .map_err(|_| Error::Store("connection lock poisoned".into()))?;
         f(&mut c).map_err(Error::from)
     }
 }
 
 fn decode(body: String) -> rusqlite::Result<Alert> {
-    serde_json::from_str(&body).map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))
+    serde_json::from_str(&body).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
 }
 
 #[async_trait]
@@ -110,11 +127,19 @@ impl Store for SqliteStore {
     }
 
     async fn prune_resolved(&self, before: Timestamp) -> Result<usize> {
-        self.with_conn(|c| c.execute("DELETE FROM alerts WHERE state = 'resolved' AND ends_at < ?1", [before.timestamp()]))
+        self.with_conn(|c| {
+            c.execute(
+                "DELETE FROM alerts WHERE state = 'resolved' AND ends_at < ?1",
+                [before.timestamp()],
+            )
+        })
     }
 
     async fn get_meta(&self, key: &str) -> Result<Option<String>> {
-        self.with_conn(|c| c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional())
+        self.with_conn(|c| {
+            c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+                .optional()
+        })
     }
 
     async fn set_meta(&self, key: &str, value: &str) -> Result<()> {

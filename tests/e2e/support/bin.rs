@@ -8,15 +8,26 @@ pub fn tripline_bin() -> PathBuf {
     if let Ok(p) = std::env::var("TRIPLINE_BIN") {
         return PathBuf::from(p);
     }
-    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
     let p = target.join("debug/tripline");
-    assert!(p.exists(), "{} not found: run `cargo build -p tripline` first (scripts/test does)", p.display());
+    assert!(
+        p.exists(),
+        "{} not found: run `cargo build -p tripline` first (scripts/test does)",
+        p.display()
+    );
     p
 }
 
 /// Runs `tripline ARGS` in `dir`, returning its output.
 pub fn run(dir: &Path, args: &[&str]) -> Output {
-    Command::new(tripline_bin()).args(args).current_dir(dir).env_remove("RUST_LOG").output().expect("start tripline")
+    Command::new(tripline_bin())
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("start tripline")
 }
 
 pub fn stdout(o: &Output) -> String {

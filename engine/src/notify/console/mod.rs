@@ -17,8 +17,16 @@ impl ConsoleNotifier {
         Self::to_writer(name, format, Box::new(std::io::stdout()))
     }
 
-    pub fn to_writer(name: impl Into<String>, format: ConsoleFormat, out: Box<dyn Write + Send>) -> Self {
-        ConsoleNotifier { name: name.into(), format, out: Mutex::new(out) }
+    pub fn to_writer(
+        name: impl Into<String>,
+        format: ConsoleFormat,
+        out: Box<dyn Write + Send>,
+    ) -> Self {
+        ConsoleNotifier {
+            name: name.into(),
+            format,
+            out: Mutex::new(out),
+        }
     }
 }
 
@@ -30,17 +38,32 @@ pub fn render_text(n: &Notification) -> String {
         NotificationStatus::Resolved => "RESOLVED",
         NotificationStatus::Acknowledged => "ACKNOWLEDGED",
     };
-    s.push_str(&format!("[{head}] {} alert(s) → {}\n", n.alerts.len(), n.receiver));
+    s.push_str(&format!(
+        "[{head}] {} alert(s) → {}\n",
+        n.alerts.len(),
+        n.receiver
+    ));
     for a in &n.alerts {
         let value = a.value.map(|v| format!(" (value {v})")).unwrap_or_default();
-        s.push_str(&format!("  {} {:<8} {}{}\n", a.state.as_str().to_uppercase(), a.severity.as_str(), a.summary, value));
+        s.push_str(&format!(
+            "  {} {:<8} {}{}\n",
+            a.state.as_str().to_uppercase(),
+            a.severity.as_str(),
+            a.summary,
+            value
+        ));
         let labels: Vec<String> = a.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
         s.push_str(&format!("    labels:  {}\n", labels.join(" ")));
         if let Some(r) = &a.runbook {
             s.push_str(&format!("    runbook: {r}\n"));
         }
         for (k, v) in &a.details {
-            s.push_str(&format!("    {k}: {}\n", v.as_str().map(String::from).unwrap_or_else(|| v.to_string())));
+            s.push_str(&format!(
+                "    {k}: {}\n",
+                v.as_str()
+                    .map(String::from)
+                    .unwrap_or_else(|| v.to_string())
+            ));
         }
     }
     s
@@ -55,9 +78,16 @@ impl Notifier for ConsoleNotifier {
     async fn notify(&self, n: &Notification) -> Result<(), NotifyError> {
         let text = match self.format {
             ConsoleFormat::Text => render_text(n),
-            ConsoleFormat::Json => serde_json::to_string(n).map_err(|e| NotifyError::permanent(e.to_string()))? + "\n",
+            ConsoleFormat::Json => {
+                serde_json::to_string(n).map_err(|e| NotifyError::permanent(e.to_string()))? + "\n"
+            }
         };
-        let mut out = self.out.lock().map_err(|_| NotifyError::retryable("console lock poisoned"))?;
-        out.write_all(text.as_bytes()).and_then(|_| out.flush()).map_err(|e| NotifyError::retryable(format!("console: {e}")))
+        let mut out = self
+            .out
+            .lock()
+            .map_err(|_| NotifyError::retryable("console lock poisoned"))?;
+        out.write_all(text.as_bytes())
+            .and_then(|_| out.flush())
+            .map_err(|e| NotifyError::retryable(format!("console: {e}")))
     }
 }

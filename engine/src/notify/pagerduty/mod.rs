@@ -118,7 +118,15 @@ impl Notifier for PagerdutyNotifier {
         // Every event carries its own dedup_key, so resending the ones that already went through
         // (after a failure part-way) is harmless.
         for event in render(n, self.routing_key.expose()) {
-            http::post_json(&self.client, &self.name, &self.url, &event, &[], &[&self.routing_key]).await?;
+            http::post_json(
+                &self.client,
+                &self.name,
+                &self.url,
+                &event,
+                &[],
+                &[&self.routing_key],
+            )
+            .await?;
         }
         Ok(())
     }

@@ -26,8 +26,18 @@ pub struct SlackNotifier {
 }
 
 impl SlackNotifier {
-    pub fn new(name: impl Into<String>, url: Secret, timeout: Option<std::time::Duration>, rate: Option<(f64, u32)>) -> Result<Self, String> {
-        Ok(SlackNotifier { name: name.into(), url, client: http::client(timeout)?, rate: rate.unwrap_or((1.0, 1)) })
+    pub fn new(
+        name: impl Into<String>,
+        url: Secret,
+        timeout: Option<std::time::Duration>,
+        rate: Option<(f64, u32)>,
+    ) -> Result<Self, String> {
+        Ok(SlackNotifier {
+            name: name.into(),
+            url,
+            client: http::client(timeout)?,
+            rate: rate.unwrap_or((1.0, 1)),
+        })
     }
 }
 
@@ -39,7 +49,15 @@ impl Notifier for SlackNotifier {
 
     async fn notify(&self, n: &Notification) -> Result<(), NotifyError> {
         let body = render(n);
-        http::post_json(&self.client, &self.name, self.url.expose(), &body, &[("x-tripline-notification-id", &n.id)], &[&self.url]).await
+        http::post_json(
+            &self.client,
+            &self.name,
+            self.url.expose(),
+            &body,
+            &[("x-tripline-notification-id", &n.id)],
+            &[&self.url],
+        )
+        .await
     }
 
     fn rate_limit(&self) -> Option<(f64, u32)> {
@@ -70,7 +88,9 @@ fn emoji(state: AlertState, sev: Severity) -> &'static str {
 
 /// Slack's mrkdwn needs `&`, `<` and `>` escaped.
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 fn title(n: &Notification) -> String {
@@ -83,11 +103,16 @@ fn title(n: &Notification) -> String {
         .cloned()
         .unwrap_or_else(|| n.group_key.clone());
     match n.status {
-        NotificationStatus::Firing if resolved > 0 => format!("[FIRING:{firing}, RESOLVED:{resolved}] {name}"),
+        NotificationStatus::Firing if resolved > 0 => {
+            format!("[FIRING:{firing}, RESOLVED:{resolved}] {name}")
+        }
         NotificationStatus::Firing => format!("[FIRING:{firing}] {name}"),
         NotificationStatus::Resolved => format!("[RESOLVED:{resolved}] {name}"),
         NotificationStatus::Acknowledged => {
-            format!("[ACKNOWLEDGED] {name} by {}", n.acknowledged_by.as_deref().unwrap_or("someone"))
+            format!(
+                "[ACKNOWLEDGED] {name} by {}",
+                n.acknowledged_by.as_deref().unwrap_or("someone")
+            )
         }
     }
 }
@@ -99,22 +124,38 @@ fn alert_section(a: &Alert) -> Value {
         facts.push(format!("*Value:* {v}"));
     }
     match (a.state, a.starts_at, a.ends_at) {
-        (AlertState::Resolved, _, Some(end)) => facts.push(format!("*Resolved:* {}", end.format("%Y-%m-%d %H:%M UTC"))),
-        (_, Some(start), _) => facts.push(format!("*Since:* {}", start.format("%Y-%m-%d %H:%M UTC"))),
+        (AlertState::Resolved, _, Some(end)) => {
+            facts.push(format!("*Resolved:* {}", end.format("%Y-%m-%d %H:%M UTC")))
+        }
+        (_, Some(start), _) => {
+            facts.push(format!("*Since:* {}", start.format("%Y-%m-%d %H:%M UTC")))
+        }
         _ => {}
     }
     text.push_str(&facts.join("  ·  "));
-    let labels: Vec<String> = a.labels.iter().filter(|(k, _)| *k != "alertname").map(|(k, v)| format!("`{}={}`", esc(k), esc(v))).collect();
+    let labels: Vec<String> = a
+        .labels
+        .iter()
+        .filter(|(k, _)| *k != "alertname")
+        .map(|(k, v)| format!("`{}={}`", esc(k), esc(v)))
+        .collect();
     if !labels.is_empty() {
         text.push('\n');
         text.push_str(&labels.join(" "));
     }
     for (k, v) in a.details.iter().take(5) {
-        let v = v.as_str().map(String::from).unwrap_or_else(|| v.to_string());
+        let v = v
+            .as_str()
+            .map(String::from)
+            .unwrap_or_else(|| v.to_string());
         text.push_str(&format!("\n*{}:* {}", esc(k), esc(&truncate(&v, 300))));
     }
     let mut section = json!({ "type": "section", "text": { "type": "mrkdwn", "text": truncate(&text, SECTION_MAX) } });
-    if let Some(url) = a.runbook.as_deref().filter(|u| u.len() <= URL_MAX && (u.starts_with("https://") || u.starts_with("http://"))) {
+    if let Some(url) = a
+        .runbook
+        .as_deref()
+        .filter(|u| u.len() <= URL_MAX && (u.starts_with("https://") || u.starts_with("http://")))
+    {
         section["accessory"] = json!({ "type": "button", "text": { "type": "plain_text", "text": "Runbook" }, "url": url });
     }
     section
@@ -133,7 +174,11 @@ pub fn render(n: &Notification) -> Value {
         "type": "header",
         "text": { "type": "plain_text", "text": truncate(&format!("{head_emoji} {title}"), HEADER_MAX), "emoji": true }
     })];
-    let group: Vec<String> = n.group_labels.iter().map(|(k, v)| format!("`{}={}`", esc(k), esc(v))).collect();
+    let group: Vec<String> = n
+        .group_labels
+        .iter()
+        .map(|(k, v)| format!("`{}={}`", esc(k), esc(v)))
+        .collect();
     if !group.is_empty() {
         blocks.push(json!({ "type": "context", "elements": [{ "type": "mrkdwn", "text": truncate(&format!("Group: {}", group.join(" ")), SECTION_MAX) }] }));
     }

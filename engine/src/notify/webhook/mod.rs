@@ -25,13 +25,20 @@ impl WebhookNotifier {
         max_alerts: usize,
         rate: Option<(f64, u32)>,
     ) -> Result<Self, String> {
-        Ok(WebhookNotifier { name: name.into(), url, client: http::client(timeout)?, max_alerts, rate })
+        Ok(WebhookNotifier {
+            name: name.into(),
+            url,
+            client: http::client(timeout)?,
+            max_alerts,
+            rate,
+        })
     }
 }
 
 fn ts(t: Option<crate::clock::Timestamp>) -> String {
     // Alertmanager's zero time for "not ended".
-    t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)).unwrap_or_else(|| "0001-01-01T00:00:00Z".into())
+    t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_else(|| "0001-01-01T00:00:00Z".into())
 }
 
 fn annotations(a: &Alert) -> Labels {
@@ -44,19 +51,34 @@ fn annotations(a: &Alert) -> Labels {
         m.insert("value".into(), v.to_string());
     }
     for (k, v) in &a.details {
-        m.insert(k.clone(), v.as_str().map(String::from).unwrap_or_else(|| v.to_string()));
+        m.insert(
+            k.clone(),
+            v.as_str()
+                .map(String::from)
+                .unwrap_or_else(|| v.to_string()),
+        );
     }
     m
 }
 
 fn common(maps: &[Labels]) -> Labels {
-    let Some(first) = maps.first() else { return Labels::new() };
-    first.iter().filter(|(k, v)| maps.iter().all(|m| m.get(*k) == Some(*v))).map(|(k, v)| (k.clone(), v.clone())).collect()
+    let Some(first) = maps.first() else {
+        return Labels::new();
+    };
+    first
+        .iter()
+        .filter(|(k, v)| maps.iter().all(|m| m.get(*k) == Some(*v)))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// The JSON body for a notification.
 pub fn render(n: &Notification, max_alerts: usize) -> Value {
-    let shown = if max_alerts == 0 { n.alerts.len() } else { max_alerts.min(n.alerts.len()) };
+    let shown = if max_alerts == 0 {
+        n.alerts.len()
+    } else {
+        max_alerts.min(n.alerts.len())
+    };
     let alerts: Vec<Value> = n.alerts[..shown]
         .iter()
         .map(|a| {
@@ -98,7 +120,15 @@ impl Notifier for WebhookNotifier {
             return Ok(());
         }
         let body = render(n, self.max_alerts);
-        http::post_json(&self.client, &self.name, self.url.expose(), &body, &[("x-tripline-notification-id", &n.id)], &[&self.url]).await
+        http::post_json(
+            &self.client,
+            &self.name,
+            self.url.expose(),
+            &body,
+            &[("x-tripline-notification-id", &n.id)],
+            &[&self.url],
+        )
+        .await
     }
 
     fn rate_limit(&self) -> Option<(f64, u32)> {

@@ -1,0 +1,109 @@
+//! One module per subcommand. Each parses its flags into a small struct and calls the library.
+
+pub mod alerts;
+pub mod check;
+pub mod demo;
+pub mod eval;
+pub mod test;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+use tripline::alert::Alert;
+use tripline::config::Config;
+use tripline::Error;
+
+pub fn init_logging(level: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}
+
+/// Exit code for an invalid config or rule.
+pub const INVALID: u8 = 2;
+
+/// Prints each problem on its own line (`path:line:col: message`) and returns exit code 2.
+pub fn report_invalid(e: Error) -> ExitCode {
+    let mut err = std::io::stderr().lock();
+    for p in e.flatten() {
+        let _ = writeln!(err, "{p}");
+    }
+    ExitCode::from(INVALID)
+}
+
+/// Loads a config, printing its problems (exit 2) if it does not parse.
+pub fn load_config(path: &Path) -> Result<Config, ExitCode> {
+    Config::load(path).map_err(report_invalid)
+}
+
+#[derive(Debug, Clone, Copy, Default, clap::ValueEnum)]
+pub enum Format {
+    #[default]
+    Text,
+    Json,
+}
+
+/// The alert fields the CLI prints as JSON.
+pub fn alert_json(a: &Alert) -> serde_json::Value {
+    serde_json::json!({
+        "fingerprint": a.fingerprint,
+        "rule": a.rule,
+        "instance": a.instance,
+        "state": a.state,
+        "severity": a.severity,
+        "labels": a.labels,
+        "summary": a.summary,
+        "runbook": a.runbook,
+        "value": a.value,
+        "starts_at": a.starts_at,
+        "active_since": a.active_since,
+        "ends_at": a.ends_at,
+        "details": a.details,
+    })
+}
+
+/// Prints alerts for people: worst first, two lines each, runbook link included.
+pub fn print_alerts(alerts: &[Alert], out: &mut dyn Write) {
+    let mut sorted: Vec<&Alert> = alerts.iter().collect();
+    sorted.sort_by(|a, b| {
+        b.is_active()
+            .cmp(&a.is_active())
+            .then(b.severity.cmp(&a.severity))
+            .then(a.labels.get("alertname").cmp(&b.labels.get("alertname")))
+            .then(a.fingerprint.cmp(&b.fingerprint))
+    });
+    if sorted.is_empty() {
+        let _ = writeln!(out, "no alerts");
+    }
+    for a in sorted {
+        let name = a
+            .labels
+            .get("alertname")
+            .map(|s| s.as_str())
+            .unwrap_or(&a.rule);
+        let since = a.starts_at.unwrap_or(a.active_since).format("%H:%M:%SZ");
+        let _ = writeln!(
+            out,
+            "{:<8} {:<8} {:<24} {}",
+            a.state.as_str().to_uppercase(),
+            a.severity.as_str(),
+            name,
+            a.summary
+        );
+        let mut tail = format!("{:<42} fp={} since={since}", "", a.fingerprint);
+        if let Some(r) = &a.runbook {
+            tail.push_str(&format!(" runbook={r}"));
+        }
+        if let Some(e) = a.details.get("error").and_then(|e| e.as_str()) {
+            tail.push_str(&format!(" error={e}"));
+        }
+        let _ = writeln!(out, "{tail}");
+    }
+}

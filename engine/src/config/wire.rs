@@ -1,0 +1,244 @@
+//! From a checked config to a running engine: store, sources, receivers and rule instances.
+//! A new source or receiver adds one arm here and nothing else in the engine.
+
+use super::{Config, ReceiverConfig, SourceConfig, StoreConfig};
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, Result};
+use crate::notify::{console::ConsoleNotifier, Notifier};
+use crate::rule::Limits;
+use crate::source::{FixtureData, FixtureSource, Source};
+use crate::store::{SqliteStore, Store};
+use crate::{InstanceSpec, Tripline};
+use std::sync::Arc;
+
+/// Choices the caller makes beyond the config file.
+pub struct WireOptions {
+    pub clock: Arc<dyn Clock>,
+    /// Keep going when a rule file is broken (reported as a rule-error alert) — `eval` and the
+    /// daemon; `check` wants every problem as an error instead.
+    pub tolerate_rule_errors: bool,
+    /// Overrides `[store]` (e.g. `--store` on the command line).
+    pub store: Option<Arc<dyn Store>>,
+}
+
+impl Default for WireOptions {
+    fn default() -> Self {
+        WireOptions {
+            clock: Arc::new(SystemClock),
+            tolerate_rule_errors: true,
+            store: None,
+        }
+    }
+}
+
+pub fn build_store(cfg: &Config) -> Result<Arc<dyn Store>> {
+    Ok(match &cfg.raw.store {
+        StoreConfig::Sqlite { path } => Arc::new(SqliteStore::open(cfg.resolve(path))?),
+        StoreConfig::Memory {} => Arc::new(SqliteStore::in_memory()?),
+    })
+}
+
+pub fn build_source(cfg: &Config, _kind: &str, sc: &SourceConfig) -> Result<Arc<dyn Source>> {
+    Ok(match sc {
+        SourceConfig::Fixture { files } => {
+            let mut data = FixtureData::default();
+            for f in files {
+                data.merge(FixtureData::load(&cfg.resolve(f))?);
+            }
+            Arc::new(FixtureSource::new(data))
+        }
+    })
+}
+
+pub fn build_notifier(_cfg: &Config, rc: &ReceiverConfig) -> Result<Arc<dyn Notifier>> {
+    Ok(match rc {
+        ReceiverConfig::Console { name, format } => {
+            Arc::new(ConsoleNotifier::stdout(name.clone(), *format))
+        }
+        ReceiverConfig::Slack { .. }
+        | ReceiverConfig::Pagerduty { .. }
+        | ReceiverConfig::Webhook { .. } => crate::notify::build_receiver(rc)
+            .map_err(|e| Error::Config(format!("receiver {:?}: {e}", rc.name())))?,
+    })
+}
+
+/// Instance specs of the config's `[[rule]]` tables, with names defaulted and locations attached.
+pub fn instance_specs(cfg: &Config) -> Result<Vec<InstanceSpec>> {
+    let mut uses: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for r in &cfg.raw.rules {
+        *uses.entry(r.get_ref().use_.get_ref().as_str()).or_default() += 1;
+    }
+    let mut out = Vec::new();
+    let mut problems = Vec::new();
+    for r in cfg.raw.rules.iter().filter(|r| r.get_ref().enabled) {
+        let ri = r.get_ref();
+        let at = |span: std::ops::Range<usize>| {
+            let (line, col) = super::line_col(&cfg.text, span.start);
+            crate::error::Location {
+                path: cfg.path.clone(),
+                line,
+                col,
+            }
+        };
+        let use_ = ri.use_.get_ref().clone();
+        let name = match &ri.name {
+            Some(n) => n.get_ref().clone(),
+            None if uses[use_.as_str()] == 1 => {
+                use_.rsplit('/').next().unwrap_or(&use_).to_string()
+            }
+            None => {
+                problems.push(cfg.error_at(r.span(), format!("rule {use_:?} is used more than once: give each of its [[rule]] tables a `name`")));
+                continue;
+            }
+        };
+        let params = match serde_json::to_value(ri.params.get_ref()) {
+            Ok(serde_json::Value::Object(m)) => m,
+            _ => {
+                problems.push(cfg.error_at(ri.params.span(), "params must be a table"));
+                continue;
+            }
+        };
+        let dur = |d: &Option<toml::Spanned<String>>| -> Result<Option<chrono::Duration>> {
+            d.as_ref().map(|s| cfg.duration(s)).transpose()
+        };
+        let severity = match &ri.severity {
+            Some(s) => match s.get_ref().parse() {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    problems.push(cfg.error_at(s.span(), e));
+                    continue;
+                }
+            },
+            None => None,
+        };
+        if let Some(e) = &ri.every {
+            if let Err(m) = crate::rule::parse_schedule(e.get_ref()) {
+                problems.push(cfg.error_at(e.span(), m));
+                continue;
+            }
+        }
+        let (for_, keep) = match (dur(&ri.for_), dur(&ri.keep_firing_for)) {
+            (Ok(a), Ok(b)) => (a, b),
+            (Err(e), _) | (_, Err(e)) => {
+                problems.push(e);
+                continue;
+            }
+        };
+        out.push(InstanceSpec {
+            name,
+            rule: use_,
+            params,
+            labels: ri.labels.clone(),
+            every: ri.every.as_ref().map(|e| e.get_ref().clone()),
+            for_,
+            keep_firing_for: keep,
+            severity,
+            runbook: ri.runbook.clone(),
+            location: Some(at(ri.use_.span())),
+        });
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(Error::Many(problems))
+    }
+}
+
+/// Builds the engine a config describes. All problems found are returned together.
+pub fn build(cfg: &Config, opts: WireOptions) -> Result<Tripline> {
+    let mut problems = Vec::new();
+    let e = &cfg.raw.engine;
+    let limits = Limits {
+        max_operations: e.max_operations,
+        deadline: cfg
+            .duration(&e.rule_deadline)
+            .map(|d| d.to_std().unwrap_or_default())
+            .unwrap_or_else(|err| {
+                problems.push(err);
+                Limits::default().deadline
+            }),
+        ..Limits::default()
+    };
+    let fetch_timeout = cfg
+        .duration(&e.fetch_timeout)
+        .map_err(|err| problems.push(err))
+        .ok();
+    let retention = cfg
+        .duration(&e.resolved_retention)
+        .map_err(|err| problems.push(err))
+        .ok();
+    let mut b = Tripline::builder()
+        .limits(limits)
+        .stock_rules(cfg.raw.stock_rules)
+        .clock(opts.clock)
+        .tolerate_rule_errors(opts.tolerate_rule_errors);
+    for d in cfg.rules_dirs() {
+        b = b.rules_dir(d);
+    }
+    for (kind, sc) in &cfg.raw.sources {
+        match build_source(cfg, kind, sc.get_ref()) {
+            Ok(s) => b = b.source(kind.clone(), s),
+            Err(err) => problems.push(err),
+        }
+    }
+    let mut names = std::collections::HashSet::new();
+    for rc in &cfg.raw.receivers {
+        if !names.insert(rc.get_ref().name().to_string()) {
+            problems.push(cfg.error_at(
+                rc.span(),
+                format!("receiver name {:?} is used twice", rc.get_ref().name()),
+            ));
+        }
+        match build_notifier(cfg, rc.get_ref()) {
+            Ok(n) => b = b.notifier(n),
+            Err(err) => problems.push(err),
+        }
+    }
+    match instance_specs(cfg) {
+        Ok(specs) => {
+            for s in specs {
+                b = b.instance(s);
+            }
+        }
+        Err(err) => problems.extend(err.flatten()),
+    }
+    match crate::pipeline::PipelineConfig::from_config(cfg) {
+        Ok(p) => b = b.pipeline(p),
+        Err(err) => problems.extend(err.flatten()),
+    }
+    match retry_policy(cfg) {
+        Ok(p) => b = b.retry_policy(p),
+        Err(err) => problems.extend(err.flatten()),
+    }
+    if let Some(d) = fetch_timeout {
+        b = b.fetch_timeout(d.to_std().unwrap_or_default());
+    }
+    if let Some(d) = retention {
+        b = b.resolved_retention(d);
+    }
+    let store = match opts.store {
+        Some(s) => Some(s),
+        None => build_store(cfg).map_err(|err| problems.push(err)).ok(),
+    };
+    if let Some(s) = store {
+        b = b.store(s);
+    }
+    match b.build() {
+        Ok(t) if problems.is_empty() => Ok(t),
+        Ok(_) => Err(Error::Many(problems)),
+        Err(err) => {
+            problems.extend(err.flatten());
+            Err(Error::Many(problems))
+        }
+    }
+}
+
+/// The outbox's retry policy from `[notify]`.
+pub fn retry_policy(cfg: &Config) -> Result<crate::notify::outbox::RetryPolicy> {
+    let n = &cfg.raw.notify;
+    Ok(crate::notify::outbox::RetryPolicy {
+        max_attempts: n.max_attempts.max(1),
+        backoff: cfg.duration(&n.backoff)?,
+        max_backoff: cfg.duration(&n.max_backoff)?,
+    })
+}
