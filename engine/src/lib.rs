@@ -16,7 +16,7 @@
 //!     fn query(p) { #{ depth: pushed("depth") } }
 //!     fn evaluate(d, p) {
 //!         let v = d.depth.last();
-//!         if v != () && v > p.threshold { fire(#{ summary: `depth ${v}`, value: v }); }
+//!         if v != () && v > p.threshold { fire(#{ summary: `depth ${fmt_number(v)}`, value: v }); }
 //!     }
 //! "#;
 //! let engine = Tripline::builder()

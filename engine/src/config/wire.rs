@@ -62,8 +62,9 @@ pub fn build_notifier(_cfg: &Config, rc: &ReceiverConfig) -> Result<Arc<dyn Noti
     })
 }
 
-/// Instance specs of the config's `[[rule]]` tables, with names defaulted and locations attached.
-pub fn instance_specs(cfg: &Config) -> Result<Vec<InstanceSpec>> {
+/// Instance specs of the config's `[[rule]]` tables, with names defaulted and locations attached,
+/// and the problems of the tables that could not become one.
+pub fn instance_specs(cfg: &Config) -> (Vec<InstanceSpec>, Vec<Error>) {
     let mut uses: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     for r in &cfg.raw.rules {
         *uses.entry(r.get_ref().use_.get_ref().as_str()).or_default() += 1;
@@ -137,11 +138,7 @@ pub fn instance_specs(cfg: &Config) -> Result<Vec<InstanceSpec>> {
             location: Some(at(ri.use_.span())),
         });
     }
-    if problems.is_empty() {
-        Ok(out)
-    } else {
-        Err(Error::Many(problems))
-    }
+    (out, problems)
 }
 
 /// Builds the engine a config describes. All problems found are returned together.
@@ -194,13 +191,10 @@ pub fn build(cfg: &Config, opts: WireOptions) -> Result<Tripline> {
             Err(err) => problems.push(err),
         }
     }
-    match instance_specs(cfg) {
-        Ok(specs) => {
-            for s in specs {
-                b = b.instance(s);
-            }
-        }
-        Err(err) => problems.extend(err.flatten()),
+    let (specs, instance_problems) = instance_specs(cfg);
+    problems.extend(instance_problems);
+    for s in specs {
+        b = b.instance(s);
     }
     match crate::pipeline::PipelineConfig::from_config(cfg) {
         Ok(p) => b = b.pipeline(p),

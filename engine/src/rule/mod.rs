@@ -165,3 +165,6 @@ impl RuleEngine {
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -186,3 +186,70 @@ impl Store for SqliteStore {
         self.prune_outbox_sync(before)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::{Alert, AlertState, Severity};
+    use chrono::TimeZone;
+
+    fn alert(fp: &str, state: AlertState, ends: Option<i64>) -> Alert {
+        let t = chrono::Utc.timestamp_opt(1_790_000_000, 0).unwrap();
+        Alert {
+            fingerprint: fp.into(),
+            rule: "r".into(),
+            instance: "i".into(),
+            labels: [("a".to_string(), "b".to_string())].into(),
+            state,
+            severity: Severity::High,
+            summary: "s".into(),
+            runbook: Some("https://r".into()),
+            value: Some(1.5),
+            details: Default::default(),
+            active_since: t,
+            starts_at: Some(t),
+            ends_at: ends.map(|e| chrono::Utc.timestamp_opt(e, 0).unwrap()),
+            last_active: t,
+            updated_at: t,
+            severity_changed_at: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn file_is_created_in_wal_mode_and_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/dir/state.db");
+        let s = SqliteStore::open(&path).unwrap();
+        assert!(path.exists());
+        let mode: String = s
+            .with_conn(|c| c.query_row("PRAGMA journal_mode", [], |r| r.get(0)))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let a = alert("f1", AlertState::Firing, None);
+        s.save_alerts(
+            &[
+                a.clone(),
+                alert("f2", AlertState::Resolved, Some(1_790_000_100)),
+            ],
+            &[],
+        )
+        .await
+        .unwrap();
+        drop(s);
+        let s = SqliteStore::open(&path).unwrap();
+        let got = s.load_alerts().await.unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0], a);
+        // Pruning removes only resolved alerts that ended before the cut-off.
+        assert_eq!(
+            s.prune_resolved(chrono::Utc.timestamp_opt(1_790_000_200, 0).unwrap())
+                .await
+                .unwrap(),
+            1
+        );
+        s.save_alerts(&[], &["f1".into()]).await.unwrap();
+        assert!(s.load_alerts().await.unwrap().is_empty());
+        s.set_meta("k", "v").await.unwrap();
+        assert_eq!(s.get_meta("k").await.unwrap().as_deref(), Some("v"));
+    }
+}

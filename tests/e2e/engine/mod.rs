@@ -1,5 +1,6 @@
 //! The engine through the CLI: check, eval, state across processes, sandboxed rules.
 
+mod cli;
 mod sandbox;
 mod state;
 

@@ -1,0 +1,154 @@
+//! Each sandbox limit has a hostile script that hits it.
+
+use super::*;
+use chrono::Utc;
+use std::time::Duration;
+
+fn rule_with(engine: &RuleEngine, body: &str) -> Rule {
+    let src = format!("const RULE = #{{ id: \"t/hostile\" }};\nfn query(p) {{ #{{}} }}\nfn evaluate(d, p) {{\n{body}\n}}\n");
+    load_rule_source(engine, PathBuf::from("hostile.rhai"), &src)
+        .unwrap()
+        .unwrap()
+}
+
+fn failure(limits: Limits, body: &str) -> RuleFailure {
+    let engine = RuleEngine::new(limits, &[]);
+    let rule = rule_with(&engine, body);
+    engine
+        .evaluate(&rule, &Default::default(), &Map::new(), Utc::now())
+        .unwrap_err()
+}
+
+#[test]
+fn max_operations() {
+    let f = failure(Limits::default(), "loop { }");
+    assert_eq!(f.limit, Some("max_operations"), "{f}");
+}
+
+#[test]
+fn wall_clock_deadline() {
+    let limits = Limits {
+        max_operations: 0,
+        deadline: Duration::from_millis(50),
+        ..Limits::default()
+    };
+    let f = failure(limits, "let x = 0; loop { x += 1; }");
+    assert_eq!(f.limit, Some("deadline"), "{f}");
+    assert!(f.message.contains("exceeded its 50 ms deadline"), "{f}");
+}
+
+#[test]
+fn call_depth() {
+    let engine = RuleEngine::new(Limits::default(), &[]);
+    let src = "const RULE = #{ id: \"t/r\" };\nfn query(p) { #{} }\nfn down(n) { down(n + 1) }\nfn evaluate(d, p) { down(0); }\n";
+    let rule = load_rule_source(&engine, PathBuf::from("r.rhai"), src)
+        .unwrap()
+        .unwrap();
+    let f = engine
+        .evaluate(&rule, &Default::default(), &Map::new(), Utc::now())
+        .unwrap_err();
+    assert_eq!(f.limit, Some("max_call_depth"), "{f}");
+}
+
+#[test]
+fn string_size() {
+    let f = failure(
+        Limits::default(),
+        "let s = \"0123456789\"; while s.len() < 100_000_000 { s += s; }",
+    );
+    assert_eq!(f.limit, Some("max_data_size"), "{f}");
+}
+
+#[test]
+fn array_size() {
+    let f = failure(
+        Limits {
+            max_array_size: 1000,
+            ..Limits::default()
+        },
+        "let a = []; loop { a.push(1); }",
+    );
+    assert_eq!(f.limit, Some("max_data_size"), "{f}");
+}
+
+#[test]
+fn map_size() {
+    let f = failure(
+        Limits {
+            max_map_size: 1000,
+            ..Limits::default()
+        },
+        "let m = #{}; let i = 0; loop { let one = #{}; one[`k${i}`] = i; m += one; i += 1; }",
+    );
+    assert_eq!(f.limit, Some("max_data_size"), "{f}");
+}
+
+#[test]
+fn expression_depth_is_a_compile_error() {
+    let engine = RuleEngine::new(Limits::default(), &[]);
+    let deep = format!("let x = {}1{};", "(".repeat(200), ")".repeat(200));
+    let src = format!("const RULE = #{{ id: \"t/deep\" }};\nfn query(p) {{ #{{}} }}\nfn evaluate(d, p) {{ {deep} }}\n");
+    let e = load_rule_source(&engine, PathBuf::from("deep.rhai"), &src)
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("deep.rhai:3:"), "{e}");
+}
+
+#[test]
+fn eval_is_disabled_and_variables_are_strict() {
+    let engine = RuleEngine::new(Limits::default(), &[]);
+    let src =
+        "const RULE = #{ id: \"t/e\" };\nfn query(p) { #{} }\nfn evaluate(d, p) { eval(\"1\"); }\n";
+    assert!(load_rule_source(&engine, PathBuf::from("e.rhai"), src).is_err());
+    let src = "const RULE = #{ id: \"t/v\" };\nfn query(p) { #{} }\nfn evaluate(d, p) { undeclared + 1; }\n";
+    let e = load_rule_source(&engine, PathBuf::from("v.rhai"), src)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("v.rhai:3:") && e.contains("undeclared"), "{e}");
+}
+
+#[test]
+fn no_filesystem_or_process_functions() {
+    for call in [
+        "open_file(\"/etc/passwd\")",
+        "read_file(\"/etc/passwd\")",
+        "system(\"id\")",
+        "env(\"HOME\")",
+    ] {
+        let f = failure(Limits::default(), &format!("{call};"));
+        assert!(f.message.contains("Function not found"), "{call}: {f}");
+    }
+}
+
+#[test]
+fn imports_stay_inside_the_rules_directories() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(rules.join("lib")).unwrap();
+    std::fs::write(rules.join("lib/limits.rhai"), "export const LIMIT = 7;").unwrap();
+    std::fs::write(dir.path().join("outside.rhai"), "export const LIMIT = 666;").unwrap();
+    let engine = RuleEngine::new(Limits::default(), &[rules.clone()]);
+    let ok = "import \"lib/limits\" as l;\nconst RULE = #{ id: \"t/i\" };\nfn query(p) { #{} }\nfn evaluate(d, p) { }\n";
+    assert!(load_rule_source(&engine, rules.join("ok.rhai"), ok)
+        .unwrap()
+        .is_some());
+    let escape = "import \"../outside\" as l;\nconst RULE = #{ id: \"t/x\" };\nfn query(p) { #{} }\nfn evaluate(d, p) { }\n";
+    let e = load_rule_source(&engine, rules.join("x.rhai"), escape)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("x.rhai:1:") && e.contains("inside the rules directories"),
+        "{e}"
+    );
+}
+
+#[test]
+fn fire_rejects_unknown_keys_and_needs_a_summary() {
+    let f = failure(
+        Limits::default(),
+        "fire(#{ summary: \"x\", sevrity: \"critical\" });",
+    );
+    assert!(f.message.contains("unknown key \"sevrity\""), "{f}");
+    let f = failure(Limits::default(), "fire(#{ labels: #{} });");
+    assert!(f.message.contains("summary is required"), "{f}");
+}
