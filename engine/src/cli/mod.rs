@@ -1,9 +1,14 @@
 //! One module per subcommand. Each parses its flags into a small struct and calls the library.
 
+pub mod ack;
 pub mod alerts;
 pub mod check;
+pub mod deliver;
 pub mod demo;
 pub mod eval;
+pub mod notify_preview;
+pub mod route_test;
+pub mod silence;
 pub mod test;
 
 use std::io::Write;

@@ -112,7 +112,7 @@ impl Matcher {
 fn first_line(s: &str) -> String {
     s.lines()
         .filter(|l| !l.trim().is_empty())
-        .last()
+        .next_back()
         .unwrap_or(s)
         .trim()
         .to_string()
