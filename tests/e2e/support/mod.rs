@@ -1,3 +1,4 @@
 //! Starting real parts and running the binary.
 
 pub mod bin;
+pub mod receiver;
