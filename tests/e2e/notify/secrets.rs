@@ -56,6 +56,8 @@ group_wait = "0s"
   matchers = ["severity=critical"]
   receiver = "pagerduty"
   continue = true
+  [[route.routes]]
+  receiver = "slack"
 "#,
             pd.url("/v2/enqueue")
         ),
