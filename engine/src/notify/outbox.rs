@@ -16,6 +16,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+/// How long delivered and dead entries stay in the outbox (for `tripline` to show and tests to
+/// read) before they are pruned.
+pub const KEEP_DONE: Duration = Duration::days(7);
+
 /// Rule id of the meta-alerts raised when notifications to a receiver are dead-lettered.
 pub const NOTIFY_ERROR: &str = "tripline/notify-error";
 
@@ -202,6 +206,7 @@ impl Outbox {
     /// One pass: tries every pending entry due at `at`, each receiver in order of creation and
     /// receivers side by side.
     pub async fn deliver_due(&self, at: Timestamp) -> Result<DeliveryReport> {
+        self.store.prune_outbox(at - KEEP_DONE).await?;
         let due = self.store.outbox_due(at, 10_000).await?;
         if due.is_empty() {
             return Ok(DeliveryReport::default());

@@ -56,6 +56,8 @@ fn first_label<'a>(a: &'a Alert, names: &[&str]) -> Option<&'a String> {
 pub fn render(n: &Notification, routing_key: &str) -> Vec<Value> {
     n.alerts
         .iter()
+        // Only an open incident can be acknowledged.
+        .filter(|a| n.status != NotificationStatus::Acknowledged || a.is_active())
         .map(|a| {
             let dedup_key = truncate(&a.fingerprint, 255);
             let action = match (n.status, a.state) {
