@@ -123,6 +123,8 @@ pub struct CycleReport {
     pub delivery_errors: Vec<(String, String)>,
     /// Pipeline notices for people (a silence expired while its alerts still fire).
     pub notices: Vec<String>,
+    /// Wall-clock time each instance's `query` + `evaluate` took (fetching excluded).
+    pub eval_durations: Vec<(String, Duration)>,
 }
 
 pub struct Tripline {
@@ -421,6 +423,22 @@ impl Tripline {
         &self.notifiers
     }
 
+    /// API requests each source has made since it was built, by query kind.
+    pub fn source_requests(&self) -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = self
+            .sources
+            .kinds()
+            .map(|k| {
+                (
+                    k.to_string(),
+                    self.sources.get(k).map(|s| s.requests()).unwrap_or(0),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
     pub fn load_errors(&self) -> &[String] {
         &self.load_errors
     }
@@ -455,8 +473,11 @@ impl Tripline {
         // Plan: each instance's query specs.
         let mut planned: Vec<std::result::Result<BTreeMap<String, QuerySpec>, RuleFailure>> =
             Vec::with_capacity(due.len());
+        let mut spent = Vec::with_capacity(due.len());
         for inst in &due {
+            let started = std::time::Instant::now();
             planned.push(self.rule_engine.query(&inst.rule, &inst.params, at));
+            spent.push(started.elapsed());
         }
 
         // Collect: every distinct spec once.
@@ -473,7 +494,8 @@ impl Tripline {
 
         // Evaluate.
         let mut outcomes = Vec::with_capacity(due.len());
-        for (inst, plan) in due.iter().zip(planned) {
+        for ((inst, plan), spent) in due.iter().zip(planned).zip(spent) {
+            let started = std::time::Instant::now();
             let outcome = match plan {
                 Err(f) => Outcome::RuleFailed(f),
                 Ok(specs) => {
@@ -493,6 +515,9 @@ impl Tripline {
                     }
                 }
             };
+            report
+                .eval_durations
+                .push((inst.name.clone(), spent + started.elapsed()));
             outcomes.push(outcome);
         }
 

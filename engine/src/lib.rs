@@ -36,6 +36,7 @@
 pub mod alert;
 pub mod clock;
 pub mod config;
+pub mod daemon;
 pub mod data;
 mod engine;
 pub mod error;

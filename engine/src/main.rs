@@ -44,6 +44,8 @@ enum Command {
     NotifyPreview(cli::notify_preview::NotifyPreviewArgs),
     /// Print the receivers an alert with the given labels would reach.
     RouteTest(cli::route_test::RouteTestArgs),
+    /// Run as a daemon: cron schedules, HTTP health/metrics/API, SIGHUP reload, SIGTERM drain.
+    Run(cli::run::RunArgs),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +73,7 @@ fn main() -> ExitCode {
             Command::Deliver(a) => cli::deliver::run(a).await,
             Command::NotifyPreview(a) => cli::notify_preview::run(a).await,
             Command::RouteTest(a) => cli::route_test::run(a).await,
+            Command::Run(a) => cli::run::run(a).await,
         }
     });
     match result {

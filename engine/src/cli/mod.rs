@@ -8,6 +8,7 @@ pub mod demo;
 pub mod eval;
 pub mod notify_preview;
 pub mod route_test;
+pub mod run;
 pub mod silence;
 pub mod test;
 

@@ -60,6 +60,47 @@ pub struct RawConfig {
     pub silences: SilencesConfig,
     #[serde(default)]
     pub notify: NotifyConfig,
+    /// The daemon's HTTP server (`tripline run`).
+    #[serde(default)]
+    pub server: ServerConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address of the HTTP server: health, metrics and the JSON API.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Environment variable holding the bearer token that mutating API calls must present.
+    #[serde(default = "default_token_env")]
+    pub token_env: String,
+    /// Let read-only API calls through without the token.
+    #[serde(default)]
+    pub open_reads: bool,
+    /// How long SIGTERM waits for the cycle in flight and the outbox to drain.
+    #[serde(default = "default_shutdown_timeout")]
+    pub shutdown_timeout: Spanned<String>,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:9095".into()
+}
+fn default_token_env() -> String {
+    "TRIPLINE_API_TOKEN".into()
+}
+fn default_shutdown_timeout() -> Spanned<String> {
+    Spanned::new(0..0, "30s".into())
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+            token_env: default_token_env(),
+            open_reads: false,
+            shutdown_timeout: default_shutdown_timeout(),
+        }
+    }
 }
 
 fn empty_table() -> Spanned<toml::Table> {

@@ -127,7 +127,7 @@ fn imports_stay_inside_the_rules_directories() {
     std::fs::create_dir_all(rules.join("lib")).unwrap();
     std::fs::write(rules.join("lib/limits.rhai"), "export const LIMIT = 7;").unwrap();
     std::fs::write(dir.path().join("outside.rhai"), "export const LIMIT = 666;").unwrap();
-    let engine = RuleEngine::new(Limits::default(), &[rules.clone()]);
+    let engine = RuleEngine::new(Limits::default(), std::slice::from_ref(&rules));
     let ok = "import \"lib/limits\" as l;\nconst RULE = #{ id: \"t/i\" };\nfn query(p) { #{} }\nfn evaluate(d, p) { }\n";
     assert!(load_rule_source(&engine, rules.join("ok.rhai"), ok)
         .unwrap()

@@ -1,0 +1,327 @@
+//! `tripline run`: a long-lived daemon. It schedules each rule instance by its cron expression,
+//! runs due instances together (so their queries merge), serves health, metrics and the JSON API,
+//! reloads on SIGHUP (keeping the old config if the new one is bad) and on SIGTERM finishes the
+//! cycle in flight before exiting.
+
+mod http;
+pub mod metrics;
+pub mod scheduler;
+
+use crate::clock::{Clock, SystemClock, Timestamp};
+use crate::config::wire::{self, WireOptions};
+use crate::config::Config;
+use crate::engine::CycleReport;
+use crate::error::{Error, Result};
+use crate::Tripline;
+use metrics::Metrics;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use tokio::sync::RwLock;
+
+/// State shared by the scheduler loop and the HTTP server.
+pub struct Daemon {
+    config_path: PathBuf,
+    engine: RwLock<Arc<Tripline>>,
+    config: RwLock<Config>,
+    metrics: Metrics,
+    ready: AtomicBool,
+    last_run: Mutex<HashMap<String, Timestamp>>,
+    clock: Arc<dyn Clock>,
+}
+
+fn describe(m: &Metrics) {
+    for (name, kind, help) in [
+        ("tripline_cycles_total", "counter", "Evaluation cycles run."),
+        ("tripline_cycle_duration_seconds", "gauge", "Duration of the last cycle."),
+        ("tripline_missed_cycles_total", "counter", "Scheduled ticks that were missed (a pause or a slow cycle) and folded into one evaluation."),
+        ("tripline_evaluations_total", "counter", "Rule instance evaluations."),
+        ("tripline_evaluation_duration_seconds_sum", "counter", "Time spent in query+evaluate per rule instance."),
+        ("tripline_evaluation_duration_seconds_count", "counter", "Evaluations timed per rule instance."),
+        ("tripline_rule_errors_total", "counter", "Rule instance evaluations that failed in the script."),
+        ("tripline_source_errors_total", "counter", "Rule instance evaluations that failed because a source failed."),
+        ("tripline_source_requests_total", "counter", "API requests made by each source."),
+        ("tripline_api_calls_per_cycle", "gauge", "API requests made by the last cycle, by source."),
+        ("tripline_queries_per_cycle", "gauge", "Distinct queries fetched by the last cycle."),
+        ("tripline_alerts", "gauge", "Alerts in the store by state."),
+        ("tripline_notifications_total", "counter", "Notifications by receiver and outcome (sent, failed, dead_lettered)."),
+        ("tripline_outbox_depth", "gauge", "Notifications waiting in the outbox."),
+        ("tripline_config_reloads_total", "counter", "Config reloads by result."),
+    ] {
+        m.describe(name, kind, help);
+    }
+}
+
+impl Daemon {
+    /// Loads the config and builds the engine; the daemon is ready once this returns.
+    pub fn start(config_path: &Path, clock: Arc<dyn Clock>) -> Result<Arc<Daemon>> {
+        let config = Config::load(config_path)?;
+        let engine = wire::build(
+            &config,
+            WireOptions {
+                clock: clock.clone(),
+                ..Default::default()
+            },
+        )?;
+        let metrics = Metrics::default();
+        describe(&metrics);
+        Ok(Arc::new(Daemon {
+            config_path: config_path.to_path_buf(),
+            engine: RwLock::new(Arc::new(engine)),
+            config: RwLock::new(config),
+            metrics,
+            ready: AtomicBool::new(true),
+            last_run: Mutex::new(HashMap::new()),
+            clock,
+        }))
+    }
+
+    pub async fn engine(&self) -> Arc<Tripline> {
+        self.engine.read().await.clone()
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Re-reads the config and rules. A config that does not check is rejected, logged, and the
+    /// running one kept.
+    pub async fn reload(&self) -> Result<()> {
+        let result = Config::load(&self.config_path).and_then(|c| {
+            let e = wire::build(
+                &c,
+                WireOptions {
+                    clock: self.clock.clone(),
+                    tolerate_rule_errors: false,
+                    ..Default::default()
+                },
+            )?;
+            Ok((c, e))
+        });
+        match result {
+            Ok((c, e)) => {
+                *self.engine.write().await = Arc::new(e);
+                *self.config.write().await = c;
+                self.metrics
+                    .inc("tripline_config_reloads_total", &[("result", "ok")], 1.0);
+                tracing::info!(config = %self.config_path.display(), "config reloaded");
+                Ok(())
+            }
+            Err(err) => {
+                self.metrics.inc(
+                    "tripline_config_reloads_total",
+                    &[("result", "rejected")],
+                    1.0,
+                );
+                let lines: Vec<String> = err.flatten().iter().map(|e| e.to_string()).collect();
+                tracing::error!(config = %self.config_path.display(), errors = %lines.join("; "), "config reload rejected, keeping the running config");
+                Err(Error::Config(lines.join("\n")))
+            }
+        }
+    }
+
+    /// Runs whatever is due at `now` as one cycle. Returns `None` when nothing was due.
+    pub async fn tick(&self, started: Timestamp, now: Timestamp) -> Result<Option<CycleReport>> {
+        let engine = self.engine().await;
+        let schedules: Vec<(String, cron::Schedule)> = engine
+            .instances()
+            .iter()
+            .map(|i| (i.name.clone(), i.schedule.clone()))
+            .collect();
+        let due = {
+            let last = self.last_run.lock().expect("last_run");
+            scheduler::due(&schedules, &last, started, now)
+        };
+        if due.instances.is_empty() {
+            return Ok(None);
+        }
+        if due.missed > 0 {
+            self.metrics
+                .inc("tripline_missed_cycles_total", &[], due.missed as f64);
+            tracing::warn!(
+                missed = due.missed,
+                "missed scheduled ticks; evaluating once"
+            );
+        }
+        let before: HashMap<String, u64> = engine.source_requests().into_iter().collect();
+        let t0 = std::time::Instant::now();
+        let report = engine.run_cycle_at(now, Some(&due.instances)).await?;
+        let took = t0.elapsed();
+        {
+            let mut last = self.last_run.lock().expect("last_run");
+            for i in &due.instances {
+                last.insert(i.clone(), now);
+            }
+        }
+        self.record(&engine, &report, &before, took).await;
+        Ok(Some(report))
+    }
+
+    async fn record(
+        &self,
+        engine: &Tripline,
+        r: &CycleReport,
+        before: &HashMap<String, u64>,
+        took: std::time::Duration,
+    ) {
+        let m = &self.metrics;
+        m.inc("tripline_cycles_total", &[], 1.0);
+        m.set("tripline_cycle_duration_seconds", &[], took.as_secs_f64());
+        m.set("tripline_queries_per_cycle", &[], r.queries as f64);
+        for (instance, d) in &r.eval_durations {
+            m.inc("tripline_evaluations_total", &[("instance", instance)], 1.0);
+            m.inc(
+                "tripline_evaluation_duration_seconds_sum",
+                &[("instance", instance)],
+                d.as_secs_f64(),
+            );
+            m.inc(
+                "tripline_evaluation_duration_seconds_count",
+                &[("instance", instance)],
+                1.0,
+            );
+        }
+        for (instance, _) in &r.rule_failures {
+            m.inc("tripline_rule_errors_total", &[("instance", instance)], 1.0);
+        }
+        for (instance, f) in &r.source_failures {
+            m.inc(
+                "tripline_source_errors_total",
+                &[("instance", instance), ("source", &f.source)],
+                1.0,
+            );
+        }
+        for (kind, total) in engine.source_requests() {
+            m.set(
+                "tripline_source_requests_total",
+                &[("source", &kind)],
+                total as f64,
+            );
+            m.set(
+                "tripline_api_calls_per_cycle",
+                &[("source", &kind)],
+                (total - before.get(&kind).copied().unwrap_or(0)) as f64,
+            );
+        }
+        let sent = r.notifications.len() - r.delivery_errors.len().min(r.notifications.len());
+        for n in &r.notifications {
+            let failed = r.delivery_errors.iter().any(|(rcv, _)| rcv == &n.receiver);
+            m.inc(
+                "tripline_notifications_total",
+                &[
+                    ("receiver", &n.receiver),
+                    ("outcome", if failed { "failed" } else { "sent" }),
+                ],
+                1.0,
+            );
+        }
+        if let Ok(alerts) = engine.store().load_alerts().await {
+            m.clear("tripline_alerts");
+            for state in ["pending", "firing", "resolved"] {
+                let n = alerts.iter().filter(|a| a.state.as_str() == state).count();
+                m.set("tripline_alerts", &[("state", state)], n as f64);
+            }
+        }
+        let firing = r
+            .alerts
+            .iter()
+            .filter(|a| a.state == crate::alert::AlertState::Firing)
+            .count();
+        tracing::info!(
+            at = %r.at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+            instances = r.instances_evaluated,
+            queries = r.queries,
+            firing,
+            transitions = r.transitions.iter().filter(|t| t.is_announced()).count(),
+            notifications = sent,
+            rule_errors = r.rule_failures.len(),
+            source_errors = r.source_failures.len(),
+            duration_ms = took.as_millis() as u64,
+            "cycle"
+        );
+    }
+
+    /// Whether the store answers (readiness).
+    pub async fn store_ok(&self) -> bool {
+        self.engine().await.store().get_meta("health").await.is_ok()
+    }
+}
+
+/// Runs the daemon until SIGTERM/SIGINT. Exit happens after the cycle in flight completes.
+pub async fn run(config_path: &Path) -> anyhow::Result<()> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let daemon = Daemon::start(config_path, clock.clone())?;
+    let server = daemon.config.read().await.raw.server.clone();
+    let shutdown_timeout = crate::clock::parse_duration(server.shutdown_timeout.get_ref())
+        .map_err(anyhow::Error::msg)?
+        .to_std()?;
+    let listener = tokio::net::TcpListener::bind(&server.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", server.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "listening");
+    eprintln!("tripline: listening on http://{addr}");
+    let token = std::env::var(&server.token_env)
+        .ok()
+        .filter(|t| !t.is_empty());
+    if token.is_none() {
+        tracing::warn!(env = %server.token_env, "no API token set: mutating API calls are refused");
+    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let app = http::router(
+        daemon.clone(),
+        http::Auth {
+            token,
+            open_reads: server.open_reads,
+        },
+    );
+    let mut http_stop = stop_rx.clone();
+    let http_task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = http_stop.wait_for(|s| *s).await;
+            })
+            .await;
+    });
+
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let started = clock.now();
+    loop {
+        let engine = daemon.engine().await;
+        let schedules: Vec<(String, cron::Schedule)> = engine
+            .instances()
+            .iter()
+            .map(|i| (i.name.clone(), i.schedule.clone()))
+            .collect();
+        drop(engine);
+        let now = clock.now();
+        let wait = scheduler::next_tick(&schedules, now)
+            .map(|t| (t - now).to_std().unwrap_or_default())
+            .unwrap_or(std::time::Duration::from_secs(60));
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {
+                // Signals that arrive during the cycle wait for it: that is "finish the cycle in flight".
+                if let Err(e) = daemon.tick(started, clock.now()).await {
+                    tracing::error!("cycle failed: {e}");
+                }
+            }
+            _ = hup.recv() => { let _ = daemon.reload().await; }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    tracing::info!("stopping: no new cycles");
+    let _ = stop_tx.send(true);
+    if tokio::time::timeout(shutdown_timeout, http_task)
+        .await
+        .is_err()
+    {
+        tracing::warn!("HTTP server did not stop within the shutdown timeout");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
