@@ -11,9 +11,9 @@ use crate::alert::{
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::data::{QueryData, QueryOutcome, SourceFailure};
 use crate::error::{Error, Result};
-use crate::notify::outbox::{Outbox, RetryPolicy};
+use crate::notify::outbox::{DeliveryReport, Outbox, RetryPolicy};
 use crate::notify::{Notification, Notifier};
-use crate::pipeline::{Pipeline, PipelineConfig};
+use crate::pipeline::{Flush, Pipeline, PipelineConfig};
 use crate::rule::{Limits, QuerySpec, Rule, RuleEngine, RuleFailure, RuleSet, TriageContext};
 use crate::source::{FetchContext, PushedSource, Source, Sources};
 use crate::store::{SqliteStore, Store};
@@ -411,6 +411,16 @@ impl Tripline {
         &self.clock
     }
 
+    /// The notification half of a cycle on its own: flushes the pipeline at `at` (group timers,
+    /// escalation steps, silences that ended, acks) and makes one delivery pass over the outbox.
+    /// A daemon calls it every second or so between cycles, so group waits, escalations and
+    /// paced or retried deliveries happen on time; `tripline deliver` and `tripline ack` use it too.
+    pub async fn notify_at(&self, at: Timestamp) -> Result<(Flush, DeliveryReport)> {
+        let flush = self.pipeline.flush(self.store.as_ref(), at).await?;
+        let delivery = self.outbox.deliver_due(at).await?;
+        Ok((flush, delivery))
+    }
+
     pub fn pipeline(&self) -> &Pipeline {
         &self.pipeline
     }
@@ -629,10 +639,9 @@ impl Tripline {
 
         // Notify: silence → inhibit → route → group → escalate → dedup → outbox, then one delivery
         // pass (what is not delivered now stays in the outbox for the next pass or process).
-        let flush = self.pipeline.flush(self.store.as_ref(), at).await?;
+        let (flush, delivery) = self.notify_at(at).await?;
         report.notices = flush.notices;
         report.notifications = flush.commit.notifications;
-        let delivery = self.outbox.deliver_due(at).await?;
         report.delivery_errors = delivery
             .retrying
             .into_iter()

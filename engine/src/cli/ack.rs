@@ -71,8 +71,7 @@ pub async fn run(a: AckArgs) -> anyhow::Result<ExitCode> {
         a.fingerprint, alert.summary, a.by
     );
     // Tell the receivers now rather than at the next cycle.
-    let flush = engine.pipeline().flush(store.as_ref(), at).await?;
-    let delivery = engine.outbox().deliver_due(at).await?;
+    let (flush, delivery) = engine.notify_at(at).await?;
     for n in flush
         .commit
         .notifications

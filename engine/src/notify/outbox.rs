@@ -382,6 +382,17 @@ impl Outbox {
         self.store.save_alerts(&[alert], &[]).await
     }
 
+    /// Entries still waiting to be delivered (the daemon's `tripline_outbox_depth`).
+    pub async fn pending(&self) -> Result<usize> {
+        Ok(self
+            .store
+            .outbox_entries()
+            .await?
+            .iter()
+            .filter(|e| e.state == OutboxState::Pending)
+            .count())
+    }
+
     /// Delivers until nothing is pending or `within` has passed, waiting (for real) between
     /// passes for the next entry to come due. For `tripline deliver` and the daemon.
     pub async fn deliver_until_idle(

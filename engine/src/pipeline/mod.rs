@@ -37,6 +37,9 @@ use route::{GroupBy, Route};
 use silence::{Silence, SilenceStage};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// How long the log remembers a group whose alerts all resolved.
+const NFLOG_RETENTION: chrono::Duration = chrono::Duration::days(7);
+
 /// The checked notification settings of a config.
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
@@ -211,6 +214,9 @@ pub struct FlushCommit {
     pub groups_deleted: Vec<String>,
     pub acks_announced: Vec<String>,
     pub silences_noticed: Vec<String>,
+    /// Housekeeping: log entries of groups gone quiet for a week, acks of alerts no longer firing.
+    pub nflog_deleted: Vec<(String, String)>,
+    pub acks_deleted: Vec<String>,
 }
 
 /// The result of one flush.
@@ -398,6 +404,26 @@ impl Pipeline {
         for s in &st.groups {
             if !groups.contains_key(&s.key) {
                 out.commit.groups_deleted.push(s.key.clone());
+            }
+        }
+
+        // Forget what no longer matters.
+        for e in &st.nflog {
+            if e.firing.is_empty()
+                && e.sent_at + NFLOG_RETENTION < at
+                && !groups.contains_key(&e.group_key)
+            {
+                out.commit
+                    .nflog_deleted
+                    .push((e.group_key.clone(), e.receiver.clone()));
+            }
+        }
+        for ack in st.acks.iter().filter(|a| a.announced) {
+            if !alerts
+                .iter()
+                .any(|a| a.state == AlertState::Firing && ack.covers(a))
+            {
+                out.commit.acks_deleted.push(ack.fingerprint.clone());
             }
         }
 

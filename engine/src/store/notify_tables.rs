@@ -157,6 +157,12 @@ impl SqliteStore {
                         tx.execute("UPDATE acks SET body = ?2 WHERE fingerprint = ?1", params![fp, to_json(&a)?])?;
                     }
                 }
+                for (g, r) in &f.nflog_deleted {
+                    tx.execute("DELETE FROM nflog WHERE group_key = ?1 AND receiver = ?2", params![g, r])?;
+                }
+                for fp in &f.acks_deleted {
+                    tx.execute("DELETE FROM acks WHERE fingerprint = ?1", [fp])?;
+                }
                 for id in &f.silences_noticed {
                     let body: Option<String> = tx.query_row("SELECT body FROM silences WHERE id = ?1", [id], |r| r.get(0)).optional()?;
                     if let Some(b) = body {
