@@ -21,8 +21,12 @@ impl Default for Redactor {
 impl Redactor {
     /// `pattern` is matched case-insensitively anywhere in a key.
     pub fn new(pattern: &str) -> Result<Self, String> {
-        let keys = Regex::new(&format!("(?i){pattern}"))
-            .map_err(|e| format!("invalid redaction pattern: {e}"))?;
+        let keys = Regex::new(&format!("(?i){pattern}")).map_err(|e| {
+            format!(
+                "invalid redaction pattern {pattern:?}: {}",
+                crate::pipeline::matcher::regex_error(&e)
+            )
+        })?;
         Ok(Redactor { keys })
     }
 

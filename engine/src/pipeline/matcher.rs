@@ -54,7 +54,7 @@ impl Matcher {
                 Some(Regex::new(&format!("^(?:{value})$")).map_err(|e| {
                     format!(
                         "invalid regex {value:?} for label {name:?}: {}",
-                        first_line(&e.to_string())
+                        regex_error(&e)
                     )
                 })?)
             }
@@ -107,6 +107,11 @@ impl Matcher {
             MatchOp::NotRegex => !self.re.as_ref().is_some_and(|r| r.is_match(v)),
         }
     }
+}
+
+/// The gist of a `regex` error (its last line, without the `error: ` prefix).
+pub fn regex_error(e: &regex::Error) -> String {
+    first_line(&e.to_string()).trim_start_matches("error: ").to_string()
 }
 
 fn first_line(s: &str) -> String {

@@ -194,3 +194,37 @@ fn redaction_happens_before_anything_is_built() {
         "{json}"
     );
 }
+
+#[test]
+fn config_problems_are_all_located() {
+    let text = r#"
+[[receiver]]
+type = "console"
+name = "c"
+
+[notify]
+redact = "("
+
+[[escalation]]
+name = "oncall"
+steps = [{ after = "15m", receiver = "c" }, { after = "5m", receiver = "pager" }]
+
+[route]
+escalation = "nope"
+
+[[inhibit]]
+source_matchers = ["severity=critical"]
+target_matchers = ["severity=~(warning"]
+"#;
+    let cfg = Config::parse(std::path::Path::new("n.toml"), text.to_string()).unwrap();
+    let e = PipelineConfig::from_config(&cfg).unwrap_err().to_string();
+    for want in [
+        "n.toml:11:72: unknown receiver \"pager\" in escalation step",
+        "n.toml:11:55: escalation steps must be in order of `after`",
+        "n.toml:14:14: unknown escalation policy \"nope\" (defined: oncall)",
+        "n.toml:18:20: invalid regex \"(warning\" for label \"severity\": unclosed group",
+        "n.toml:7:10: invalid redaction pattern \"(\": unclosed group",
+    ] {
+        assert!(e.contains(want), "missing {want:?} in\n{e}");
+    }
+}
