@@ -111,7 +111,9 @@ impl Matcher {
 
 /// The gist of a `regex` error (its last line, without the `error: ` prefix).
 pub fn regex_error(e: &regex::Error) -> String {
-    first_line(&e.to_string()).trim_start_matches("error: ").to_string()
+    first_line(&e.to_string())
+        .trim_start_matches("error: ")
+        .to_string()
 }
 
 fn first_line(s: &str) -> String {

@@ -6,6 +6,7 @@ mod escalation;
 mod muting;
 mod payloads;
 mod restart;
+mod retry;
 mod secrets;
 mod storm;
 
