@@ -7,8 +7,6 @@ use super::NotifyError;
 use std::time::Duration;
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-/// When a 429 carries no usable `Retry-After`.
-const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 pub fn client(timeout: Option<Duration>) -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
@@ -73,12 +71,8 @@ pub async fn post_json(
         }
     );
     Err(match status.as_u16() {
-        429 => NotifyError {
-            message,
-            retryable: true,
-            retry_after: Some(retry_after.unwrap_or(DEFAULT_RETRY_AFTER)),
-        },
-        408 | 500..=599 => NotifyError {
+        // Without `Retry-After` (PagerDuty sends none) the outbox backs off exponentially.
+        408 | 429 | 500..=599 => NotifyError {
             message,
             retryable: true,
             retry_after,
