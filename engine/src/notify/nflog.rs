@@ -42,7 +42,9 @@ pub fn needs_update(
     if send_resolved && !resolved.is_subset(&e.resolved) {
         return true;
     }
-    e.sent_at + repeat_interval <= at
+    e.sent_at
+        .checked_add_signed(repeat_interval)
+        .is_some_and(|t| t <= at)
 }
 
 #[cfg(test)]

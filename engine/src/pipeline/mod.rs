@@ -398,7 +398,29 @@ impl Pipeline {
             // Dedup against the notification log.
             for (receiver, selected) in targets {
                 let entry = nflog.get(&(key.as_str(), receiver)).copied();
-                self.dedup(key, g, receiver, &selected, entry, at, &mut out.commit);
+                // Someone has every firing alert in hand: no reminders.
+                let all_acked = selected
+                    .iter()
+                    .filter(|a| a.state == AlertState::Firing)
+                    .all(|a| {
+                        acks.get(a.fingerprint.as_str())
+                            .is_some_and(|k| k.covers(a))
+                    });
+                let repeat = if all_acked {
+                    chrono::Duration::MAX
+                } else {
+                    g.route.timers.repeat_interval
+                };
+                self.dedup(
+                    key,
+                    g,
+                    receiver,
+                    &selected,
+                    entry,
+                    repeat,
+                    at,
+                    &mut out.commit,
+                );
             }
         }
         for s in &st.groups {
@@ -473,6 +495,7 @@ impl Pipeline {
         receiver: &str,
         selected: &[&Alert],
         entry: Option<&NflogEntry>,
+        repeat_interval: chrono::Duration,
         at: Timestamp,
         commit: &mut FlushCommit,
     ) {
@@ -501,7 +524,7 @@ impl Pipeline {
             &firing,
             &resolved,
             send_resolved,
-            g.route.timers.repeat_interval,
+            repeat_interval,
             at,
         ) {
             return;

@@ -149,6 +149,10 @@ fn escalation_walks_until_acked() {
     );
     assert!(run(&mut st, t(45)).is_empty(), "no manager after an ack");
     assert!(run(&mut st, t(60)).is_empty());
+    assert!(
+        run(&mut st, t(60 * 24)).is_empty(),
+        "no reminders of an acknowledged alert"
+    );
 }
 
 #[test]
