@@ -138,6 +138,8 @@ pub struct Tripline {
     notifiers: Vec<Arc<dyn Notifier>>,
     pipeline: Pipeline,
     outbox: Arc<Outbox>,
+    /// One flush-and-deliver at a time (cycle and daemon notify loop), so nothing is sent twice.
+    notify_lock: tokio::sync::Mutex<()>,
     fetch_timeout: Duration,
     retention: chrono::Duration,
     /// Rule files that failed to load: raised as rule-error alerts every cycle until fixed.
@@ -342,6 +344,7 @@ impl TriplineBuilder {
             notifiers: self.notifiers,
             pipeline,
             outbox,
+            notify_lock: tokio::sync::Mutex::new(()),
             fetch_timeout: self.fetch_timeout,
             retention: self.retention,
             load_errors: errors.into_iter().map(|e| e.to_string()).collect(),
@@ -416,6 +419,7 @@ impl Tripline {
     /// A daemon calls it every second or so between cycles, so group waits, escalations and
     /// paced or retried deliveries happen on time; `tripline deliver` and `tripline ack` use it too.
     pub async fn notify_at(&self, at: Timestamp) -> Result<(Flush, DeliveryReport)> {
+        let _one_at_a_time = self.notify_lock.lock().await;
         let flush = self.pipeline.flush(self.store.as_ref(), at).await?;
         let delivery = self.outbox.deliver_due(at).await?;
         Ok((flush, delivery))

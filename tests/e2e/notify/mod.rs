@@ -2,6 +2,7 @@
 //! (`support::receiver`), the `tripline` binary where a process boundary matters.
 
 mod cli;
+mod daemon;
 mod escalation;
 mod muting;
 mod payloads;
