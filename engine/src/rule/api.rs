@@ -334,6 +334,11 @@ pub(super) fn register(engine: &mut Engine) {
             .map(|d| d.num_seconds())
             .map_err(|e| e.into())
     });
+    engine.register_fn("fmt_time", |secs: INT| -> String {
+        chrono::DateTime::from_timestamp(secs, 0)
+            .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+            .unwrap_or_default()
+    });
     engine.register_fn("fmt_number", |x: f64| fmt_number(x));
     engine.register_fn("fmt_number", |x: INT| x.to_string());
     engine.register_fn("fmt_duration", |secs: INT| {

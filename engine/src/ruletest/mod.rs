@@ -180,6 +180,18 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// The id a rule file declares (its file name if it does not load: the case will say why).
+fn rule_id_of(path: &Path, text: &str) -> String {
+    let engine = crate::rule::RuleEngine::new(Default::default(), &[]);
+    match crate::rule::load_rule_source(&engine, path.to_path_buf(), text) {
+        Ok(Some(r)) => r.meta.id,
+        _ => path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    }
+}
+
 fn rule_file_for(test_file: &Path) -> PathBuf {
     let name = test_file
         .file_name()
@@ -238,10 +250,7 @@ pub async fn run_file(file: &Path, rules_root: Option<&Path>) -> Vec<CaseResult>
         .await
         .err();
         let rule = if rule_id.is_empty() {
-            rule_path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default()
+            rule_id_of(&rule_path, &rule_text)
         } else {
             rule_id
         };
