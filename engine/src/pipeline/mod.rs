@@ -37,7 +37,7 @@ use route::{GroupBy, Route};
 use silence::{Silence, SilenceStage};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// How long the log remembers a group whose alerts all resolved.
+/// How long the log remembers a group whose alerts all resolved, and expired silences are kept.
 const NFLOG_RETENTION: chrono::Duration = chrono::Duration::days(7);
 
 /// The checked notification settings of a config.
@@ -217,6 +217,8 @@ pub struct FlushCommit {
     /// Housekeeping: log entries of groups gone quiet for a week, acks of alerts no longer firing.
     pub nflog_deleted: Vec<(String, String)>,
     pub acks_deleted: Vec<String>,
+    /// Silences that ended more than a week ago.
+    pub silences_deleted: Vec<String>,
 }
 
 /// The result of one flush.
@@ -439,6 +441,13 @@ impl Pipeline {
                     .nflog_deleted
                     .push((e.group_key.clone(), e.receiver.clone()));
             }
+        }
+        for s in st
+            .silences
+            .iter()
+            .filter(|s| s.ends_at + NFLOG_RETENTION < at)
+        {
+            out.commit.silences_deleted.push(s.id.clone());
         }
         for ack in st.acks.iter().filter(|a| a.announced) {
             if !alerts

@@ -107,7 +107,8 @@ impl SilenceStage {
             .collect()
     }
 
-    /// Silences that have ended while alerts they matched still fire: worth telling someone.
+    /// Silences that have ended while alerts they muted still fire: worth telling someone. An
+    /// alert that started firing after the silence ended was never muted by it and does not count.
     pub fn expired_over_firing<'a>(
         &self,
         alerts: &[Alert],
@@ -120,7 +121,11 @@ impl SilenceStage {
             .filter_map(|s| {
                 let firing: Vec<String> = alerts
                     .iter()
-                    .filter(|a| a.state == AlertState::Firing && s.mutes(a))
+                    .filter(|a| {
+                        a.state == AlertState::Firing
+                            && a.starts_at.unwrap_or(a.active_since) < s.ends_at
+                            && s.mutes(a)
+                    })
                     .map(|a| a.fingerprint.clone())
                     .collect();
                 (!firing.is_empty()).then_some((s, firing))

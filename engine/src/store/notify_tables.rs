@@ -160,6 +160,9 @@ impl SqliteStore {
                 for (g, r) in &f.nflog_deleted {
                     tx.execute("DELETE FROM nflog WHERE group_key = ?1 AND receiver = ?2", params![g, r])?;
                 }
+                for id in &f.silences_deleted {
+                    tx.execute("DELETE FROM silences WHERE id = ?1", [id])?;
+                }
                 for fp in &f.acks_deleted {
                     tx.execute("DELETE FROM acks WHERE fingerprint = ?1", [fp])?;
                 }
