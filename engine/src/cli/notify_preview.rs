@@ -81,7 +81,7 @@ pub fn sample(
         id: "preview".into(),
         receiver: receiver.into(),
         status,
-        group_key: "0:{alertname=\"LambdaErrors\"}".into(),
+        group_key: "{}:{alertname=\"LambdaErrors\"}".into(),
         group_labels: [("alertname".to_string(), "LambdaErrors".to_string())].into(),
         alerts,
         created_at: at,

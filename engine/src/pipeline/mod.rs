@@ -61,9 +61,8 @@ impl PipelineConfig {
         root.timers.group_interval = chrono::Duration::zero();
         root.routes = receivers
             .iter()
-            .enumerate()
-            .map(|(i, r)| Route {
-                id: format!("0.{i}"),
+            .map(|r| Route {
+                id: format!("{{}}/{{receiver={r}}}"),
                 receiver: Some(r.clone()),
                 continue_: true,
                 ..root.clone()

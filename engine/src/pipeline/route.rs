@@ -21,7 +21,9 @@ pub enum GroupBy {
 
 #[derive(Debug, Clone)]
 pub struct Route {
-    /// Position in the tree (`0`, `0.1`, `0.1.0`): stable across restarts while the config is.
+    /// Path of matchers from the root, as Alertmanager keys routes: `{}`, `{}/{severity="critical"}`.
+    /// Adding or reordering sibling routes keeps the others' ids (and so their groups and
+    /// notification log); a sibling with the same matchers gets `#N` appended.
     pub id: String,
     pub matchers: Vec<Matcher>,
     pub receiver: Option<String>,
@@ -36,7 +38,7 @@ impl Route {
     /// A root with default timers sending to `receiver`.
     pub fn root(receiver: Option<String>) -> Route {
         Route {
-            id: "0".into(),
+            id: "{}".into(),
             matchers: vec![],
             receiver,
             escalation: None,
@@ -88,7 +90,7 @@ impl Route {
     ) -> Route {
         let mut base = Route::root(None);
         base.id = String::new();
-        build(cfg, root, &base, "0".into(), receivers, policies, errors)
+        build(cfg, root, &base, "{}".into(), receivers, policies, errors)
     }
 }
 
@@ -165,22 +167,22 @@ fn build(
         continue_: rc.continue_,
         routes: vec![],
     };
-    route.routes = rc
-        .routes
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            build(
-                cfg,
-                c,
-                &route,
-                format!("{id}.{i}"),
-                receivers,
-                policies,
-                errors,
-            )
-        })
-        .collect();
+    let mut seen = BTreeSet::new();
+    let mut children = Vec::new();
+    for (i, c) in rc.routes.iter().enumerate() {
+        let ms: Vec<String> = c
+            .get_ref()
+            .matchers
+            .iter()
+            .map(|m| m.get_ref().trim().to_string())
+            .collect();
+        let mut child_id = format!("{id}/{{{}}}", ms.join(","));
+        if !seen.insert(child_id.clone()) {
+            child_id = format!("{child_id}#{i}");
+        }
+        children.push(build(cfg, c, &route, child_id, receivers, policies, errors));
+    }
+    route.routes = children;
     route
 }
 
@@ -276,7 +278,7 @@ group_interval = "1m"
         );
         assert_eq!(receivers(&r, &[("team", "web")]), ["slack"]);
         let db = r.matching(&labels(&[("team", "db"), ("env", "prod")]))[0];
-        assert_eq!(db.id, "0.1");
+        assert_eq!(db.id, "{}/{team=~db|data}");
         assert_eq!(
             db.timers.group_wait,
             chrono::Duration::seconds(10),

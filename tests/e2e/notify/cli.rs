@@ -81,7 +81,7 @@ fn route_test_prints_the_receivers() {
     assert_eq!(receivers, ["slack", "pagerduty", "db-team"], "{text}");
     assert!(
         text.contains(
-            "pagerduty  route 0.0  group 0.0:{alertname=\"Errors\"}  (escalation, after 15m)"
+            "pagerduty  route {}/{severity=critical}  group {}/{severity=critical}:{alertname=\"Errors\"}  (escalation, after 15m)"
         ),
         "{text}"
     );

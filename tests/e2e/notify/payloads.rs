@@ -33,7 +33,7 @@ fn group(status: NotificationStatus) -> Notification {
         id: "n-1".into(),
         receiver: "r".into(),
         status,
-        group_key: "0:{alertname=\"LambdaErrors\"}".into(),
+        group_key: "{}:{alertname=\"LambdaErrors\"}".into(),
         group_labels: [("alertname".to_string(), "LambdaErrors".to_string())].into(),
         alerts,
         created_at: t0(),
