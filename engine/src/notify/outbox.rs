@@ -20,6 +20,10 @@ use std::sync::{Arc, Mutex};
 /// read) before they are pruned.
 pub const KEEP_DONE: Duration = Duration::days(7);
 
+/// How long a process holds an entry it is sending; if it dies mid-send the entry is retried
+/// after this. Longer than a receiver's request timeout (10s by default).
+pub const SEND_LEASE: Duration = Duration::seconds(20);
+
 /// Rule id of the meta-alerts raised when notifications to a receiver are dead-lettered.
 pub const NOTIFY_ERROR: &str = "tripline/notify-error";
 
@@ -272,6 +276,13 @@ impl Outbox {
                     tracing::debug!(receiver, held = total - i, until = %ready_at, "paced");
                     break;
                 }
+            }
+            if !self
+                .store
+                .outbox_claim(&e.notification.id, at, at + SEND_LEASE)
+                .await?
+            {
+                continue; // another process is sending it
             }
             e.attempts += 1;
             match notifier.notify(&e.notification).await {

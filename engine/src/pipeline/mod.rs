@@ -220,6 +220,10 @@ pub struct FlushCommit {
     pub silences_deleted: Vec<String>,
 }
 
+/// A pure plan from the stored alerts and state (`Pipeline::plan` at an instant), handed to the
+/// store to run inside its transaction.
+pub type PlanFn<'p> = dyn for<'a, 'b> Fn(&'a [Alert], &'b NotifyState) -> Flush + Send + Sync + 'p;
+
 /// The result of one flush.
 #[derive(Debug, Clone, Default)]
 pub struct Flush {
@@ -262,10 +266,9 @@ impl Pipeline {
 
     /// Reads the store, plans at `at`, and commits the plan (outbox, nflog, timers) atomically.
     pub async fn flush(&self, store: &dyn Store, at: Timestamp) -> Result<Flush> {
-        let alerts = store.load_alerts().await?;
-        let state = store.load_notify_state().await?;
-        let flush = self.plan(&alerts, &state, at);
-        store.commit_flush(&flush.commit).await?;
+        let flush = store
+            .flush_atomically(&|alerts: &[Alert], state: &NotifyState| self.plan(alerts, state, at))
+            .await?;
         for n in &flush.notices {
             tracing::warn!("{n}");
         }

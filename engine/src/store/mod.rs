@@ -13,7 +13,7 @@ use crate::error::Result;
 use crate::notify::outbox::OutboxEntry;
 use crate::pipeline::escalate::Ack;
 use crate::pipeline::silence::Silence;
-use crate::pipeline::{FlushCommit, NotifyState};
+use crate::pipeline::{Flush, FlushCommit, NotifyState, PlanFn};
 use async_trait::async_trait;
 
 #[async_trait]
@@ -45,6 +45,9 @@ pub trait Store: Send + Sync {
     async fn load_notify_state(&self) -> Result<NotifyState>;
     /// Writes one flush atomically: notifications into the outbox, nflog, timers, marks.
     async fn commit_flush(&self, commit: &FlushCommit) -> Result<()>;
+    /// Reads the alerts and the pipeline's state, calls `plan` and writes its commit, all in one
+    /// transaction that excludes other writers (other processes on the same store included).
+    async fn flush_atomically(&self, plan: &PlanFn) -> Result<Flush>;
     /// Pending outbox entries due at `at`, oldest first.
     async fn outbox_due(&self, at: Timestamp, limit: usize) -> Result<Vec<OutboxEntry>>;
     /// Every outbox entry (delivered and dead ones until pruned), oldest first.
@@ -53,6 +56,9 @@ pub trait Store: Send + Sync {
     async fn outbox_next_due(&self) -> Result<Option<Timestamp>>;
     /// Writes an entry's new state (delivered, retry, dead letter).
     async fn outbox_update(&self, entry: &OutboxEntry) -> Result<()>;
+    /// Takes a pending entry due at `at` for sending until `until`; false if another process
+    /// took it first.
+    async fn outbox_claim(&self, id: &str, at: Timestamp, until: Timestamp) -> Result<bool>;
     /// Holds every pending entry of a receiver until `until` (after a 429).
     async fn outbox_defer(&self, receiver: &str, until: Timestamp) -> Result<()>;
     /// Deletes delivered and dead entries last touched before `before`.

@@ -2,12 +2,13 @@
 //! notification log and the outbox. Rows keep a JSON body plus the columns queries need.
 
 use super::SqliteStore;
+use crate::alert::Alert;
 use crate::clock::Timestamp;
 use crate::error::Result;
 use crate::notify::outbox::{OutboxEntry, OutboxState};
 use crate::pipeline::escalate::Ack;
 use crate::pipeline::silence::Silence;
-use crate::pipeline::{FlushCommit, NotifyState};
+use crate::pipeline::{Flush, FlushCommit, NotifyState, PlanFn};
 use rusqlite::{params, OptionalExtension};
 
 pub(super) const SCHEMA: &str = "
@@ -112,70 +113,46 @@ impl SqliteStore {
     }
 
     pub(super) fn load_notify_state_sync(&self) -> Result<NotifyState> {
-        self.with_conn(|c| {
-            Ok(NotifyState {
-                silences: all(c, "SELECT body FROM silences ORDER BY ends_at, id")?,
-                acks: all(c, "SELECT body FROM acks ORDER BY fingerprint")?,
-                groups: all(c, "SELECT body FROM notify_groups ORDER BY key")?,
-                nflog: all(c, "SELECT body FROM nflog ORDER BY group_key, receiver")?,
-            })
-        })
+        self.with_conn(|c| read_state(c))
     }
 
     pub(super) fn commit_flush_sync(&self, f: &FlushCommit) -> Result<()> {
         self.with_conn(|c| {
             let tx = c.transaction()?;
-            {
-                let mut seq: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM outbox", [], |r| r.get(0))?;
-                let mut ins = tx.prepare_cached(
-                    "INSERT OR IGNORE INTO outbox (id, receiver, state, next_attempt_at, seq, body) VALUES (?1, ?2, 'pending', ?3, ?4, ?5)",
-                )?;
-                for n in &f.notifications {
-                    seq += 1;
-                    let e = OutboxEntry::new(n.clone());
-                    ins.execute(params![n.id, n.receiver, ms(e.next_attempt_at), seq, to_json(&e)?])?;
-                }
-                let mut nf = tx.prepare_cached(
-                    "INSERT INTO nflog (group_key, receiver, body) VALUES (?1, ?2, ?3) ON CONFLICT(group_key, receiver) DO UPDATE SET body = ?3",
-                )?;
-                for e in &f.nflog {
-                    nf.execute(params![e.group_key, e.receiver, to_json(e)?])?;
-                }
-                let mut gs = tx.prepare_cached("INSERT INTO notify_groups (key, body) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET body = ?2")?;
-                for g in &f.groups_saved {
-                    gs.execute(params![g.key, to_json(g)?])?;
-                }
-                let mut gd = tx.prepare_cached("DELETE FROM notify_groups WHERE key = ?1")?;
-                for k in &f.groups_deleted {
-                    gd.execute([k])?;
-                }
-                for fp in &f.acks_announced {
-                    let body: Option<String> = tx.query_row("SELECT body FROM acks WHERE fingerprint = ?1", [fp], |r| r.get(0)).optional()?;
-                    if let Some(b) = body {
-                        let mut a: Ack = from_json(b)?;
-                        a.announced = true;
-                        tx.execute("UPDATE acks SET body = ?2 WHERE fingerprint = ?1", params![fp, to_json(&a)?])?;
-                    }
-                }
-                for (g, r) in &f.nflog_deleted {
-                    tx.execute("DELETE FROM nflog WHERE group_key = ?1 AND receiver = ?2", params![g, r])?;
-                }
-                for id in &f.silences_deleted {
-                    tx.execute("DELETE FROM silences WHERE id = ?1", [id])?;
-                }
-                for fp in &f.acks_deleted {
-                    tx.execute("DELETE FROM acks WHERE fingerprint = ?1", [fp])?;
-                }
-                for id in &f.silences_noticed {
-                    let body: Option<String> = tx.query_row("SELECT body FROM silences WHERE id = ?1", [id], |r| r.get(0)).optional()?;
-                    if let Some(b) = body {
-                        let mut s: Silence = from_json(b)?;
-                        s.expiry_noticed = true;
-                        tx.execute("UPDATE silences SET body = ?2 WHERE id = ?1", params![id, to_json(&s)?])?;
-                    }
-                }
-            }
+            write_commit(&tx, f)?;
             tx.commit()
+        })
+    }
+
+    /// Reads the alerts and the pipeline's state, plans and writes the plan in one `IMMEDIATE`
+    /// transaction: two processes flushing the same file (a daemon and `tripline ack`) take
+    /// turns instead of both deciding to send the same news.
+    pub(super) fn flush_atomically_sync(&self, plan: &PlanFn) -> Result<Flush> {
+        self.with_conn(|c| {
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let alerts: Vec<Alert> = all(&tx, "SELECT body FROM alerts ORDER BY fingerprint")?;
+            let state = read_state(&tx)?;
+            let flush = plan(&alerts, &state);
+            write_commit(&tx, &flush.commit)?;
+            tx.commit()?;
+            Ok(flush)
+        })
+    }
+
+    /// Takes a due entry for sending: false when another process took it first. The lease
+    /// (`until`) lapses if this process dies mid-send, so the entry is retried, not lost.
+    pub(super) fn outbox_claim_sync(
+        &self,
+        id: &str,
+        at: Timestamp,
+        until: Timestamp,
+    ) -> Result<bool> {
+        self.with_conn(|c| {
+            let n = c.execute(
+                "UPDATE outbox SET next_attempt_at = ?3 WHERE id = ?1 AND state = 'pending' AND next_attempt_at <= ?2",
+                params![id, ms(at), ms(until)],
+            )?;
+            Ok(n == 1)
         })
     }
 
@@ -252,4 +229,91 @@ impl SqliteStore {
             )
         })
     }
+}
+
+fn read_state(c: &rusqlite::Connection) -> rusqlite::Result<NotifyState> {
+    Ok(NotifyState {
+        silences: all(c, "SELECT body FROM silences ORDER BY ends_at, id")?,
+        acks: all(c, "SELECT body FROM acks ORDER BY fingerprint")?,
+        groups: all(c, "SELECT body FROM notify_groups ORDER BY key")?,
+        nflog: all(c, "SELECT body FROM nflog ORDER BY group_key, receiver")?,
+    })
+}
+
+fn write_commit(tx: &rusqlite::Transaction, f: &FlushCommit) -> rusqlite::Result<()> {
+    {
+        let mut seq: i64 =
+            tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM outbox", [], |r| r.get(0))?;
+        let mut ins = tx.prepare_cached(
+            "INSERT OR IGNORE INTO outbox (id, receiver, state, next_attempt_at, seq, body) VALUES (?1, ?2, 'pending', ?3, ?4, ?5)",
+        )?;
+        for n in &f.notifications {
+            seq += 1;
+            let e = OutboxEntry::new(n.clone());
+            ins.execute(params![
+                n.id,
+                n.receiver,
+                ms(e.next_attempt_at),
+                seq,
+                to_json(&e)?
+            ])?;
+        }
+        let mut nf = tx.prepare_cached(
+            "INSERT INTO nflog (group_key, receiver, body) VALUES (?1, ?2, ?3) ON CONFLICT(group_key, receiver) DO UPDATE SET body = ?3",
+        )?;
+        for e in &f.nflog {
+            nf.execute(params![e.group_key, e.receiver, to_json(e)?])?;
+        }
+        let mut gs = tx.prepare_cached("INSERT INTO notify_groups (key, body) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET body = ?2")?;
+        for g in &f.groups_saved {
+            gs.execute(params![g.key, to_json(g)?])?;
+        }
+        let mut gd = tx.prepare_cached("DELETE FROM notify_groups WHERE key = ?1")?;
+        for k in &f.groups_deleted {
+            gd.execute([k])?;
+        }
+        for fp in &f.acks_announced {
+            let body: Option<String> = tx
+                .query_row("SELECT body FROM acks WHERE fingerprint = ?1", [fp], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            if let Some(b) = body {
+                let mut a: Ack = from_json(b)?;
+                a.announced = true;
+                tx.execute(
+                    "UPDATE acks SET body = ?2 WHERE fingerprint = ?1",
+                    params![fp, to_json(&a)?],
+                )?;
+            }
+        }
+        for (g, r) in &f.nflog_deleted {
+            tx.execute(
+                "DELETE FROM nflog WHERE group_key = ?1 AND receiver = ?2",
+                params![g, r],
+            )?;
+        }
+        for id in &f.silences_deleted {
+            tx.execute("DELETE FROM silences WHERE id = ?1", [id])?;
+        }
+        for fp in &f.acks_deleted {
+            tx.execute("DELETE FROM acks WHERE fingerprint = ?1", [fp])?;
+        }
+        for id in &f.silences_noticed {
+            let body: Option<String> = tx
+                .query_row("SELECT body FROM silences WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            if let Some(b) = body {
+                let mut s: Silence = from_json(b)?;
+                s.expiry_noticed = true;
+                tx.execute(
+                    "UPDATE silences SET body = ?2 WHERE id = ?1",
+                    params![id, to_json(&s)?],
+                )?;
+            }
+        }
+    }
+    Ok(())
 }

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::notify::outbox::OutboxEntry;
 use crate::pipeline::escalate::Ack;
 use crate::pipeline::silence::Silence;
-use crate::pipeline::{FlushCommit, NotifyState};
+use crate::pipeline::{Flush, FlushCommit, NotifyState, PlanFn};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
@@ -166,6 +166,12 @@ impl Store for SqliteStore {
     }
     async fn commit_flush(&self, commit: &FlushCommit) -> Result<()> {
         self.commit_flush_sync(commit)
+    }
+    async fn flush_atomically(&self, plan: &PlanFn) -> Result<Flush> {
+        self.flush_atomically_sync(plan)
+    }
+    async fn outbox_claim(&self, id: &str, at: Timestamp, until: Timestamp) -> Result<bool> {
+        self.outbox_claim_sync(id, at, until)
     }
     async fn outbox_due(&self, at: Timestamp, limit: usize) -> Result<Vec<OutboxEntry>> {
         self.outbox_due_sync(at, limit)

@@ -135,3 +135,59 @@ group_wait = "0s"
     );
     assert_eq!(rx.accepted().len(), 100);
 }
+
+#[test]
+fn two_processes_on_one_store_send_each_notification_once() {
+    let rx = Receiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "stock_rules = false\n[store]\ntype = \"sqlite\"\npath = \"state.db\"\n\n[[receiver]]\ntype = \"webhook\"\nname = \"hook\"\nurl = \"{}\"\n\n[route]\nreceiver = \"hook\"\ngroup_by = [\"...\"]\ngroup_wait = \"0s\"\n",
+        rx.url("/hook")
+    );
+    std::fs::write(dir.path().join("tripline.toml"), config).unwrap();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let store = SqliteStore::open(dir.path().join("state.db")).unwrap();
+            let alerts: Vec<_> = (0..200)
+                .map(|i| {
+                    alert(
+                        "JobFailed",
+                        &[("job", &format!("job-{i:03}"))],
+                        Severity::Warning,
+                    )
+                })
+                .collect();
+            store.save_alerts(&alerts, &[]).await.unwrap();
+        });
+    let spawn = || {
+        Command::new(tripline_bin())
+            .args(["deliver", "--config", "tripline.toml", "--within", "30s"])
+            .current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(
+        a.status.success() && b.status.success(),
+        "{}{}{}{}",
+        stdout(&a),
+        stderr(&a),
+        stdout(&b),
+        stderr(&b)
+    );
+    let mut ids: Vec<String> = rx
+        .accepted()
+        .iter()
+        .map(|r| r.header("x-tripline-notification-id").unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 200, "{}{}", stdout(&a), stdout(&b));
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 200, "none twice");
+}
