@@ -194,9 +194,10 @@ pub fn render(n: &Notification) -> Value {
         blocks.push(json!({ "type": "context", "elements": [{ "type": "mrkdwn",
             "text": format!("…and {} more alert(s) not shown ({f} firing, {r} resolved)", hidden.len()) }] }));
     }
-    let mut fallback = title.clone();
+    // Slack reads `<…>` in `text` as links and mentions: escaped like the blocks.
+    let mut fallback = esc(&title);
     if let Some(first) = n.alerts.first() {
-        fallback.push_str(&format!(": {}", first.summary));
+        fallback.push_str(&format!(": {}", esc(&first.summary)));
         if n.alerts.len() > 1 {
             fallback.push_str(&format!(" (+{} more)", n.alerts.len() - 1));
         }
