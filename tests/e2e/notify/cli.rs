@@ -321,3 +321,46 @@ fn ack_from_the_command_line_acknowledges_on_pagerduty() {
     let out = again.output().unwrap();
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// One-shot `eval` runs: group timers live in the store, so `group_wait` spans processes.
+#[test]
+fn eval_runs_group_across_processes() {
+    let rx = Receiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/demo");
+    std::fs::copy(
+        demo.join("campaign-workers.json"),
+        dir.path().join("campaign-workers.json"),
+    )
+    .unwrap();
+    let config = std::fs::read_to_string(demo.join("tripline.toml")).unwrap().replace(
+        "[[receiver]]\ntype = \"console\"\nname = \"console\"\n",
+        &format!(
+            "[[receiver]]\ntype = \"webhook\"\nname = \"team\"\nurl = \"{}\"\n\n[route]\nreceiver = \"team\"\ngroup_by = [\"team\"]\ngroup_wait = \"30s\"\n",
+            rx.url("/team")
+        ),
+    );
+    assert!(config.contains("[route]"), "the demo config changed shape");
+    std::fs::write(dir.path().join("tripline.toml"), config).unwrap();
+    let eval = |at: &str| {
+        let out = run(
+            dir.path(),
+            &["eval", "--config", "tripline.toml", "--at", at],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    eval("2026-11-01T10:00:00Z");
+    assert!(
+        rx.requests().is_empty(),
+        "group_wait holds the first message"
+    );
+    eval("2026-11-01T10:01:00Z");
+    let got = rx.accepted();
+    assert_eq!(got.len(), 1, "one message for the team's group");
+    let body = got[0].json();
+    assert_eq!(body["groupLabels"]["team"], "campaign");
+    let firing = body["alerts"].as_array().unwrap().len();
+    assert!(firing >= 2, "{body}");
+    eval("2026-11-01T10:02:00Z");
+    assert_eq!(rx.accepted().len(), 1, "nothing new, nothing sent");
+}
