@@ -399,8 +399,13 @@ impl Pipeline {
                 }
             }
 
-            // Dedup against the notification log.
+            // Dedup against the notification log (a receiver named twice, by the route and a
+            // step, hears once).
+            let mut seen = BTreeSet::new();
             for (receiver, selected) in targets {
+                if !seen.insert(receiver) {
+                    continue;
+                }
                 let entry = nflog.get(&(key.as_str(), receiver)).copied();
                 // Someone has every firing alert in hand: no reminders.
                 let all_acked = selected
