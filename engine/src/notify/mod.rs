@@ -138,7 +138,10 @@ pub fn build_receiver(
             ..
         } => Arc::new(slack::SlackNotifier::new(
             name,
-            Secret::from_env(url_env)?,
+            checked_url(
+                Secret::from_env(url_env)?,
+                &format!("environment variable {url_env}"),
+            )?,
             http::timeout(timeout.as_deref())?,
             rate(rate_limit, burst, Some((1.0, 1)))?,
         )?),
@@ -152,7 +155,14 @@ pub fn build_receiver(
         } => Arc::new(pagerduty::PagerdutyNotifier::new(
             name,
             Secret::from_env(routing_key_env)?,
-            url.clone(),
+            match url {
+                Some(u) => Some(
+                    checked_url(Secret::new(u.clone()), "`url`")?
+                        .expose()
+                        .to_string(),
+                ),
+                None => None,
+            },
             http::timeout(timeout.as_deref())?,
             rate(rate_limit, burst, Some((2.0, 10)))?,
         )?),
@@ -166,8 +176,11 @@ pub fn build_receiver(
             ..
         } => {
             let url = match (url, url_env) {
-                (_, Some(var)) => Secret::from_env(var)?,
-                (Some(u), None) => Secret::new(u.clone()),
+                (_, Some(var)) => checked_url(
+                    Secret::from_env(var)?,
+                    &format!("environment variable {var}"),
+                )?,
+                (Some(u), None) => checked_url(Secret::new(u.clone()), "`url`")?,
                 (None, None) => return Err("a webhook receiver needs `url` or `url_env`".into()),
             };
             Arc::new(webhook::WebhookNotifier::new(
@@ -180,4 +193,12 @@ pub fn build_receiver(
         }
     };
     Ok(built)
+}
+
+/// An http(s) URL, or an error naming where it came from (never the value: it may be secret).
+fn checked_url(url: redact::Secret, from: &str) -> Result<redact::Secret, String> {
+    match reqwest::Url::parse(url.expose()) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(url),
+        _ => Err(format!("{from} does not hold an http(s) URL")),
+    }
 }

@@ -146,6 +146,21 @@ group_wait = "0s"
         "{err}"
     );
     assert_clean(&err);
+
+    // Not a URL: the error says where it came from, not what it holds.
+    let out = Command::new(tripline_bin())
+        .args(["deliver", "--config", "tripline.toml"])
+        .current_dir(dir.path())
+        .env("SLACK_WEBHOOK_URL", "T0SECRETT/B0SECRETB/XXSECRETXX")
+        .env("PD_ROUTING_KEY", ROUTING_KEY)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("environment variable SLACK_WEBHOOK_URL does not hold an http(s) URL"),
+        "{err}"
+    );
+    assert_clean(&err);
 }
 
 #[test]
