@@ -6,3 +6,4 @@ mod support;
 mod daemon;
 mod engine;
 mod notify;
+mod sources;

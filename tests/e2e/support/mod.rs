@@ -3,4 +3,7 @@
 pub mod bin;
 pub mod daemon;
 pub mod http;
+pub mod postgres;
+pub mod prometheus;
 pub mod receiver;
+pub mod redis;
