@@ -173,6 +173,22 @@ mod tests {
     }
 
     #[test]
+    fn a_silence_needs_matchers_and_an_end_after_its_start() {
+        let m = [Matcher::parse("a=b").unwrap()];
+        assert!(Silence::new(&[], t(0), t(1), "a", "", t(0))
+            .unwrap_err()
+            .contains("at least one matcher"));
+        assert!(Silence::new(&m, t(1), t(1), "a", "", t(0))
+            .unwrap_err()
+            .contains("end after"));
+        let (x, y) = (
+            Silence::new(&m, t(0), t(1), "a", "", t(0)).unwrap(),
+            Silence::new(&m, t(0), t(1), "a", "", t(0)).unwrap(),
+        );
+        assert_ne!(x.id, y.id, "ids are unique");
+    }
+
+    #[test]
     fn resolved_alerts_pass_when_asked() {
         let s = Silence::new(
             &[Matcher::parse("team=db").unwrap()],

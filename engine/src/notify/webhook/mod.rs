@@ -135,3 +135,37 @@ impl Notifier for WebhookNotifier {
         self.rate
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::testutil::{alert, t};
+
+    #[test]
+    fn long_groups_are_truncated_and_counted() {
+        let alerts: Vec<Alert> = (0..5)
+            .map(|i| {
+                alert(
+                    "Q",
+                    &[("queue", &format!("q{i}")), ("team", "db")],
+                    AlertState::Firing,
+                )
+            })
+            .collect();
+        let n = Notification {
+            id: "n".into(),
+            receiver: "hook".into(),
+            status: NotificationStatus::Firing,
+            group_key: "{}:{}".into(),
+            group_labels: Labels::new(),
+            alerts,
+            created_at: t(0),
+            acknowledged_by: None,
+        };
+        let body = render(&n, 2);
+        assert_eq!(body["alerts"].as_array().unwrap().len(), 2);
+        assert_eq!(body["truncatedAlerts"], 3);
+        assert_eq!(body["commonLabels"]["team"], "db");
+        assert!(body["commonLabels"].get("queue").is_none());
+    }
+}
