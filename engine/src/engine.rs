@@ -11,7 +11,9 @@ use crate::alert::{
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::data::{QueryData, QueryOutcome, SourceFailure};
 use crate::error::{Error, Result};
-use crate::notify::{Notification, NotificationStatus, Notifier};
+use crate::notify::outbox::{DeliveryReport, Outbox, RetryPolicy};
+use crate::notify::{Notification, Notifier};
+use crate::pipeline::{Flush, Pipeline, PipelineConfig};
 use crate::rule::{Limits, QuerySpec, Rule, RuleEngine, RuleFailure, RuleSet, TriageContext};
 use crate::source::{FetchContext, PushedSource, Source, Sources};
 use crate::store::{SqliteStore, Store};
@@ -119,8 +121,12 @@ pub struct CycleReport {
     pub alerts: Vec<Alert>,
     pub rule_failures: Vec<(String, RuleFailure)>,
     pub source_failures: Vec<(String, SourceFailure)>,
+    /// Notifications the pipeline put in the outbox this cycle.
     pub notifications: Vec<Notification>,
+    /// (receiver, error) of deliveries that failed in this cycle's delivery pass.
     pub delivery_errors: Vec<(String, String)>,
+    /// Pipeline notices for people (a silence expired while its alerts still fire).
+    pub notices: Vec<String>,
     /// Wall-clock time each instance's `query` + `evaluate` took (fetching excluded).
     pub eval_durations: Vec<(String, Duration)>,
 }
@@ -134,6 +140,10 @@ pub struct Tripline {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     notifiers: Vec<Arc<dyn Notifier>>,
+    pipeline: Pipeline,
+    outbox: Arc<Outbox>,
+    /// One flush-and-deliver at a time (cycle and daemon notify loop), so nothing is sent twice.
+    notify_lock: tokio::sync::Mutex<()>,
     fetch_timeout: Duration,
     retention: chrono::Duration,
     /// Rule files that failed to load: raised as rule-error alerts every cycle until fixed.
@@ -160,6 +170,8 @@ pub struct TriplineBuilder {
     store: Option<Arc<dyn Store>>,
     clock: Arc<dyn Clock>,
     notifiers: Vec<Arc<dyn Notifier>>,
+    pipeline: Option<PipelineConfig>,
+    retry: RetryPolicy,
     fetch_timeout: Duration,
     retention: chrono::Duration,
     tolerate_rule_errors: bool,
@@ -177,6 +189,8 @@ impl Default for TriplineBuilder {
             store: None,
             clock: Arc::new(SystemClock),
             notifiers: vec![],
+            pipeline: None,
+            retry: RetryPolicy::default(),
             fetch_timeout: Duration::from_secs(30),
             retention: chrono::Duration::hours(24),
             tolerate_rule_errors: false,
@@ -220,6 +234,15 @@ impl TriplineBuilder {
     }
     pub fn notifier(mut self, n: Arc<dyn Notifier>) -> Self {
         self.notifiers.push(n);
+        self
+    }
+    /// Routing, grouping, inhibition, escalation; without it every alert goes to every notifier.
+    pub fn pipeline(mut self, p: PipelineConfig) -> Self {
+        self.pipeline = Some(p);
+        self
+    }
+    pub fn retry_policy(mut self, p: RetryPolicy) -> Self {
+        self.retry = p;
         self
     }
     pub fn fetch_timeout(mut self, d: Duration) -> Self {
@@ -304,6 +327,16 @@ impl TriplineBuilder {
             Some(s) => s,
             None => Arc::new(SqliteStore::in_memory()?),
         };
+        let pipeline = Pipeline::new(self.pipeline.unwrap_or_else(|| {
+            PipelineConfig::fan_out(
+                &self
+                    .notifiers
+                    .iter()
+                    .map(|n| n.name().to_string())
+                    .collect::<Vec<_>>(),
+            )
+        }));
+        let outbox = Arc::new(Outbox::new(store.clone(), &self.notifiers, self.retry));
         Ok(Tripline {
             rule_engine,
             rules,
@@ -313,6 +346,9 @@ impl TriplineBuilder {
             store,
             clock: self.clock,
             notifiers: self.notifiers,
+            pipeline,
+            outbox,
+            notify_lock: tokio::sync::Mutex::new(()),
             fetch_timeout: self.fetch_timeout,
             retention: self.retention,
             load_errors: errors.into_iter().map(|e| e.to_string()).collect(),
@@ -382,6 +418,29 @@ impl Tripline {
 
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
+    }
+
+    /// The notification half of a cycle on its own: flushes the pipeline at `at` (group timers,
+    /// escalation steps, silences that ended, acks) and makes one delivery pass over the outbox.
+    /// A daemon calls it every second or so between cycles, so group waits, escalations and
+    /// paced or retried deliveries happen on time; `tripline deliver` and `tripline ack` use it too.
+    pub async fn notify_at(&self, at: Timestamp) -> Result<(Flush, DeliveryReport)> {
+        let _one_at_a_time = self.notify_lock.lock().await;
+        let flush = self.pipeline.flush(self.store.as_ref(), at).await?;
+        let delivery = self.outbox.deliver_due(at).await?;
+        Ok((flush, delivery))
+    }
+
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    pub fn outbox(&self) -> &Arc<Outbox> {
+        &self.outbox
+    }
+
+    pub fn notifiers(&self) -> &[Arc<dyn Notifier>] {
+        &self.notifiers
     }
 
     /// API requests each source has made since it was built, by query kind.
@@ -595,15 +654,17 @@ impl Tripline {
         }
         report.alerts = now.into_values().collect();
 
-        // Notify.
-        report.notifications = self.notifications(&transitions, at);
-        for n in &report.notifications {
-            if let Some(notifier) = self.notifiers.iter().find(|x| x.name() == n.receiver) {
-                if let Err(e) = notifier.notify(n).await {
-                    report.delivery_errors.push((n.receiver.clone(), e.message));
-                }
-            }
-        }
+        // Notify: silence → inhibit → route → group → escalate → dedup → outbox, then one delivery
+        // pass (what is not delivered now stays in the outbox for the next pass or process).
+        let (flush, delivery) = self.notify_at(at).await?;
+        report.notices = flush.notices;
+        report.notifications = flush.commit.notifications;
+        report.delivery_errors = delivery
+            .retrying
+            .into_iter()
+            .chain(delivery.dead)
+            .map(|f| (f.receiver, f.message))
+            .collect();
         report.transitions = transitions;
         Ok(report)
     }
@@ -771,36 +832,6 @@ impl Tripline {
                 Err(e) => tracing::error!("triage task: {e}"),
             }
         }
-    }
-
-    /// One notification per announced transition and receiver. (Routing, grouping and the
-    /// outbox replace this direct fan-out in the notification pipeline.)
-    fn notifications(&self, transitions: &[Transition], at: Timestamp) -> Vec<Notification> {
-        let mut out = Vec::new();
-        for t in transitions.iter().filter(|t| t.is_announced()) {
-            let status = if t.kind == TransitionKind::Resolved {
-                NotificationStatus::Resolved
-            } else {
-                NotificationStatus::Firing
-            };
-            for n in &self.notifiers {
-                out.push(Notification {
-                    id: format!(
-                        "{}:{}:{}",
-                        t.alert.fingerprint,
-                        t.alert.state,
-                        at.timestamp()
-                    ),
-                    receiver: n.name().to_string(),
-                    status,
-                    group_key: t.alert.fingerprint.clone(),
-                    group_labels: t.alert.labels.clone(),
-                    alerts: vec![t.alert.clone()],
-                    created_at: at,
-                });
-            }
-        }
-        out
     }
 }
 

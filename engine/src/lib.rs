@@ -42,6 +42,7 @@ pub mod data;
 mod engine;
 pub mod error;
 pub mod notify;
+pub mod pipeline;
 pub mod rule;
 pub mod ruletest;
 pub mod source;

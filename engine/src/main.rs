@@ -34,6 +34,16 @@ enum Command {
     Eval(cli::eval::EvalArgs),
     /// List the alerts in the store.
     Alerts(cli::alerts::AlertsArgs),
+    /// Add, list or expire silences.
+    Silence(cli::silence::SilenceArgs),
+    /// Acknowledge a firing alert: its escalation stops.
+    Ack(cli::ack::AckArgs),
+    /// Flush the notification pipeline and deliver the outbox (resumes undelivered entries).
+    Deliver(cli::deliver::DeliverArgs),
+    /// Render what a receiver would be sent for sample alerts, without sending.
+    NotifyPreview(cli::notify_preview::NotifyPreviewArgs),
+    /// Print the receivers an alert with the given labels would reach.
+    RouteTest(cli::route_test::RouteTestArgs),
     /// Run as a daemon: cron schedules, HTTP health/metrics/API, SIGHUP reload, SIGTERM drain.
     Run(cli::run::RunArgs),
 }
@@ -58,6 +68,11 @@ fn main() -> ExitCode {
             Command::Test(a) => cli::test::run(a).await,
             Command::Eval(a) => cli::eval::run(a).await,
             Command::Alerts(a) => cli::alerts::run(a).await,
+            Command::Silence(a) => cli::silence::run(a).await,
+            Command::Ack(a) => cli::ack::run(a).await,
+            Command::Deliver(a) => cli::deliver::run(a).await,
+            Command::NotifyPreview(a) => cli::notify_preview::run(a).await,
+            Command::RouteTest(a) => cli::route_test::run(a).await,
             Command::Run(a) => cli::run::run(a).await,
         }
     });

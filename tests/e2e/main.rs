@@ -6,4 +6,5 @@ mod support;
 mod aws;
 mod daemon;
 mod engine;
+mod notify;
 mod sources;

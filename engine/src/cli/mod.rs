@@ -1,10 +1,15 @@
 //! One module per subcommand. Each parses its flags into a small struct and calls the library.
 
+pub mod ack;
 pub mod alerts;
 pub mod check;
+pub mod deliver;
 pub mod demo;
 pub mod eval;
+pub mod notify_preview;
+pub mod route_test;
 pub mod run;
+pub mod silence;
 pub mod test;
 
 use std::io::Write;

@@ -1,6 +1,12 @@
 //! The TOML config file: parsed into raw, span-carrying structs (unknown keys are errors), then
 //! checked as a whole against the loaded rules. Every problem is reported as `path:line:col:`.
 
+mod notify;
+
+pub use notify::{
+    parse_rate, EscalationConfig, EscalationStepConfig, InhibitConfig, NotifyConfig, RouteConfig,
+    SilencesConfig, DEFAULT_REDACT,
+};
 pub mod wire;
 
 use crate::clock::parse_duration;
@@ -44,6 +50,16 @@ pub struct RawConfig {
     pub rules: Vec<Spanned<RuleInstanceConfig>>,
     #[serde(default, rename = "receiver")]
     pub receivers: Vec<Spanned<ReceiverConfig>>,
+    /// The routing tree's root; without it every alert goes to every receiver, ungrouped.
+    pub route: Option<Spanned<RouteConfig>>,
+    #[serde(default)]
+    pub inhibit: Vec<Spanned<InhibitConfig>>,
+    #[serde(default)]
+    pub escalation: Vec<Spanned<EscalationConfig>>,
+    #[serde(default)]
+    pub silences: SilencesConfig,
+    #[serde(default)]
+    pub notify: NotifyConfig,
     /// The daemon's HTTP server (`tripline run`).
     #[serde(default)]
     pub server: ServerConfig,
@@ -289,13 +305,71 @@ pub enum ReceiverConfig {
         /// The topic, e.g. `arn:aws:sns:us-east-1:123456789012:ops-alerts` (`.fifo` topics work).
         topic_arn: String,
     },
+    /// A Slack incoming webhook (Block Kit messages).
+    Slack {
+        name: String,
+        /// Environment variable holding the webhook URL (a secret).
+        url_env: String,
+        /// Announce resolved alerts (default true).
+        #[serde(default = "yes")]
+        send_resolved: bool,
+        /// Pace, `"1/s"` by default (Slack's documented limit).
+        rate_limit: Option<String>,
+        burst: Option<u32>,
+        /// Per-request timeout (default 10s).
+        timeout: Option<String>,
+    },
+    /// PagerDuty Events API v2: one event per alert, `dedup_key` = the alert's fingerprint.
+    Pagerduty {
+        name: String,
+        /// Environment variable holding the integration's routing key (a secret).
+        routing_key_env: String,
+        /// Events endpoint (default `https://events.pagerduty.com/v2/enqueue`).
+        url: Option<String>,
+        #[serde(default = "yes")]
+        send_resolved: bool,
+        /// Pace, `"120/m"` by default (PagerDuty's documented limit per routing key).
+        rate_limit: Option<String>,
+        burst: Option<u32>,
+        timeout: Option<String>,
+    },
+    /// Alertmanager-compatible webhook JSON (version 4).
+    Webhook {
+        name: String,
+        /// The URL, when it holds no secret.
+        url: Option<String>,
+        /// Environment variable holding the URL, when it does.
+        url_env: Option<String>,
+        #[serde(default = "yes")]
+        send_resolved: bool,
+        /// Unpaced unless set.
+        rate_limit: Option<String>,
+        burst: Option<u32>,
+        timeout: Option<String>,
+        /// Alerts per message; the rest are counted in `truncatedAlerts` (0 = all).
+        #[serde(default)]
+        max_alerts: usize,
+    },
 }
 
 impl ReceiverConfig {
     pub fn name(&self) -> &str {
         match self {
-            ReceiverConfig::Console { name, .. } => name,
-            ReceiverConfig::Sns { name, .. } => name,
+            ReceiverConfig::Console { name, .. }
+            | ReceiverConfig::Sns { name, .. }
+            | ReceiverConfig::Slack { name, .. }
+            | ReceiverConfig::Pagerduty { name, .. }
+            | ReceiverConfig::Webhook { name, .. } => name,
+        }
+    }
+
+    /// Whether resolved alerts are announced to this receiver.
+    pub fn send_resolved(&self) -> bool {
+        match self {
+            ReceiverConfig::Console { .. } | ReceiverConfig::Sns { .. } => true,
+            ReceiverConfig::Slack { send_resolved, .. }
+            | ReceiverConfig::Pagerduty { send_resolved, .. }
+            | ReceiverConfig::Webhook { send_resolved, .. } => *send_resolved,
         }
     }
 }

@@ -262,6 +262,10 @@ pub fn build_notifier(cfg: &Config, rc: &ReceiverConfig) -> Result<Arc<dyn Notif
             .map_err(|m| Error::Config(format!("receiver {name:?}: {m}")))?;
             Arc::new(n)
         }
+        ReceiverConfig::Slack { .. }
+        | ReceiverConfig::Pagerduty { .. }
+        | ReceiverConfig::Webhook { .. } => crate::notify::build_receiver(rc)
+            .map_err(|e| Error::Config(format!("receiver {:?}: {e}", rc.name())))?,
     })
 }
 
@@ -399,6 +403,14 @@ pub fn build(cfg: &Config, opts: WireOptions) -> Result<Tripline> {
     for s in specs {
         b = b.instance(s);
     }
+    match crate::pipeline::PipelineConfig::from_config(cfg) {
+        Ok(p) => b = b.pipeline(p),
+        Err(err) => problems.extend(err.flatten()),
+    }
+    match retry_policy(cfg) {
+        Ok(p) => b = b.retry_policy(p),
+        Err(err) => problems.extend(err.flatten()),
+    }
     if let Some(d) = fetch_timeout {
         b = b.fetch_timeout(d.to_std().unwrap_or_default());
     }
@@ -420,4 +432,14 @@ pub fn build(cfg: &Config, opts: WireOptions) -> Result<Tripline> {
             Err(Error::Many(problems))
         }
     }
+}
+
+/// The outbox's retry policy from `[notify]`.
+pub fn retry_policy(cfg: &Config) -> Result<crate::notify::outbox::RetryPolicy> {
+    let n = &cfg.raw.notify;
+    Ok(crate::notify::outbox::RetryPolicy {
+        max_attempts: n.max_attempts.max(1),
+        backoff: cfg.duration(&n.backoff)?,
+        max_backoff: cfg.duration(&n.max_backoff)?,
+    })
 }

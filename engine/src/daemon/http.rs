@@ -2,7 +2,7 @@
 //! config opens them. The token is compared in constant time and never logged.
 
 use super::Daemon;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -119,34 +119,150 @@ async fn alerts(State(s): State<AppState>, headers: HeaderMap) -> Response {
     }
 }
 
-fn not_yet() -> Response {
-    (StatusCode::NOT_IMPLEMENTED, Json(serde_json::json!({"error": "silences and acknowledgements arrive with the notification pipeline"}))).into_response()
+fn json_error(status: StatusCode, message: impl std::fmt::Display) -> Response {
+    (
+        status,
+        Json(serde_json::json!({ "error": message.to_string() })),
+    )
+        .into_response()
 }
 
 async fn silences_list(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    authorize(&s, &headers, false)
-        .err()
-        .map(|r| *r)
-        .unwrap_or_else(not_yet)
+    if let Err(r) = authorize(&s, &headers, false) {
+        return *r;
+    }
+    match s.daemon.engine().await.store().list_silences().await {
+        Ok(list) => Json(list).into_response(),
+        Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, e),
+    }
 }
 
-async fn silences_create(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    authorize(&s, &headers, true)
-        .err()
-        .map(|r| *r)
-        .unwrap_or_else(not_yet)
+/// Body: `{"matchers": ["team=db"], "duration": "2h" | "ends_at": RFC 3339, "starts_at"?,
+/// "created_by", "comment"}`. Answers 201 with the silence.
+async fn silences_create(State(s): State<AppState>, headers: HeaderMap, body: String) -> Response {
+    use crate::pipeline::{matcher::Matcher, silence::Silence};
+    if let Err(r) = authorize(&s, &headers, true) {
+        return *r;
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct NewSilence {
+        matchers: Vec<String>,
+        starts_at: Option<crate::clock::Timestamp>,
+        ends_at: Option<crate::clock::Timestamp>,
+        duration: Option<String>,
+        #[serde(default)]
+        created_by: String,
+        #[serde(default)]
+        comment: String,
+    }
+    let req: NewSilence = match serde_json::from_str(&body) {
+        Ok(r) => r,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, e),
+    };
+    let matchers = match req
+        .matchers
+        .iter()
+        .map(|m| Matcher::parse(m))
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(m) => m,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, e),
+    };
+    let now = s.daemon.clock.now();
+    let starts_at = req.starts_at.unwrap_or(now);
+    let ends_at = match (req.ends_at, &req.duration) {
+        (Some(t), _) => t,
+        (None, Some(d)) => match crate::clock::parse_duration(d) {
+            Ok(d) => starts_at + d,
+            Err(e) => return json_error(StatusCode::BAD_REQUEST, e),
+        },
+        (None, None) => return json_error(StatusCode::BAD_REQUEST, "give `ends_at` or `duration`"),
+    };
+    let silence = match Silence::new(
+        &matchers,
+        starts_at,
+        ends_at,
+        req.created_by,
+        req.comment,
+        now,
+    ) {
+        Ok(x) => x,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, e),
+    };
+    match s.daemon.engine().await.store().add_silence(&silence).await {
+        Ok(()) => (StatusCode::CREATED, Json(silence)).into_response(),
+        Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, e),
+    }
 }
 
-async fn silences_delete(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    authorize(&s, &headers, true)
-        .err()
-        .map(|r| *r)
-        .unwrap_or_else(not_yet)
+/// `DELETE /api/v1/silences?id=ID`: the silence ends now.
+async fn silences_delete(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    if let Err(r) = authorize(&s, &headers, true) {
+        return *r;
+    }
+    let Some(id) = q.get("id") else {
+        return json_error(StatusCode::BAD_REQUEST, "give ?id=SILENCE_ID");
+    };
+    let now = s.daemon.clock.now();
+    match s
+        .daemon
+        .engine()
+        .await
+        .store()
+        .expire_silence(id, now)
+        .await
+    {
+        Ok(true) => Json(serde_json::json!({ "expired": id })).into_response(),
+        Ok(false) => json_error(StatusCode::NOT_FOUND, format!("no silence with id {id}")),
+        Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, e),
+    }
 }
 
-async fn ack(State(s): State<AppState>, headers: HeaderMap, Path(_fp): Path<String>) -> Response {
-    authorize(&s, &headers, true)
-        .err()
-        .map(|r| *r)
-        .unwrap_or_else(not_yet)
+/// `POST /api/v1/alerts/{fp}/ack` with an optional `{"by": "name"}`: escalation stops and the
+/// receivers that were told are told at once.
+async fn ack(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(fp): Path<String>,
+    body: String,
+) -> Response {
+    if let Err(r) = authorize(&s, &headers, true) {
+        return *r;
+    }
+    let by = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("by").and_then(|b| b.as_str()).map(String::from))
+        .unwrap_or_else(|| "api".into());
+    let engine = s.daemon.engine().await;
+    let now = s.daemon.clock.now();
+    let firing = match engine.store().load_alerts().await {
+        Ok(alerts) => alerts
+            .into_iter()
+            .any(|a| a.fingerprint == fp && a.state == crate::alert::AlertState::Firing),
+        Err(e) => return json_error(StatusCode::SERVICE_UNAVAILABLE, e),
+    };
+    if !firing {
+        return json_error(
+            StatusCode::NOT_FOUND,
+            format!("no firing alert with fingerprint {fp}"),
+        );
+    }
+    let ack = crate::pipeline::escalate::Ack {
+        fingerprint: fp.clone(),
+        by: by.clone(),
+        at: now,
+        announced: false,
+    };
+    if let Err(e) = engine.store().ack(&ack).await {
+        return json_error(StatusCode::SERVICE_UNAVAILABLE, e);
+    }
+    if let Err(e) = engine.notify_at(now).await {
+        tracing::error!("notification pipeline failed after an ack: {e}");
+    }
+    Json(serde_json::json!({ "acknowledged": fp, "by": by })).into_response()
 }

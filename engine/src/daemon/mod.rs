@@ -242,6 +242,43 @@ impl Daemon {
         );
     }
 
+    /// The notification pipeline between cycles: group waits, escalation steps, silences that
+    /// ended, paced and retried deliveries. Returns how long to wait before the next call: at
+    /// most a second, less when a paced or retried delivery comes due sooner.
+    pub async fn notify_tick(&self, now: Timestamp) -> std::time::Duration {
+        let engine = self.engine().await;
+        match engine.notify_at(now).await {
+            Ok((flush, delivery)) => {
+                for f in &delivery.dead {
+                    self.metrics.inc(
+                        "tripline_notifications_total",
+                        &[("receiver", &f.receiver), ("outcome", "dead_lettered")],
+                        1.0,
+                    );
+                }
+                if !flush.commit.notifications.is_empty() || !delivery.delivered.is_empty() {
+                    tracing::debug!(
+                        queued = flush.commit.notifications.len(),
+                        delivered = delivery.delivered.len(),
+                        "notify"
+                    );
+                }
+            }
+            Err(e) => tracing::error!("notification pipeline failed: {e}"),
+        }
+        if let Ok(n) = engine.outbox().pending().await {
+            self.metrics.set("tripline_outbox_depth", &[], n as f64);
+        }
+        let second = std::time::Duration::from_secs(1);
+        match engine.store().outbox_next_due().await {
+            Ok(Some(next)) => (next - self.clock.now())
+                .to_std()
+                .unwrap_or_default()
+                .clamp(std::time::Duration::from_millis(20), second),
+            _ => second,
+        }
+    }
+
     /// Whether the store answers (readiness).
     pub async fn store_ok(&self) -> bool {
         self.engine().await.store().get_meta("health").await.is_ok()
@@ -285,6 +322,21 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
             .await;
     });
 
+    let notify_daemon = daemon.clone();
+    let notify_clock = clock.clone();
+    let mut notify_stop = stop_rx.clone();
+    let notify_task = tokio::spawn(async move {
+        let mut wait = std::time::Duration::from_secs(1);
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {
+                    wait = notify_daemon.notify_tick(notify_clock.now()).await;
+                }
+                _ = async { let _ = notify_stop.wait_for(|s| *s).await; } => break,
+            }
+        }
+    });
+
     use tokio::signal::unix::{signal, SignalKind};
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
@@ -316,6 +368,20 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     }
     tracing::info!("stopping: no new cycles");
     let _ = stop_tx.send(true);
+    let _ = notify_task.await;
+    // Drain what the outbox holds, within the shutdown budget; the rest waits for the next start.
+    let engine = daemon.engine().await;
+    match engine
+        .outbox()
+        .deliver_until_idle(clock.as_ref(), shutdown_timeout)
+        .await
+    {
+        Ok(r) if !r.delivered.is_empty() => {
+            tracing::info!(delivered = r.delivered.len(), "outbox drained")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!("draining the outbox: {e}"),
+    }
     if tokio::time::timeout(shutdown_timeout, http_task)
         .await
         .is_err()

@@ -3,25 +3,44 @@
 //! retry policy lives once, in the outbox, not in each receiver.
 
 pub mod console;
+pub mod http;
+pub mod nflog;
+pub mod outbox;
+pub mod pagerduty;
+pub mod redact;
+pub mod slack;
 pub mod sns;
+pub mod webhook;
 
 use crate::alert::{Alert, Labels};
 use crate::clock::Timestamp;
 use async_trait::async_trait;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NotificationStatus {
     /// At least one alert in the group fires.
     Firing,
     /// Every alert in the group resolved.
     Resolved,
+    /// Someone acknowledged the alert (`tripline ack`); receivers that track incidents are told.
+    Acknowledged,
+}
+
+impl NotificationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Firing => "firing",
+            Self::Resolved => "resolved",
+            Self::Acknowledged => "acknowledged",
+        }
+    }
 }
 
 /// One message to one receiver: a group of alerts sharing its group labels.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Notification {
     /// Unique and stable: the outbox and receivers deduplicate on it.
     pub id: String,
@@ -31,6 +50,9 @@ pub struct Notification {
     pub group_labels: Labels,
     pub alerts: Vec<Alert>,
     pub created_at: Timestamp,
+    /// Who acknowledged, for `Acknowledged` notifications.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged_by: Option<String>,
 }
 
 impl Notification {
@@ -74,4 +96,114 @@ impl NotifyError {
 pub trait Notifier: Send + Sync {
     fn name(&self) -> &str;
     async fn notify(&self, n: &Notification) -> Result<(), NotifyError>;
+
+    /// Requests one delivery of `n` makes, for pacing (PagerDuty sends one event per alert).
+    fn cost(&self, _n: &Notification) -> u32 {
+        1
+    }
+
+    /// The pace this receiver's service allows: (requests per second, burst). `None`: unpaced.
+    fn rate_limit(&self) -> Option<(f64, u32)> {
+        None
+    }
+}
+
+/// Builds an HTTP or console receiver from its config. Secrets are read from the environment
+/// here; errors name the variable, never a value.
+pub fn build_receiver(
+    cfg: &crate::config::ReceiverConfig,
+) -> Result<std::sync::Arc<dyn Notifier>, String> {
+    use crate::config::{parse_rate, ReceiverConfig};
+    use redact::Secret;
+    use std::sync::Arc;
+    let rate = |r: &Option<String>,
+                b: &Option<u32>,
+                default: Option<(f64, u32)>|
+     -> Result<Option<(f64, u32)>, String> {
+        Ok(match (r, default) {
+            (Some(r), _) => Some((parse_rate(r)?, b.unwrap_or(1))),
+            (None, Some((rate, burst))) => Some((rate, b.unwrap_or(burst))),
+            (None, None) => None,
+        })
+    };
+    let name = cfg.name();
+    let built: Arc<dyn Notifier> = match cfg {
+        ReceiverConfig::Console { name, format } => {
+            Arc::new(console::ConsoleNotifier::stdout(name.clone(), *format))
+        }
+        // SNS needs the `[aws]` settings: config::wire::build_notifier builds it.
+        ReceiverConfig::Sns { .. } => {
+            return Err("an SNS receiver is built from the [aws] config".into())
+        }
+        ReceiverConfig::Slack {
+            url_env,
+            rate_limit,
+            burst,
+            timeout,
+            ..
+        } => Arc::new(slack::SlackNotifier::new(
+            name,
+            checked_url(
+                Secret::from_env(url_env)?,
+                &format!("environment variable {url_env}"),
+            )?,
+            http::timeout(timeout.as_deref())?,
+            rate(rate_limit, burst, Some((1.0, 1)))?,
+        )?),
+        ReceiverConfig::Pagerduty {
+            routing_key_env,
+            url,
+            rate_limit,
+            burst,
+            timeout,
+            ..
+        } => Arc::new(pagerduty::PagerdutyNotifier::new(
+            name,
+            Secret::from_env(routing_key_env)?,
+            match url {
+                Some(u) => Some(
+                    checked_url(Secret::new(u.clone()), "`url`")?
+                        .expose()
+                        .to_string(),
+                ),
+                None => None,
+            },
+            http::timeout(timeout.as_deref())?,
+            rate(rate_limit, burst, Some((2.0, 10)))?,
+        )?),
+        ReceiverConfig::Webhook {
+            url,
+            url_env,
+            rate_limit,
+            burst,
+            timeout,
+            max_alerts,
+            ..
+        } => {
+            let url = match (url, url_env) {
+                (_, Some(var)) => checked_url(
+                    Secret::from_env(var)?,
+                    &format!("environment variable {var}"),
+                )?,
+                (Some(u), None) => checked_url(Secret::new(u.clone()), "`url`")?,
+                (None, None) => return Err("a webhook receiver needs `url` or `url_env`".into()),
+            };
+            Arc::new(webhook::WebhookNotifier::new(
+                name,
+                url,
+                http::timeout(timeout.as_deref())?,
+                *max_alerts,
+                rate(rate_limit, burst, None)?,
+            )?)
+        }
+    };
+    Ok(built)
+}
+
+/// An http(s) URL, or an error naming where it came from (never the value: it may be secret).
+fn checked_url(url: redact::Secret, from: &str) -> Result<redact::Secret, String> {
+    match reqwest::Url::parse(url.expose()) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(url),
+        _ => Err(format!("{from} does not hold an http(s) URL")),
+    }
 }

@@ -2,6 +2,7 @@
 //! progress join this trait as the pipeline grows. SQLite is the embedded default; a DynamoDB
 //! implementation serves Lambda and replicas.
 
+mod notify_tables;
 mod sqlite;
 
 pub use sqlite::SqliteStore;
@@ -9,6 +10,10 @@ pub use sqlite::SqliteStore;
 use crate::alert::Alert;
 use crate::clock::Timestamp;
 use crate::error::Result;
+use crate::notify::outbox::OutboxEntry;
+use crate::pipeline::escalate::Ack;
+use crate::pipeline::silence::Silence;
+use crate::pipeline::{Flush, FlushCommit, NotifyState, PlanFn};
 use async_trait::async_trait;
 
 #[async_trait]
@@ -25,4 +30,37 @@ pub trait Store: Send + Sync {
     /// Small named values (last evaluation of an instance, schema marks, leases).
     async fn get_meta(&self, key: &str) -> Result<Option<String>>;
     async fn set_meta(&self, key: &str, value: &str) -> Result<()>;
+
+    // The notification pipeline's state (see `crate::pipeline`).
+
+    /// Adds (or replaces, by id) a silence.
+    async fn add_silence(&self, s: &Silence) -> Result<()>;
+    /// Every silence, active, pending or expired.
+    async fn list_silences(&self) -> Result<Vec<Silence>>;
+    /// Ends a silence at `at` (if it ends later); false when there is no such silence.
+    async fn expire_silence(&self, id: &str, at: Timestamp) -> Result<bool>;
+    /// Records an acknowledgement, replacing an earlier one for the same alert.
+    async fn ack(&self, ack: &Ack) -> Result<()>;
+    /// Silences, acks, group timers and the notification log.
+    async fn load_notify_state(&self) -> Result<NotifyState>;
+    /// Writes one flush atomically: notifications into the outbox, nflog, timers, marks.
+    async fn commit_flush(&self, commit: &FlushCommit) -> Result<()>;
+    /// Reads the alerts and the pipeline's state, calls `plan` and writes its commit, all in one
+    /// transaction that excludes other writers (other processes on the same store included).
+    async fn flush_atomically(&self, plan: &PlanFn) -> Result<Flush>;
+    /// Pending outbox entries due at `at`, oldest first.
+    async fn outbox_due(&self, at: Timestamp, limit: usize) -> Result<Vec<OutboxEntry>>;
+    /// Every outbox entry (delivered and dead ones until pruned), oldest first.
+    async fn outbox_entries(&self) -> Result<Vec<OutboxEntry>>;
+    /// When the earliest pending entry is due, if any is pending.
+    async fn outbox_next_due(&self) -> Result<Option<Timestamp>>;
+    /// Writes an entry's new state (delivered, retry, dead letter).
+    async fn outbox_update(&self, entry: &OutboxEntry) -> Result<()>;
+    /// Takes a pending entry due at `at` for sending until `until`; false if another process
+    /// took it first.
+    async fn outbox_claim(&self, id: &str, at: Timestamp, until: Timestamp) -> Result<bool>;
+    /// Holds every pending entry of a receiver until `until` (after a 429).
+    async fn outbox_defer(&self, receiver: &str, until: Timestamp) -> Result<()>;
+    /// Deletes delivered and dead entries last touched before `before`.
+    async fn prune_outbox(&self, before: Timestamp) -> Result<usize>;
 }

@@ -4,6 +4,10 @@ use super::Store;
 use crate::alert::Alert;
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
+use crate::notify::outbox::OutboxEntry;
+use crate::pipeline::escalate::Ack;
+use crate::pipeline::silence::Silence;
+use crate::pipeline::{Flush, FlushCommit, NotifyState, PlanFn};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::{Path, PathBuf};
@@ -50,6 +54,7 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(super::notify_tables::SCHEMA)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             path,
@@ -60,6 +65,7 @@ impl SqliteStore {
     pub fn in_memory() -> Result<Self> {
         let conn = Connection::open_in_memory()?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(super::notify_tables::SCHEMA)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             path: PathBuf::from(":memory:"),
@@ -141,6 +147,49 @@ impl Store for SqliteStore {
             c.execute("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2", [key, value])?;
             Ok(())
         })
+    }
+
+    async fn add_silence(&self, s: &Silence) -> Result<()> {
+        self.add_silence_sync(s)
+    }
+    async fn list_silences(&self) -> Result<Vec<Silence>> {
+        self.list_silences_sync()
+    }
+    async fn expire_silence(&self, id: &str, at: Timestamp) -> Result<bool> {
+        self.expire_silence_sync(id, at)
+    }
+    async fn ack(&self, ack: &Ack) -> Result<()> {
+        self.ack_sync(ack)
+    }
+    async fn load_notify_state(&self) -> Result<NotifyState> {
+        self.load_notify_state_sync()
+    }
+    async fn commit_flush(&self, commit: &FlushCommit) -> Result<()> {
+        self.commit_flush_sync(commit)
+    }
+    async fn flush_atomically(&self, plan: &PlanFn) -> Result<Flush> {
+        self.flush_atomically_sync(plan)
+    }
+    async fn outbox_claim(&self, id: &str, at: Timestamp, until: Timestamp) -> Result<bool> {
+        self.outbox_claim_sync(id, at, until)
+    }
+    async fn outbox_due(&self, at: Timestamp, limit: usize) -> Result<Vec<OutboxEntry>> {
+        self.outbox_due_sync(at, limit)
+    }
+    async fn outbox_entries(&self) -> Result<Vec<OutboxEntry>> {
+        self.outbox_entries_sync()
+    }
+    async fn outbox_next_due(&self) -> Result<Option<Timestamp>> {
+        self.outbox_next_due_sync()
+    }
+    async fn outbox_update(&self, entry: &OutboxEntry) -> Result<()> {
+        self.outbox_update_sync(entry)
+    }
+    async fn outbox_defer(&self, receiver: &str, until: Timestamp) -> Result<()> {
+        self.outbox_defer_sync(receiver, until)
+    }
+    async fn prune_outbox(&self, before: Timestamp) -> Result<usize> {
+        self.prune_outbox_sync(before)
     }
 }
 

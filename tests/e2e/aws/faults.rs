@@ -430,6 +430,7 @@ pub(super) fn notification() -> tripline::notify::Notification {
         group_labels: labels,
         alerts: vec![alert],
         created_at: t,
+        acknowledged_by: None,
     }
 }
 

@@ -6,4 +6,5 @@ pub mod http;
 pub mod moto;
 pub mod postgres;
 pub mod prometheus;
+pub mod receiver;
 pub mod redis;

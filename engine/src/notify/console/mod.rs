@@ -36,6 +36,7 @@ pub fn render_text(n: &Notification) -> String {
     let head = match n.status {
         NotificationStatus::Firing => "FIRING",
         NotificationStatus::Resolved => "RESOLVED",
+        NotificationStatus::Acknowledged => "ACKNOWLEDGED",
     };
     s.push_str(&format!(
         "[{head}] {} alert(s) → {}\n",

@@ -135,6 +135,7 @@ fn status_word(s: NotificationStatus) -> &'static str {
     match s {
         NotificationStatus::Firing => "FIRING",
         NotificationStatus::Resolved => "RESOLVED",
+        NotificationStatus::Acknowledged => "ACKNOWLEDGED",
     }
 }
 

@@ -52,6 +52,7 @@ fn notification(status: NotificationStatus, alerts: Vec<Alert>) -> Notification 
         group_labels: alerts[0].labels.clone(),
         alerts,
         created_at: chrono::Utc.with_ymd_and_hms(2026, 11, 1, 10, 5, 0).unwrap(),
+        acknowledged_by: None,
     }
 }
 

@@ -1,0 +1,135 @@
+//! The notification half of the config file: `[route]` (the routing tree), `[[inhibit]]`,
+//! `[[escalation]]`, `[silences]`, `[notify]` and the options of the HTTP receivers. Parsed here,
+//! checked as a whole by `crate::pipeline::PipelineConfig::from_config`.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// One node of the routing tree. The root matches every alert; children are tried in order and
+/// the first that matches takes the alert, unless it says `continue = true`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// `name=value`, `name!=value`, `name=~regex`, `name!~regex`; all must match.
+    #[serde(default)]
+    pub matchers: Vec<Spanned<String>>,
+    /// Receiver name; inherited from the parent when absent.
+    pub receiver: Option<Spanned<String>>,
+    /// Escalation policy name; its steps name the receivers instead of `receiver`.
+    pub escalation: Option<Spanned<String>>,
+    /// Labels whose values form a group; `["..."]` groups by every label. Inherited.
+    pub group_by: Option<Vec<String>>,
+    /// Wait before a new group's first notification (default 30s). Inherited.
+    pub group_wait: Option<Spanned<String>>,
+    /// Wait before notifying about alerts added to a group (default 5m). Inherited.
+    pub group_interval: Option<Spanned<String>>,
+    /// Wait before repeating an unchanged notification (default 4h). Inherited.
+    pub repeat_interval: Option<Spanned<String>>,
+    /// Keep looking at later siblings after this route matched.
+    #[serde(default, rename = "continue")]
+    pub continue_: bool,
+    #[serde(default)]
+    pub routes: Vec<Spanned<RouteConfig>>,
+}
+
+/// Mutes target alerts while a source alert with the same `equal` labels fires.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InhibitConfig {
+    pub source_matchers: Vec<Spanned<String>>,
+    pub target_matchers: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub equal: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationConfig {
+    pub name: Spanned<String>,
+    pub steps: Vec<Spanned<EscalationStepConfig>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationStepConfig {
+    /// How long after the alert started firing this step is reached (`0s`, `15m`).
+    pub after: Spanned<String>,
+    pub receiver: Spanned<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SilencesConfig {
+    /// Still announce the resolve of an alert a silence mutes (default false).
+    #[serde(default)]
+    pub send_resolved: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// Label and detail keys matching this regex (case-insensitive) have their values replaced
+    /// before any payload or log line is built.
+    #[serde(default = "default_redact")]
+    pub redact: Spanned<String>,
+    /// Delivery attempts before a notification is dead-lettered.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// First retry delay after a 5xx or a timeout; doubled each time.
+    #[serde(default = "default_backoff")]
+    pub backoff: Spanned<String>,
+    #[serde(default = "default_max_backoff")]
+    pub max_backoff: Spanned<String>,
+}
+
+pub const DEFAULT_REDACT: &str = "password|secret|token|authorization|key";
+
+fn default_redact() -> Spanned<String> {
+    Spanned::new(0..0, DEFAULT_REDACT.into())
+}
+fn default_max_attempts() -> u32 {
+    10
+}
+fn default_backoff() -> Spanned<String> {
+    Spanned::new(0..0, "1s".into())
+}
+fn default_max_backoff() -> Spanned<String> {
+    Spanned::new(0..0, "5m".into())
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            redact: default_redact(),
+            max_attempts: default_max_attempts(),
+            backoff: default_backoff(),
+            max_backoff: default_max_backoff(),
+        }
+    }
+}
+
+/// Parses `N/s`, `N/m`, `N/h` into events per second.
+pub fn parse_rate(s: &str) -> Result<f64, String> {
+    let (n, unit) = s
+        .trim()
+        .split_once('/')
+        .ok_or_else(|| format!("invalid rate {s:?} (e.g. \"1/s\", \"120/m\")"))?;
+    let n: f64 = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid rate {s:?} (e.g. \"1/s\", \"120/m\")"))?;
+    let per = match unit.trim() {
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        other => {
+            return Err(format!(
+                "invalid rate unit {other:?} in {s:?} (use s, m or h)"
+            ))
+        }
+    };
+    if n <= 0.0 || !n.is_finite() {
+        return Err(format!("rate {s:?} must be positive"));
+    }
+    Ok(n / per)
+}

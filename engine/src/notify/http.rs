@@ -1,0 +1,128 @@
+//! What the HTTP receivers share: one client (rustls), status classification (2xx delivered,
+//! 429 honours `Retry-After`, 5xx and timeouts retryable, other 4xx permanent) and error texts
+//! that never carry a URL or a secret.
+
+use super::redact::Secret;
+use super::NotifyError;
+use std::time::Duration;
+
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub fn client(timeout: Option<Duration>) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .timeout(timeout.unwrap_or(DEFAULT_TIMEOUT))
+        .user_agent(concat!("tripline/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("http client: {}", e.without_url()))
+}
+
+/// Parses a receiver's `timeout = "5s"`.
+pub fn timeout(s: Option<&str>) -> Result<Option<Duration>, String> {
+    s.map(|s| crate::clock::parse_duration(s).map(|d| d.to_std().unwrap_or(DEFAULT_TIMEOUT)))
+        .transpose()
+}
+
+/// POSTs `body` as JSON to `url` and classifies the answer. `secrets` are scrubbed from any text
+/// that could reach an error message.
+pub async fn post_json(
+    client: &reqwest::Client,
+    receiver: &str,
+    url: &str,
+    body: &serde_json::Value,
+    headers: &[(&str, &str)],
+    secrets: &[&Secret],
+) -> Result<(), NotifyError> {
+    let mut req = client.post(url).json(body);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let scrub = |s: String| secrets.iter().fold(s, |acc, sec| sec.scrub(&acc));
+    let resp = match req.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            let what = if e.is_timeout() {
+                "timed out".to_string()
+            } else if e.is_connect() {
+                "cannot connect".to_string()
+            } else {
+                scrub(error_chain(&e.without_url()))
+            };
+            return Err(NotifyError::retryable(format!("{receiver}: {what}")));
+        }
+    };
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let retry_after = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_retry_after);
+    let text = resp.text().await.unwrap_or_default();
+    let excerpt: String = scrub(text).chars().take(200).collect();
+    let message = format!(
+        "{receiver}: HTTP {}{}",
+        status.as_u16(),
+        if excerpt.trim().is_empty() {
+            String::new()
+        } else {
+            format!(": {}", excerpt.trim())
+        }
+    );
+    Err(match status.as_u16() {
+        // Without `Retry-After` (PagerDuty sends none) the outbox backs off exponentially.
+        408 | 429 | 500..=599 => NotifyError {
+            message,
+            retryable: true,
+            retry_after,
+        },
+        _ => NotifyError::permanent(message),
+    })
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}
+
+/// `Retry-After` as seconds (the form Slack and PagerDuty send) or an HTTP date.
+pub fn parse_retry_after(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+    (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
+        .to_std()
+        .ok()
+}
+
+/// Cuts `s` to at most `max` characters, marking the cut with `…`.
+pub fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_forms() {
+        assert_eq!(parse_retry_after("20"), Some(Duration::from_secs(20)));
+        assert_eq!(parse_retry_after("soon"), None);
+        assert_eq!(truncate("abcdef", 4), "abc…");
+        assert_eq!(truncate("abc", 4), "abc");
+    }
+}

@@ -1,0 +1,143 @@
+//! PagerDuty Events API v2: one event per alert — `trigger` while firing, `resolve` once
+//! resolved, `acknowledge` after `tripline ack` — with `dedup_key` = the alert's fingerprint, so
+//! PagerDuty ties them to one incident. Severities map critical→critical, high→error,
+//! warning→warning, info→info; the runbook is a link; summary ≤ 1024, dedup_key ≤ 255.
+
+use super::http::{self, truncate};
+use super::redact::Secret;
+use super::{Notification, NotificationStatus, Notifier, NotifyError};
+use crate::alert::{Alert, AlertState, Severity};
+use async_trait::async_trait;
+use serde_json::{json, Value};
+
+pub const DEFAULT_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+
+pub struct PagerdutyNotifier {
+    name: String,
+    routing_key: Secret,
+    url: String,
+    client: reqwest::Client,
+    rate: (f64, u32),
+}
+
+impl PagerdutyNotifier {
+    pub fn new(
+        name: impl Into<String>,
+        routing_key: Secret,
+        url: Option<String>,
+        timeout: Option<std::time::Duration>,
+        rate: Option<(f64, u32)>,
+    ) -> Result<Self, String> {
+        Ok(PagerdutyNotifier {
+            name: name.into(),
+            routing_key,
+            url: url.unwrap_or_else(|| DEFAULT_URL.into()),
+            client: http::client(timeout)?,
+            rate: rate.unwrap_or((2.0, 10)),
+        })
+    }
+}
+
+pub fn severity(s: Severity) -> &'static str {
+    match s {
+        Severity::Critical => "critical",
+        Severity::High => "error",
+        Severity::Warning => "warning",
+        Severity::Info => "info",
+    }
+}
+
+fn first_label<'a>(a: &'a Alert, names: &[&str]) -> Option<&'a String> {
+    names.iter().find_map(|n| a.labels.get(*n))
+}
+
+/// The events one notification sends, in order. `routing_key` is passed in so that previews can
+/// show `***`.
+pub fn render(n: &Notification, routing_key: &str) -> Vec<Value> {
+    n.alerts
+        .iter()
+        // Only an open incident can be acknowledged.
+        .filter(|a| n.status != NotificationStatus::Acknowledged || a.is_active())
+        .map(|a| {
+            let dedup_key = truncate(&a.fingerprint, 255);
+            let action = match (n.status, a.state) {
+                (NotificationStatus::Acknowledged, _) => "acknowledge",
+                (_, AlertState::Resolved) => "resolve",
+                _ => "trigger",
+            };
+            if action != "trigger" {
+                return json!({ "routing_key": routing_key, "event_action": action, "dedup_key": dedup_key });
+            }
+            let mut details = serde_json::Map::new();
+            details.insert("labels".into(), json!(a.labels));
+            if let Some(v) = a.value {
+                details.insert("value".into(), json!(v));
+            }
+            for (k, v) in &a.details {
+                details.insert(k.clone(), v.clone());
+            }
+            details.insert("rule".into(), json!(a.rule));
+            let mut payload = json!({
+                "summary": truncate(&a.summary, 1024),
+                "source": first_label(a, &["source", "host", "function", "queue", "service", "instance"]).cloned().unwrap_or_else(|| a.instance.clone()),
+                "severity": severity(a.severity),
+                "custom_details": details,
+            });
+            if let Some(t) = a.starts_at {
+                payload["timestamp"] = json!(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+            }
+            if let Some(c) = first_label(a, &["component", "function", "service", "queue"]) {
+                payload["component"] = json!(c);
+            }
+            if let Some(g) = first_label(a, &["team", "group", "system"]) {
+                payload["group"] = json!(g);
+            }
+            if let Some(c) = a.labels.get("alertname") {
+                payload["class"] = json!(c);
+            }
+            let mut event = json!({
+                "routing_key": routing_key,
+                "event_action": "trigger",
+                "dedup_key": dedup_key,
+                "payload": payload,
+                "client": "Tripline",
+            });
+            if let Some(r) = &a.runbook {
+                event["links"] = json!([{ "href": r, "text": "Runbook" }]);
+            }
+            event
+        })
+        .collect()
+}
+
+#[async_trait]
+impl Notifier for PagerdutyNotifier {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn notify(&self, n: &Notification) -> Result<(), NotifyError> {
+        // Every event carries its own dedup_key, so resending the ones that already went through
+        // (after a failure part-way) is harmless.
+        for event in render(n, self.routing_key.expose()) {
+            http::post_json(
+                &self.client,
+                &self.name,
+                &self.url,
+                &event,
+                &[],
+                &[&self.routing_key],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    fn cost(&self, n: &Notification) -> u32 {
+        n.alerts.len().max(1) as u32
+    }
+
+    fn rate_limit(&self) -> Option<(f64, u32)> {
+        Some(self.rate)
+    }
+}

@@ -1,0 +1,171 @@
+//! A generic webhook speaking Alertmanager's JSON (version "4"), so anything that consumes
+//! Alertmanager webhooks consumes Tripline's. Acknowledgements have no place in that format and
+//! are not sent.
+
+use super::http;
+use super::redact::Secret;
+use super::{Notification, NotificationStatus, Notifier, NotifyError};
+use crate::alert::{Alert, AlertState, Labels};
+use async_trait::async_trait;
+use serde_json::{json, Value};
+
+pub struct WebhookNotifier {
+    name: String,
+    url: Secret,
+    client: reqwest::Client,
+    max_alerts: usize,
+    rate: Option<(f64, u32)>,
+}
+
+impl WebhookNotifier {
+    pub fn new(
+        name: impl Into<String>,
+        url: Secret,
+        timeout: Option<std::time::Duration>,
+        max_alerts: usize,
+        rate: Option<(f64, u32)>,
+    ) -> Result<Self, String> {
+        Ok(WebhookNotifier {
+            name: name.into(),
+            url,
+            client: http::client(timeout)?,
+            max_alerts,
+            rate,
+        })
+    }
+}
+
+fn ts(t: Option<crate::clock::Timestamp>) -> String {
+    // Alertmanager's zero time for "not ended".
+    t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+        .unwrap_or_else(|| "0001-01-01T00:00:00Z".into())
+}
+
+fn annotations(a: &Alert) -> Labels {
+    let mut m = Labels::new();
+    m.insert("summary".into(), a.summary.clone());
+    if let Some(r) = &a.runbook {
+        m.insert("runbook_url".into(), r.clone());
+    }
+    if let Some(v) = a.value {
+        m.insert("value".into(), v.to_string());
+    }
+    for (k, v) in &a.details {
+        m.insert(
+            k.clone(),
+            v.as_str()
+                .map(String::from)
+                .unwrap_or_else(|| v.to_string()),
+        );
+    }
+    m
+}
+
+fn common(maps: &[Labels]) -> Labels {
+    let Some(first) = maps.first() else {
+        return Labels::new();
+    };
+    first
+        .iter()
+        .filter(|(k, v)| maps.iter().all(|m| m.get(*k) == Some(*v)))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// The JSON body for a notification.
+pub fn render(n: &Notification, max_alerts: usize) -> Value {
+    let shown = if max_alerts == 0 {
+        n.alerts.len()
+    } else {
+        max_alerts.min(n.alerts.len())
+    };
+    let alerts: Vec<Value> = n.alerts[..shown]
+        .iter()
+        .map(|a| {
+            json!({
+                "status": if a.state == AlertState::Resolved { "resolved" } else { "firing" },
+                "labels": a.labels,
+                "annotations": annotations(a),
+                "startsAt": ts(a.starts_at.or(Some(a.active_since))),
+                "endsAt": ts(a.ends_at),
+                "generatorURL": "",
+                "fingerprint": a.fingerprint,
+            })
+        })
+        .collect();
+    let labels: Vec<Labels> = n.alerts.iter().map(|a| a.labels.clone()).collect();
+    let ann: Vec<Labels> = n.alerts.iter().map(annotations).collect();
+    json!({
+        "version": "4",
+        "groupKey": n.group_key,
+        "truncatedAlerts": n.alerts.len() - shown,
+        "status": if n.status == NotificationStatus::Resolved { "resolved" } else { "firing" },
+        "receiver": n.receiver,
+        "groupLabels": n.group_labels,
+        "commonLabels": common(&labels),
+        "commonAnnotations": common(&ann),
+        "externalURL": "",
+        "alerts": alerts,
+    })
+}
+
+#[async_trait]
+impl Notifier for WebhookNotifier {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn notify(&self, n: &Notification) -> Result<(), NotifyError> {
+        if n.status == NotificationStatus::Acknowledged {
+            return Ok(());
+        }
+        let body = render(n, self.max_alerts);
+        http::post_json(
+            &self.client,
+            &self.name,
+            self.url.expose(),
+            &body,
+            &[("x-tripline-notification-id", &n.id)],
+            &[&self.url],
+        )
+        .await
+    }
+
+    fn rate_limit(&self) -> Option<(f64, u32)> {
+        self.rate
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::testutil::{alert, t};
+
+    #[test]
+    fn long_groups_are_truncated_and_counted() {
+        let alerts: Vec<Alert> = (0..5)
+            .map(|i| {
+                alert(
+                    "Q",
+                    &[("queue", &format!("q{i}")), ("team", "db")],
+                    AlertState::Firing,
+                )
+            })
+            .collect();
+        let n = Notification {
+            id: "n".into(),
+            receiver: "hook".into(),
+            status: NotificationStatus::Firing,
+            group_key: "{}:{}".into(),
+            group_labels: Labels::new(),
+            alerts,
+            created_at: t(0),
+            acknowledged_by: None,
+        };
+        let body = render(&n, 2);
+        assert_eq!(body["alerts"].as_array().unwrap().len(), 2);
+        assert_eq!(body["truncatedAlerts"], 3);
+        assert_eq!(body["commonLabels"]["team"], "db");
+        assert!(body["commonLabels"].get("queue").is_none());
+    }
+}

@@ -1,0 +1,640 @@
+//! The notification pipeline, in one visible order:
+//!
+//! ```text
+//! redact → silence → inhibit → route → group → escalate → dedup (nflog) → outbox → deliver
+//! ```
+//!
+//! Each stage is a small value testable alone (`silence`, `inhibit`, `route`, `group`,
+//! `escalate`, `crate::notify::nflog`); `Pipeline::plan` composes them as a pure function of
+//! the store's state and an instant, and `Pipeline::flush` reads that state, plans and writes the
+//! result back in one transaction: new notifications into the outbox together with the
+//! notification log and group timers that decided them. Delivery with retries is
+//! `crate::notify::outbox`. Nothing here keeps time in memory, so a one-shot `eval` every minute
+//! and a daemon behave alike.
+
+pub mod escalate;
+pub mod group;
+pub mod inhibit;
+pub mod matcher;
+pub mod route;
+pub mod silence;
+#[cfg(test)]
+pub(crate) mod testutil;
+
+use crate::alert::{Alert, AlertState, Labels, Severity};
+use crate::clock::Timestamp;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::notify::nflog::{needs_update, NflogEntry};
+use crate::notify::redact::Redactor;
+use crate::notify::{Notification, NotificationStatus};
+use crate::store::Store;
+use escalate::{Ack, EscalationPolicy, EscalationStep};
+use group::{group_key, group_labels, GroupState};
+use inhibit::{InhibitRule, Inhibitor};
+use matcher::Matcher;
+use route::{GroupBy, Route};
+use silence::{Silence, SilenceStage};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// How long the log remembers a group whose alerts all resolved, and expired silences are kept.
+const NFLOG_RETENTION: chrono::Duration = chrono::Duration::days(7);
+
+/// The checked notification settings of a config.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    pub route: Route,
+    pub inhibitor: Inhibitor,
+    pub policies: BTreeMap<String, EscalationPolicy>,
+    pub silences: SilenceStage,
+    /// Per receiver; absent means true.
+    pub send_resolved: BTreeMap<String, bool>,
+    pub redactor: Redactor,
+}
+
+impl PipelineConfig {
+    /// No routing configured: every alert to every receiver, each alert its own group, no waiting.
+    pub fn fan_out(receivers: &[String]) -> Self {
+        let mut root = Route::root(None);
+        root.group_by = GroupBy::All;
+        root.timers.group_wait = chrono::Duration::zero();
+        root.timers.group_interval = chrono::Duration::zero();
+        root.routes = receivers
+            .iter()
+            .map(|r| Route {
+                id: format!("{{}}/{{receiver={r}}}"),
+                receiver: Some(r.clone()),
+                continue_: true,
+                ..root.clone()
+            })
+            .collect();
+        PipelineConfig {
+            route: root,
+            inhibitor: Inhibitor::default(),
+            policies: BTreeMap::new(),
+            silences: SilenceStage::default(),
+            send_resolved: BTreeMap::new(),
+            redactor: Redactor::default(),
+        }
+    }
+
+    /// Builds and checks `[route]`, `[[inhibit]]`, `[[escalation]]`, `[silences]` and `[notify]`;
+    /// every problem is reported at its `path:line:col`.
+    pub fn from_config(cfg: &Config) -> Result<Self> {
+        let raw = &cfg.raw;
+        let mut errors = Vec::new();
+        let receivers: BTreeSet<String> = raw
+            .receivers
+            .iter()
+            .map(|r| r.get_ref().name().to_string())
+            .collect();
+        let send_resolved = raw
+            .receivers
+            .iter()
+            .map(|r| (r.get_ref().name().to_string(), r.get_ref().send_resolved()))
+            .collect();
+
+        let mut policies = BTreeMap::new();
+        for p in &raw.escalation {
+            let pc = p.get_ref();
+            let mut steps = Vec::new();
+            for s in &pc.steps {
+                let sc = s.get_ref();
+                let after = cfg.duration(&sc.after).unwrap_or_else(|e| {
+                    errors.push(e);
+                    chrono::Duration::zero()
+                });
+                if !receivers.contains(sc.receiver.get_ref()) {
+                    errors.push(cfg.error_at(
+                        sc.receiver.span(),
+                        format!(
+                            "unknown receiver {:?} in escalation step",
+                            sc.receiver.get_ref()
+                        ),
+                    ));
+                }
+                if steps
+                    .last()
+                    .is_some_and(|l: &EscalationStep| l.after > after)
+                {
+                    errors.push(cfg.error_at(
+                        sc.after.span(),
+                        "escalation steps must be in order of `after`",
+                    ));
+                }
+                steps.push(EscalationStep {
+                    after,
+                    receiver: sc.receiver.get_ref().clone(),
+                });
+            }
+            if steps.is_empty() {
+                errors.push(cfg.error_at(p.span(), "an escalation policy needs at least one step"));
+            }
+            if policies
+                .insert(
+                    pc.name.get_ref().clone(),
+                    EscalationPolicy {
+                        name: pc.name.get_ref().clone(),
+                        steps,
+                    },
+                )
+                .is_some()
+            {
+                errors.push(cfg.error_at(
+                    pc.name.span(),
+                    format!("escalation policy {:?} is defined twice", pc.name.get_ref()),
+                ));
+            }
+        }
+        let policy_names: BTreeSet<String> = policies.keys().cloned().collect();
+
+        let route = match &raw.route {
+            Some(r) => Route::from_config(cfg, r, &receivers, &policy_names, &mut errors),
+            None => PipelineConfig::fan_out(&receivers.iter().cloned().collect::<Vec<_>>()).route,
+        };
+
+        let mut rules = Vec::new();
+        for i in &raw.inhibit {
+            let ic = i.get_ref();
+            let mut parse = |list: &[toml::Spanned<String>]| -> Vec<Matcher> {
+                list.iter()
+                    .filter_map(|m| {
+                        Matcher::parse(m.get_ref())
+                            .map_err(|e| errors.push(cfg.error_at(m.span(), e)))
+                            .ok()
+                    })
+                    .collect()
+            };
+            let source_matchers = parse(&ic.source_matchers);
+            let target_matchers = parse(&ic.target_matchers);
+            rules.push(InhibitRule {
+                source_matchers,
+                target_matchers,
+                equal: ic.equal.clone(),
+            });
+        }
+
+        let redactor = Redactor::new(raw.notify.redact.get_ref()).unwrap_or_else(|e| {
+            errors.push(cfg.error_at(raw.notify.redact.span(), e));
+            Redactor::default()
+        });
+        if !errors.is_empty() {
+            return Err(Error::Many(errors));
+        }
+        Ok(PipelineConfig {
+            route,
+            inhibitor: Inhibitor { rules },
+            policies,
+            silences: SilenceStage {
+                send_resolved: raw.silences.send_resolved,
+            },
+            send_resolved,
+            redactor,
+        })
+    }
+}
+
+/// What the pipeline reads from the store.
+#[derive(Debug, Clone, Default)]
+pub struct NotifyState {
+    pub silences: Vec<Silence>,
+    pub acks: Vec<Ack>,
+    pub groups: Vec<GroupState>,
+    pub nflog: Vec<NflogEntry>,
+}
+
+/// What one flush writes back, in one transaction.
+#[derive(Debug, Clone, Default)]
+pub struct FlushCommit {
+    /// Into the outbox.
+    pub notifications: Vec<Notification>,
+    pub nflog: Vec<NflogEntry>,
+    pub groups_saved: Vec<GroupState>,
+    pub groups_deleted: Vec<String>,
+    pub acks_announced: Vec<String>,
+    pub silences_noticed: Vec<String>,
+    /// Housekeeping: log entries of groups gone quiet for a week, acks of alerts no longer firing.
+    pub nflog_deleted: Vec<(String, String)>,
+    pub acks_deleted: Vec<String>,
+    /// Silences that ended more than a week ago.
+    pub silences_deleted: Vec<String>,
+}
+
+/// A pure plan from the stored alerts and state (`Pipeline::plan` at an instant), handed to the
+/// store to run inside its transaction.
+pub type PlanFn<'p> = dyn for<'a, 'b> Fn(&'a [Alert], &'b NotifyState) -> Flush + Send + Sync + 'p;
+
+/// The result of one flush.
+#[derive(Debug, Clone, Default)]
+pub struct Flush {
+    pub commit: FlushCommit,
+    pub silenced: BTreeSet<String>,
+    pub inhibited: BTreeSet<String>,
+    /// Things a person should know that are not alerts (a silence expired over firing alerts).
+    pub notices: Vec<String>,
+}
+
+/// Where a route-test sends an alert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteTarget {
+    pub route: String,
+    pub receiver: String,
+    /// `Some(after)` when reached through an escalation policy.
+    pub after: Option<chrono::Duration>,
+    pub group_key: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    cfg: PipelineConfig,
+}
+
+struct Group<'a> {
+    route: &'a Route,
+    labels: Labels,
+    alerts: Vec<&'a Alert>,
+}
+
+impl Pipeline {
+    pub fn new(cfg: PipelineConfig) -> Self {
+        Pipeline { cfg }
+    }
+
+    pub fn config(&self) -> &PipelineConfig {
+        &self.cfg
+    }
+
+    /// Reads the store, plans at `at`, and commits the plan (outbox, nflog, timers) atomically.
+    pub async fn flush(&self, store: &dyn Store, at: Timestamp) -> Result<Flush> {
+        let flush = store
+            .flush_atomically(&|alerts: &[Alert], state: &NotifyState| self.plan(alerts, state, at))
+            .await?;
+        for n in &flush.notices {
+            tracing::warn!("{n}");
+        }
+        for n in &flush.commit.notifications {
+            tracing::debug!(id = %n.id, receiver = %n.receiver, group = %n.group_key, alerts = n.alerts.len(), status = ?n.status, "notification queued");
+        }
+        Ok(flush)
+    }
+
+    /// The pure pipeline: which notifications the alerts call for at `at`.
+    pub fn plan(&self, stored: &[Alert], st: &NotifyState, at: Timestamp) -> Flush {
+        let mut out = Flush::default();
+
+        // Redact first: nothing after this point sees a secret-looking value.
+        let mut alerts: Vec<Alert> = stored
+            .iter()
+            .filter(|a| a.state != AlertState::Pending)
+            .cloned()
+            .collect();
+        for a in &mut alerts {
+            self.cfg.redactor.alert(a);
+        }
+
+        // Silence.
+        out.silenced = self.cfg.silences.muted(&alerts, &st.silences, at);
+        for (s, fps) in self
+            .cfg
+            .silences
+            .expired_over_firing(&alerts, &st.silences, at)
+        {
+            if s.expiry_noticed {
+                continue;
+            }
+            out.notices.push(format!(
+                "silence {} ({}) by {} expired at {} while {} alert(s) it muted still fire: {}",
+                s.id,
+                s.matchers.join(", "),
+                s.created_by,
+                s.ends_at.to_rfc3339(),
+                fps.len(),
+                fps.join(", ")
+            ));
+            out.commit.silences_noticed.push(s.id.clone());
+        }
+
+        // Inhibit.
+        out.inhibited = self.cfg.inhibitor.muted(&alerts);
+
+        // Route and group.
+        let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+        for a in alerts.iter().filter(|a| {
+            !out.silenced.contains(&a.fingerprint) && !out.inhibited.contains(&a.fingerprint)
+        }) {
+            for r in self.cfg.route.matching(&a.labels) {
+                let labels = group_labels(r, a);
+                let key = group_key(r, &labels);
+                groups
+                    .entry(key)
+                    .or_insert_with(|| Group {
+                        route: r,
+                        labels,
+                        alerts: vec![],
+                    })
+                    .alerts
+                    .push(a);
+            }
+        }
+
+        let states: BTreeMap<&str, &GroupState> =
+            st.groups.iter().map(|g| (g.key.as_str(), g)).collect();
+        let nflog: BTreeMap<(&str, &str), &NflogEntry> = st
+            .nflog
+            .iter()
+            .map(|e| ((e.group_key.as_str(), e.receiver.as_str()), e))
+            .collect();
+        let acks: BTreeMap<&str, &Ack> = st
+            .acks
+            .iter()
+            .map(|a| (a.fingerprint.as_str(), a))
+            .collect();
+
+        for (key, g) in &groups {
+            let has_firing = g.alerts.iter().any(|a| a.state == AlertState::Firing);
+            let prev = states.get(key.as_str()).copied();
+            let tick = group::tick(prev, key, has_firing, &g.route.timers, at);
+            match &tick.state {
+                Some(s) if prev != Some(s) => out.commit.groups_saved.push(s.clone()),
+                None if prev.is_some() => out.commit.groups_deleted.push(key.clone()),
+                _ => {}
+            }
+
+            // Escalate: which receivers this group reaches now, with which of its alerts.
+            let mut targets: Vec<(&str, Vec<&Alert>)> = Vec::new();
+            if tick.flush {
+                if let Some(r) = &g.route.receiver {
+                    targets.push((r, g.alerts.clone()));
+                }
+            }
+            if let Some(policy) = g
+                .route
+                .escalation
+                .as_ref()
+                .and_then(|p| self.cfg.policies.get(p))
+            {
+                for (i, step) in policy.steps.iter().enumerate() {
+                    if !policy.is_timed(i) {
+                        if tick.flush {
+                            targets.push((&step.receiver, g.alerts.clone()));
+                        }
+                        continue;
+                    }
+                    let entry = nflog.get(&(key.as_str(), step.receiver.as_str()));
+                    let reached: Vec<&Alert> = g
+                        .alerts
+                        .iter()
+                        .filter(|a| {
+                            let told = entry.is_some_and(|e| e.firing.contains_key(&a.fingerprint));
+                            told || policy.reached(
+                                i,
+                                a,
+                                acks.get(a.fingerprint.as_str()).copied(),
+                                at,
+                            )
+                        })
+                        .copied()
+                        .collect();
+                    targets.push((&step.receiver, reached));
+                }
+            }
+
+            // Dedup against the notification log (a receiver named twice, by the route and a
+            // step, hears once).
+            let mut seen = BTreeSet::new();
+            for (receiver, selected) in targets {
+                if !seen.insert(receiver) {
+                    continue;
+                }
+                let entry = nflog.get(&(key.as_str(), receiver)).copied();
+                // Someone has every firing alert in hand: no reminders.
+                let all_acked = selected
+                    .iter()
+                    .filter(|a| a.state == AlertState::Firing)
+                    .all(|a| {
+                        acks.get(a.fingerprint.as_str())
+                            .is_some_and(|k| k.covers(a))
+                    });
+                let repeat = if all_acked {
+                    chrono::Duration::MAX
+                } else {
+                    g.route.timers.repeat_interval
+                };
+                self.dedup(
+                    key,
+                    g,
+                    receiver,
+                    &selected,
+                    entry,
+                    repeat,
+                    at,
+                    &mut out.commit,
+                );
+            }
+        }
+        for s in &st.groups {
+            if !groups.contains_key(&s.key) {
+                out.commit.groups_deleted.push(s.key.clone());
+            }
+        }
+
+        // Forget what no longer matters.
+        for e in &st.nflog {
+            if e.firing.is_empty()
+                && e.sent_at + NFLOG_RETENTION < at
+                && !groups.contains_key(&e.group_key)
+            {
+                out.commit
+                    .nflog_deleted
+                    .push((e.group_key.clone(), e.receiver.clone()));
+            }
+        }
+        for s in st
+            .silences
+            .iter()
+            .filter(|s| s.ends_at + NFLOG_RETENTION < at)
+        {
+            out.commit.silences_deleted.push(s.id.clone());
+        }
+        for ack in st.acks.iter().filter(|a| a.announced) {
+            if !alerts
+                .iter()
+                .any(|a| a.state == AlertState::Firing && ack.covers(a))
+            {
+                out.commit.acks_deleted.push(ack.fingerprint.clone());
+            }
+        }
+
+        // Acknowledgements: tell the receivers that were told of the alert.
+        let mut entries: BTreeMap<(String, String), &NflogEntry> = st
+            .nflog
+            .iter()
+            .map(|e| ((e.group_key.clone(), e.receiver.clone()), e))
+            .collect();
+        for e in &out.commit.nflog {
+            entries.insert((e.group_key.clone(), e.receiver.clone()), e);
+        }
+        for ack in st.acks.iter().filter(|a| !a.announced) {
+            out.commit.acks_announced.push(ack.fingerprint.clone());
+            let Some(alert) = alerts
+                .iter()
+                .find(|a| a.state == AlertState::Firing && ack.covers(a))
+            else {
+                continue;
+            };
+            let receivers: BTreeSet<&str> = entries
+                .values()
+                .filter(|e| e.firing.contains_key(&ack.fingerprint))
+                .map(|e| e.receiver.as_str())
+                .collect();
+            for r in receivers {
+                let mut n = notification(
+                    &format!("ack:{}", ack.fingerprint),
+                    &alert.labels,
+                    r,
+                    vec![alert.clone()],
+                    at,
+                );
+                n.status = NotificationStatus::Acknowledged;
+                n.acknowledged_by = Some(ack.by.clone());
+                out.commit.notifications.push(n);
+            }
+        }
+        out
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn dedup(
+        &self,
+        key: &str,
+        g: &Group,
+        receiver: &str,
+        selected: &[&Alert],
+        entry: Option<&NflogEntry>,
+        repeat_interval: chrono::Duration,
+        at: Timestamp,
+        commit: &mut FlushCommit,
+    ) {
+        let firing: BTreeMap<String, Severity> = selected
+            .iter()
+            .filter(|a| a.state == AlertState::Firing)
+            .map(|a| (a.fingerprint.clone(), a.severity))
+            .collect();
+        // Only resolves of alerts this receiver was told of are news to it.
+        let resolved: BTreeSet<String> = selected
+            .iter()
+            .filter(|a| {
+                a.state == AlertState::Resolved
+                    && entry.is_some_and(|e| e.firing.contains_key(&a.fingerprint))
+            })
+            .map(|a| a.fingerprint.clone())
+            .collect();
+        let send_resolved = self
+            .cfg
+            .send_resolved
+            .get(receiver)
+            .copied()
+            .unwrap_or(true);
+        if !needs_update(
+            entry,
+            &firing,
+            &resolved,
+            send_resolved,
+            repeat_interval,
+            at,
+        ) {
+            return;
+        }
+        let mut alerts: Vec<Alert> = selected
+            .iter()
+            .filter(|a| {
+                firing.contains_key(&a.fingerprint)
+                    || (send_resolved && resolved.contains(&a.fingerprint))
+            })
+            .map(|a| (*a).clone())
+            .collect();
+        alerts.sort_by(|a, b| {
+            (b.state == AlertState::Firing, b.severity)
+                .cmp(&(a.state == AlertState::Firing, a.severity))
+                .then_with(|| a.labels.cmp(&b.labels))
+        });
+        commit.nflog.push(NflogEntry {
+            group_key: key.to_string(),
+            receiver: receiver.to_string(),
+            firing,
+            resolved,
+            sent_at: at,
+        });
+        if !alerts.is_empty() {
+            commit
+                .notifications
+                .push(notification(key, &g.labels, receiver, alerts, at));
+        }
+    }
+
+    /// Where an alert with these labels would go (route-test).
+    pub fn targets(&self, labels: &Labels) -> Vec<RouteTarget> {
+        let mut out = Vec::new();
+        for r in self.cfg.route.matching(labels) {
+            let key = group_key(r, &group_labels_of(r, labels));
+            if let Some(rcv) = &r.receiver {
+                out.push(RouteTarget {
+                    route: r.id.clone(),
+                    receiver: rcv.clone(),
+                    after: None,
+                    group_key: key.clone(),
+                });
+            }
+            if let Some(p) = r.escalation.as_ref().and_then(|p| self.cfg.policies.get(p)) {
+                for s in &p.steps {
+                    out.push(RouteTarget {
+                        route: r.id.clone(),
+                        receiver: s.receiver.clone(),
+                        after: Some(s.after),
+                        group_key: key.clone(),
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+fn group_labels_of(r: &Route, labels: &Labels) -> Labels {
+    match &r.group_by {
+        GroupBy::All => labels.clone(),
+        GroupBy::Labels(names) => names
+            .iter()
+            .filter_map(|n| labels.get(n).map(|v| (n.clone(), v.clone())))
+            .collect(),
+    }
+}
+
+/// A notification with an id unique per group, receiver and instant, stable across retries.
+fn notification(
+    key: &str,
+    group_labels: &Labels,
+    receiver: &str,
+    alerts: Vec<Alert>,
+    at: Timestamp,
+) -> Notification {
+    let h = crate::alert::fingerprint(receiver, &[("group".to_string(), key.to_string())].into());
+    let status = if alerts.iter().any(|a| a.state == AlertState::Firing) {
+        NotificationStatus::Firing
+    } else {
+        NotificationStatus::Resolved
+    };
+    Notification {
+        id: format!("{h}-{}", at.timestamp_millis()),
+        receiver: receiver.to_string(),
+        status,
+        group_key: key.to_string(),
+        group_labels: group_labels.clone(),
+        alerts,
+        created_at: at,
+        acknowledged_by: None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,112 @@
+//! The notification pipeline end to end: real stores, real HTTP to local receivers
+//! (`support::receiver`), the `tripline` binary where a process boundary matters.
+
+mod cli;
+mod daemon;
+mod escalation;
+mod muting;
+mod payloads;
+mod restart;
+mod retry;
+mod secrets;
+mod storm;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use std::path::Path;
+use std::sync::Arc;
+use tripline::alert::{fingerprint, Alert, AlertState, Labels, Severity};
+use tripline::clock::ManualClock;
+use tripline::config::wire::{self, WireOptions};
+use tripline::config::Config;
+use tripline::Tripline;
+
+/// A fixed instant the tests count from.
+pub fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 1, 10, 0, 0).unwrap()
+}
+
+pub fn mins(m: i64) -> DateTime<Utc> {
+    t0() + Duration::minutes(m)
+}
+
+pub fn secs(s: i64) -> DateTime<Utc> {
+    t0() + Duration::seconds(s)
+}
+
+/// A firing alert of rule `test/<alertname>` with these labels (plus `alertname`), started at t0.
+pub fn alert(alertname: &str, labels: &[(&str, &str)], severity: Severity) -> Alert {
+    let mut l: Labels = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    l.insert("alertname".into(), alertname.into());
+    let rule = format!("test/{alertname}");
+    Alert {
+        fingerprint: fingerprint(&rule, &l),
+        rule,
+        instance: alertname.into(),
+        labels: l,
+        state: AlertState::Firing,
+        severity,
+        summary: format!(
+            "{alertname} on {}",
+            labels.iter().map(|(_, v)| *v).collect::<Vec<_>>().join("/")
+        ),
+        runbook: Some(format!(
+            "https://runbooks.example.com/{}",
+            alertname.to_lowercase()
+        )),
+        value: Some(42.0),
+        details: Default::default(),
+        active_since: t0(),
+        starts_at: Some(t0()),
+        ends_at: None,
+        last_active: t0(),
+        updated_at: t0(),
+        severity_changed_at: None,
+    }
+}
+
+pub fn resolved(mut a: Alert, at: DateTime<Utc>) -> Alert {
+    a.state = AlertState::Resolved;
+    a.ends_at = Some(at);
+    a.updated_at = at;
+    a
+}
+
+/// An engine from config text (written into `dir`), on a manual clock at t0.
+pub fn engine(dir: &Path, toml: &str) -> (Tripline, Arc<ManualClock>) {
+    let path = dir.join("tripline.toml");
+    std::fs::write(&path, toml).unwrap();
+    let cfg = Config::load(&path).unwrap();
+    let clock = Arc::new(ManualClock::new(t0()));
+    let e = wire::build(
+        &cfg,
+        WireOptions {
+            clock: clock.clone(),
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    (e, clock)
+}
+
+/// Compares `value` with `snapshots/NAME.json`; `TRIPLINE_UPDATE_SNAPSHOTS=1` (or a missing file)
+/// writes it instead. The committed files show a reviewer exactly what a person receives.
+pub fn snapshot(name: &str, value: &serde_json::Value) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("e2e/notify/snapshots")
+        .join(format!("{name}.json"));
+    let text = serde_json::to_string_pretty(value).unwrap() + "\n";
+    if std::env::var_os("TRIPLINE_UPDATE_SNAPSHOTS").is_some() || !path.exists() {
+        std::fs::write(&path, &text).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(
+        text,
+        want,
+        "payload differs from {} (TRIPLINE_UPDATE_SNAPSHOTS=1 to accept)",
+        path.display()
+    );
+}

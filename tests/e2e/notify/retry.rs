@@ -1,0 +1,184 @@
+//! Retries on a manual clock: 5xx backs off exponentially and then succeeds; a receiver that
+//! never recovers is dead-lettered after the last try with its reason, and a `NotificationFailed`
+//! meta-alert reaches another receiver; a 4xx is dead-lettered at once.
+
+use super::{alert, engine, secs};
+use crate::support::receiver::{Receiver, Reply};
+use tripline::alert::{AlertState, Severity};
+use tripline::notify::outbox::{OutboxState, NOTIFY_ERROR};
+
+fn config(flaky: &str, ops: &str) -> String {
+    format!(
+        r#"
+stock_rules = false
+[store]
+type = "memory"
+
+[notify]
+max_attempts = 4
+backoff = "1s"
+max_backoff = "1m"
+
+[[receiver]]
+type = "webhook"
+name = "flaky"
+url = "{flaky}"
+
+[[receiver]]
+type = "webhook"
+name = "ops"
+url = "{ops}"
+
+[route]
+receiver = "flaky"
+group_wait = "0s"
+group_interval = "0s"
+  [[route.routes]]
+  matchers = ["alertname=NotificationFailed"]
+  receiver = "ops"
+"#
+    )
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn server_errors_back_off_exponentially_then_deliver() {
+    let flaky = Receiver::start_with(Reply::Status(200));
+    flaky.then(vec![
+        Reply::Status(500),
+        Reply::Status(503),
+        Reply::Status(502),
+    ]);
+    let ops = Receiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (e, _) = engine(dir.path(), &config(&flaky.url("/flaky"), &ops.url("/ops")));
+    rt().block_on(async {
+        e.store()
+            .save_alerts(
+                &[alert("DiskFull", &[("host", "h1")], Severity::Warning)],
+                &[],
+            )
+            .await
+            .unwrap();
+        e.pipeline()
+            .flush(e.store().as_ref(), secs(0))
+            .await
+            .unwrap();
+        let mut tried_at = Vec::new();
+        for s in 0..=10 {
+            let before = flaky.requests().len();
+            e.outbox().deliver_due(secs(s)).await.unwrap();
+            if flaky.requests().len() > before {
+                tried_at.push(s);
+            }
+        }
+        // Tries at 0, then 1 s, 2 s and 4 s later.
+        assert_eq!(tried_at, [0, 1, 3, 7]);
+        let entries = e.store().outbox_entries().await.unwrap();
+        assert_eq!(entries[0].state, OutboxState::Delivered);
+        assert_eq!(entries[0].attempts, 4);
+        assert!(ops.requests().is_empty());
+    });
+}
+
+#[test]
+fn the_last_failed_try_dead_letters_and_raises_a_meta_alert() {
+    let flaky = Receiver::start_with(Reply::Status(500));
+    let ops = Receiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (e, _) = engine(dir.path(), &config(&flaky.url("/flaky"), &ops.url("/ops")));
+    rt().block_on(async {
+        e.store()
+            .save_alerts(
+                &[alert("DiskFull", &[("host", "h1")], Severity::Warning)],
+                &[],
+            )
+            .await
+            .unwrap();
+        for s in 0..=10 {
+            e.notify_at(secs(s)).await.unwrap();
+        }
+        assert_eq!(flaky.requests().len(), 4, "max_attempts");
+        let dead: Vec<_> = e
+            .store()
+            .outbox_entries()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|x| x.state == OutboxState::Dead)
+            .collect();
+        assert_eq!(dead.len(), 1);
+        assert_eq!(
+            dead[0].last_error.as_deref(),
+            Some("gave up after 4 attempts: flaky: HTTP 500: {\"status\":\"error\"}")
+        );
+        // The meta-alert went through the pipeline to the ops receiver.
+        let told = ops.accepted();
+        assert_eq!(told.len(), 1);
+        let body = told[0].json();
+        assert_eq!(
+            body["alerts"][0]["labels"]["alertname"],
+            "NotificationFailed"
+        );
+        assert_eq!(body["alerts"][0]["labels"]["receiver"], "flaky");
+        assert!(body["alerts"][0]["annotations"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("gave up after 4 attempts"));
+
+        // The receiver recovers: the next delivery resolves the meta-alert, and ops hears so.
+        flaky.reply(Reply::Status(200));
+        e.store()
+            .save_alerts(
+                &[alert("DiskFull", &[("host", "h2")], Severity::Warning)],
+                &[],
+            )
+            .await
+            .unwrap();
+        e.notify_at(secs(20)).await.unwrap();
+        e.notify_at(secs(21)).await.unwrap();
+        let meta = e
+            .store()
+            .load_alerts()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|a| a.rule == NOTIFY_ERROR)
+            .unwrap();
+        assert_eq!(meta.state, AlertState::Resolved);
+        assert_eq!(ops.accepted().last().unwrap().json()["status"], "resolved");
+    });
+}
+
+#[test]
+fn a_client_error_is_dead_lettered_at_once() {
+    let flaky = Receiver::start_with(Reply::Status(404));
+    let ops = Receiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (e, _) = engine(dir.path(), &config(&flaky.url("/flaky"), &ops.url("/ops")));
+    rt().block_on(async {
+        e.store()
+            .save_alerts(
+                &[alert("DiskFull", &[("host", "h1")], Severity::Warning)],
+                &[],
+            )
+            .await
+            .unwrap();
+        let (_, report) = e.notify_at(secs(0)).await.unwrap();
+        assert_eq!(report.dead.len(), 1);
+        assert!(
+            report.dead[0]
+                .message
+                .starts_with("permanent error: flaky: HTTP 404"),
+            "{}",
+            report.dead[0].message
+        );
+        assert_eq!(flaky.requests().len(), 1, "never retried");
+    });
+}
