@@ -6,3 +6,4 @@ mod support;
 mod aws;
 mod daemon;
 mod engine;
+mod sources;

@@ -166,6 +166,48 @@ impl Default for StoreConfig {
 pub enum SourceConfig {
     /// Serve this kind's queries from fixture files (JSON or TOML), relative to the config.
     Fixture { files: Vec<String> },
+    /// PromQL over Prometheus's HTTP API; answers `prometheus` queries (`[sources.prometheus]`).
+    Prometheus {
+        /// Base URL of the server, e.g. `http://127.0.0.1:9090` (a path prefix is kept).
+        url: String,
+        /// Budget of one query, also sent to Prometheus as its `timeout` (default `10s`).
+        timeout: Option<String>,
+        /// Headers whose values are read from environment variables: header name → variable
+        /// name, e.g. `{ Authorization = "PROMETHEUS_AUTH" }`.
+        #[serde(default)]
+        headers_env: BTreeMap<String, String>,
+    },
+    /// HTTP health checks; answers `http_probe` queries (`[sources.http_probe]`).
+    #[serde(alias = "http_probe")]
+    Http {
+        /// Default time a probe waits for an answer; a spec's `timeout` overrides it (default `10s`).
+        timeout: Option<String>,
+        /// Headers sent with every probe, values read from environment variables: header name →
+        /// variable name.
+        #[serde(default)]
+        headers_env: BTreeMap<String, String>,
+    },
+    /// PostgreSQL, every query in a read-only transaction; answers `sql` queries (`[sources.sql]`).
+    Postgres {
+        /// Name of the environment variable holding the connection string (`host=… user=…
+        /// password=… dbname=…` or `postgres://…`), e.g. `"TRIPLINE_PG_DSN"`. Never logged.
+        dsn_env: String,
+        /// `statement_timeout` of each query; a spec's `timeout` overrides it (default `10s`).
+        statement_timeout: Option<String>,
+        /// Time allowed to open a connection (default `5s`).
+        connect_timeout: Option<String>,
+        /// Connections kept open and used at once (default 4).
+        max_connections: Option<usize>,
+    },
+    /// Redis counters and BullMQ queue counts; answers `redis` queries (`[sources.redis]`).
+    Redis {
+        /// `redis://[user:password@]host:port[/db]`; give this or `url_env`.
+        url: Option<String>,
+        /// Name of an environment variable holding the URL (use it when the URL has a password).
+        url_env: Option<String>,
+        /// Time allowed to connect and for each answer (default `5s`).
+        timeout: Option<String>,
+    },
     /// CloudWatch metrics through `GetMetricData` (`[sources.cloudwatch]`); region, endpoint and
     /// timeouts come from the `[aws]` table.
     Cloudwatch {

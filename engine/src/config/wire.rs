@@ -38,8 +38,117 @@ pub fn build_store(cfg: &Config) -> Result<Arc<dyn Store>> {
     })
 }
 
+/// An error about `[sources.<kind>]`, located at its table header when it can be found.
+fn source_error(cfg: &Config, kind: &str, message: impl Into<String>) -> Error {
+    let at = cfg
+        .text
+        .find(&format!("[sources.{kind}]"))
+        .map(|o| o..o + 1)
+        .unwrap_or(0..0);
+    cfg.error_at(at, message)
+}
+
+/// `[sources.<kind>]` of a network source must be the kind that source answers.
+fn expect_kind(cfg: &Config, kind: &str, wanted: &str, ty: &str) -> Result<()> {
+    if kind == wanted {
+        Ok(())
+    } else {
+        Err(source_error(
+            cfg,
+            kind,
+            format!("a {ty} source answers `{wanted}` queries: configure it as [sources.{wanted}]"),
+        ))
+    }
+}
+
+fn opt_duration(
+    cfg: &Config,
+    kind: &str,
+    name: &str,
+    v: &Option<String>,
+    default: std::time::Duration,
+) -> Result<std::time::Duration> {
+    match v {
+        None => Ok(default),
+        Some(s) => crate::clock::parse_duration(s)
+            .and_then(|d| d.to_std().map_err(|_| "must not be negative".to_string()))
+            .map_err(|e| source_error(cfg, kind, format!("{name}: {e}"))),
+    }
+}
+
 pub fn build_source(cfg: &Config, kind: &str, sc: &SourceConfig) -> Result<Arc<dyn Source>> {
+    use crate::source::{
+        HttpProbeOptions, HttpProbeSource, PostgresOptions, PostgresSource, PrometheusOptions,
+        PrometheusSource, RedisOptions, RedisSource,
+    };
     Ok(match sc {
+        SourceConfig::Prometheus {
+            url,
+            timeout,
+            headers_env,
+        } => {
+            expect_kind(cfg, kind, "prometheus", "prometheus")?;
+            let mut o = PrometheusOptions::new(url.clone());
+            o.timeout = opt_duration(cfg, kind, "timeout", timeout, o.timeout)?;
+            o.headers_env = headers_env.clone();
+            Arc::new(PrometheusSource::new(o).map_err(|e| source_error(cfg, kind, e))?)
+        }
+        SourceConfig::Http {
+            timeout,
+            headers_env,
+        } => {
+            expect_kind(cfg, kind, "http_probe", "http")?;
+            let mut o = HttpProbeOptions::default();
+            o.timeout = opt_duration(cfg, kind, "timeout", timeout, o.timeout)?;
+            o.headers_env = headers_env.clone();
+            Arc::new(HttpProbeSource::new(o).map_err(|e| source_error(cfg, kind, e))?)
+        }
+        SourceConfig::Postgres {
+            dsn_env,
+            statement_timeout,
+            connect_timeout,
+            max_connections,
+        } => {
+            expect_kind(cfg, kind, "sql", "postgres")?;
+            let mut o = PostgresOptions::new(dsn_env.clone());
+            o.statement_timeout = opt_duration(
+                cfg,
+                kind,
+                "statement_timeout",
+                statement_timeout,
+                o.statement_timeout,
+            )?;
+            o.connect_timeout = opt_duration(
+                cfg,
+                kind,
+                "connect_timeout",
+                connect_timeout,
+                o.connect_timeout,
+            )?;
+            if let Some(n) = max_connections {
+                o.max_connections = (*n).max(1);
+            }
+            Arc::new(PostgresSource::new(o))
+        }
+        SourceConfig::Redis {
+            url,
+            url_env,
+            timeout,
+        } => {
+            expect_kind(cfg, kind, "redis", "redis")?;
+            let o = RedisOptions {
+                url: url.clone(),
+                url_env: url_env.clone(),
+                timeout: opt_duration(
+                    cfg,
+                    kind,
+                    "timeout",
+                    timeout,
+                    std::time::Duration::from_secs(5),
+                )?,
+            };
+            Arc::new(RedisSource::new(o).map_err(|e| source_error(cfg, kind, e))?)
+        }
         SourceConfig::Fixture { files } => {
             let mut data = FixtureData::default();
             for f in files {
@@ -52,9 +161,7 @@ pub fn build_source(cfg: &Config, kind: &str, sc: &SourceConfig) -> Result<Arc<d
             discovery_ttl,
             max_concurrent_calls,
         } => {
-            if kind != "cloudwatch" {
-                return Err(Error::Config(format!("sources.{kind}: a cloudwatch source answers `cloudwatch` queries; put it under [sources.cloudwatch]")));
-            }
+            expect_kind(cfg, kind, "cloudwatch", "cloudwatch")?;
             let d = crate::source::cloudwatch::CloudWatchSettings::default();
             let settings = crate::source::cloudwatch::CloudWatchSettings {
                 max_attempts: max_attempts.unwrap_or(d.max_attempts),
@@ -63,7 +170,7 @@ pub fn build_source(cfg: &Config, kind: &str, sc: &SourceConfig) -> Result<Arc<d
                 limits: d.limits,
             };
             let src = crate::source::cloudwatch::CloudWatchSource::new(&aws_config(cfg), settings)
-                .map_err(|m| aws_error(cfg, m))?;
+                .map_err(|m| aws_or_source_error(cfg, kind, m))?;
             Arc::new(src)
         }
         SourceConfig::Logs {
@@ -73,7 +180,7 @@ pub fn build_source(cfg: &Config, kind: &str, sc: &SourceConfig) -> Result<Arc<d
             discovery_ttl,
         } => {
             if kind != "logs_insights" && kind != "filter_logs" {
-                return Err(Error::Config(format!("sources.{kind}: a logs source answers `logs_insights` and `filter_logs` queries; put it under [sources.logs_insights] or [sources.filter_logs]")));
+                return Err(source_error(cfg, kind, "a logs source answers `logs_insights` and `filter_logs` queries: configure it as [sources.logs_insights] or [sources.filter_logs]"));
             }
             let d = crate::source::logs::LogsSettings::default();
             let settings = crate::source::logs::LogsSettings {
@@ -85,10 +192,19 @@ pub fn build_source(cfg: &Config, kind: &str, sc: &SourceConfig) -> Result<Arc<d
                 first_poll: d.first_poll,
             };
             let src = crate::source::logs::LogsSource::new(&aws_config(cfg), settings)
-                .map_err(|m| Error::Config(format!("sources.{kind}: {m}")))?;
+                .map_err(|m| aws_or_source_error(cfg, kind, m))?;
             Arc::new(src)
         }
     })
+}
+
+/// A problem with the `[aws]` table is located there, any other at the source's table.
+fn aws_or_source_error(cfg: &Config, kind: &str, message: String) -> Error {
+    if message.starts_with("aws") {
+        aws_error(cfg, message)
+    } else {
+        source_error(cfg, kind, message)
+    }
 }
 
 /// The `[aws]` table, or defaults (everything from the default chain) when it is absent.

@@ -7,7 +7,7 @@
 //! dimensions and perhaps more keys elsewhere). Point times are RFC 3339 instants or offsets
 //! from the evaluation instant such as `-10m`.
 
-use super::{missing_of, shape_of, FetchContext, Shape, Source, Window};
+use super::{missing_of, shape_of_spec, FetchContext, Shape, Source, Window};
 use crate::clock::{parse_duration, Timestamp};
 use crate::data::{Point, QueryData, QueryOutcome, Series, SourceFailure, Table};
 use crate::error::{Error, Result};
@@ -188,7 +188,7 @@ impl FixtureSource {
         if let Some(e) = self.data.error.iter().find(|e| matches(&e.matches, spec)) {
             return Err(fail(e.message.clone()));
         }
-        match shape_of(&spec.kind) {
+        match shape_of_spec(spec) {
             Shape::Table => {
                 let rows = self
                     .data

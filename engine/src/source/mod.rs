@@ -4,12 +4,21 @@
 //! empty result.
 
 pub mod cloudwatch;
+mod common;
 pub mod fixture;
+pub mod http;
 pub mod logs;
+pub mod postgres;
+pub mod prometheus;
 mod pushed;
+pub mod redis;
 
 pub use fixture::{FixtureData, FixtureError, FixtureSeries, FixtureSource, FixtureTable};
+pub use http::{HttpProbeOptions, HttpProbeSource};
+pub use postgres::{PostgresOptions, PostgresSource};
+pub use prometheus::{PrometheusOptions, PrometheusSource};
 pub use pushed::PushedSource;
+pub use redis::{RedisOptions, RedisSource};
 
 use crate::clock::{parse_duration, Timestamp};
 use crate::data::{MissingData, QueryOutcome};
@@ -51,6 +60,23 @@ pub fn shape_of(kind: &str) -> Shape {
         "prometheus" => Shape::SeriesSet,
         "logs_insights" | "filter_logs" | "sql" | "http_probe" => Shape::Table,
         _ => Shape::Series,
+    }
+}
+
+/// The result shape one spec produces: its kind's, except where an option changes it —
+/// `redis(#{ command: "BULLMQ" })` and `sql(#{ series: #{...} })` answer arrays of series.
+/// Sources standing in for any kind (fixtures) answer in this shape.
+pub fn shape_of_spec(spec: &QuerySpec) -> Shape {
+    match spec.kind.as_str() {
+        "redis"
+            if spec
+                .str("command")
+                .is_some_and(|c| c.eq_ignore_ascii_case("BULLMQ")) =>
+        {
+            Shape::SeriesSet
+        }
+        "sql" if spec.params.get("series").is_some_and(|s| !s.is_null()) => Shape::SeriesSet,
+        kind => shape_of(kind),
     }
 }
 
@@ -175,6 +201,28 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
     use serde_json::json;
+
+    #[test]
+    fn options_that_answer_arrays_of_series_change_the_shape() {
+        let shape = |kind: &str, v| shape_of_spec(&QuerySpec::new(kind, v));
+        assert_eq!(
+            shape("redis", json!({"command": "LLEN", "key": "k"})),
+            Shape::Series
+        );
+        assert_eq!(
+            shape("redis", json!({"command": "bullmq", "queue": "q"})),
+            Shape::SeriesSet
+        );
+        assert_eq!(shape("sql", json!({"query": "q"})), Shape::Table);
+        assert_eq!(
+            shape("sql", json!({"query": "q", "series": {"value": "n"}})),
+            Shape::SeriesSet
+        );
+        assert_eq!(
+            shape("prometheus", json!({"query": "up"})),
+            Shape::SeriesSet
+        );
+    }
 
     #[test]
     fn windows_end_on_a_period_boundary() {

@@ -4,3 +4,6 @@ pub mod bin;
 pub mod daemon;
 pub mod http;
 pub mod moto;
+pub mod postgres;
+pub mod prometheus;
+pub mod redis;

@@ -1,0 +1,30 @@
+# Real servers for the source tests: Prometheus, PostgreSQL and Redis from Debian's packages.
+# Sourced by scripts/test; `install_test_deps_services` installs only what is missing (quietly)
+# and exports where the binaries are:
+#   TRIPLINE_PROMETHEUS=/usr/bin/prometheus
+#   TRIPLINE_PG_BIN=/usr/lib/postgresql/<version>/bin   (initdb, pg_ctl)
+#   TRIPLINE_REDIS_SERVER=/usr/bin/redis-server
+# Debian does not start any of them here: the tests start their own on loopback and stop them.
+
+install_test_deps_services() {
+  local missing=()
+  command -v prometheus >/dev/null 2>&1 || [ -x /usr/bin/prometheus ] || missing+=(prometheus)
+  command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing+=(redis-server)
+  compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+  if [ ${#missing[@]} -gt 0 ]; then
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    echo "installing ${missing[*]}"
+    # Package scripts may try to start the services; in a container without an init system
+    # they cannot, which is fine: the tests run their own.
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      "${missing[@]}" >/dev/null
+  fi
+  TRIPLINE_PROMETHEUS=$(command -v prometheus || echo /usr/bin/prometheus)
+  TRIPLINE_REDIS_SERVER=$(command -v redis-server || echo /usr/bin/redis-server)
+  # The newest installed PostgreSQL major version.
+  TRIPLINE_PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  export TRIPLINE_PROMETHEUS TRIPLINE_PG_BIN TRIPLINE_REDIS_SERVER
+  echo "prometheus: $TRIPLINE_PROMETHEUS; postgresql: $TRIPLINE_PG_BIN; redis: $TRIPLINE_REDIS_SERVER"
+}
