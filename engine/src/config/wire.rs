@@ -161,9 +161,7 @@ pub fn build_source(cfg: &Config, kind: &str, sc: &SourceConfig) -> Result<Arc<d
             discovery_ttl,
             max_concurrent_calls,
         } => {
-            if kind != "cloudwatch" {
-                return Err(Error::Config(format!("sources.{kind}: a cloudwatch source answers `cloudwatch` queries; put it under [sources.cloudwatch]")));
-            }
+            expect_kind(cfg, kind, "cloudwatch", "cloudwatch")?;
             let d = crate::source::cloudwatch::CloudWatchSettings::default();
             let settings = crate::source::cloudwatch::CloudWatchSettings {
                 max_attempts: max_attempts.unwrap_or(d.max_attempts),
@@ -172,7 +170,7 @@ pub fn build_source(cfg: &Config, kind: &str, sc: &SourceConfig) -> Result<Arc<d
                 limits: d.limits,
             };
             let src = crate::source::cloudwatch::CloudWatchSource::new(&aws_config(cfg), settings)
-                .map_err(|m| aws_error(cfg, m))?;
+                .map_err(|m| aws_or_source_error(cfg, kind, m))?;
             Arc::new(src)
         }
         SourceConfig::Logs {
@@ -182,7 +180,7 @@ pub fn build_source(cfg: &Config, kind: &str, sc: &SourceConfig) -> Result<Arc<d
             discovery_ttl,
         } => {
             if kind != "logs_insights" && kind != "filter_logs" {
-                return Err(Error::Config(format!("sources.{kind}: a logs source answers `logs_insights` and `filter_logs` queries; put it under [sources.logs_insights] or [sources.filter_logs]")));
+                return Err(source_error(cfg, kind, "a logs source answers `logs_insights` and `filter_logs` queries: configure it as [sources.logs_insights] or [sources.filter_logs]"));
             }
             let d = crate::source::logs::LogsSettings::default();
             let settings = crate::source::logs::LogsSettings {
@@ -194,10 +192,19 @@ pub fn build_source(cfg: &Config, kind: &str, sc: &SourceConfig) -> Result<Arc<d
                 first_poll: d.first_poll,
             };
             let src = crate::source::logs::LogsSource::new(&aws_config(cfg), settings)
-                .map_err(|m| Error::Config(format!("sources.{kind}: {m}")))?;
+                .map_err(|m| aws_or_source_error(cfg, kind, m))?;
             Arc::new(src)
         }
     })
+}
+
+/// A problem with the `[aws]` table is located there, any other at the source's table.
+fn aws_or_source_error(cfg: &Config, kind: &str, message: String) -> Error {
+    if message.starts_with("aws") {
+        aws_error(cfg, message)
+    } else {
+        source_error(cfg, kind, message)
+    }
 }
 
 /// The `[aws]` table, or defaults (everything from the default chain) when it is absent.

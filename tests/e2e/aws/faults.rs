@@ -229,12 +229,12 @@ async fn aws_dying_mid_cycle_fails_only_the_queries_in_flight() {
     )
     .await;
     let aws = aws_config(&moto);
-    // Logs Insights queries are polled one second after they start: the window to pull the plug.
+    // Logs Insights queries are polled two seconds after they start: the window to pull the plug.
     let logs = Arc::new(
         LogsSource::new(
             &aws,
             LogsSettings {
-                first_poll: Duration::from_secs(1),
+                first_poll: Duration::from_secs(2),
                 ..Default::default()
             },
         )
@@ -256,7 +256,7 @@ async fn aws_dying_mid_cycle_fails_only_the_queries_in_flight() {
                 InstanceSpec::new("worker-lines", "test/log-lines")
                     .param("group", "/aws/lambda/worker"),
             )
-            .fetch_timeout(Duration::from_secs(3))
+            .fetch_timeout(Duration::from_secs(4))
             .build()
             .unwrap(),
     );
@@ -283,7 +283,7 @@ async fn aws_dying_mid_cycle_fails_only_the_queries_in_flight() {
             .await
             .unwrap()
     });
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     moto.kill();
     let r2 = cycle.await.unwrap();
     let failed: Vec<&str> = r2.source_failures.iter().map(|(i, _)| i.as_str()).collect();

@@ -127,6 +127,14 @@ pub fn parse(spec: &QuerySpec, at: Timestamp) -> Result<MetricSpec, String> {
     };
     let namespace = req("namespace")?;
     let metric = req("metric")?;
+    // CloudWatch rejects the whole GetMetricData call for one over-long name, so check here.
+    for (what, v, max) in [("namespace", &namespace, 255), ("metric", &metric, 255)] {
+        if v.chars().count() > max {
+            return Err(format!(
+                "{what} is longer than CloudWatch's {max} characters"
+            ));
+        }
+    }
     let stat = spec.str("stat").unwrap_or("Average").to_string();
     if !valid_stat(&stat) {
         return Err(format!("unknown statistic {stat:?} (use Sum, Average, Minimum, Maximum, SampleCount or a percentile like p99)"));
@@ -151,6 +159,11 @@ pub fn parse(spec: &QuerySpec, at: Timestamp) -> Result<MetricSpec, String> {
                     serde_json::Value::Number(n) => n.to_string(),
                     other => return Err(format!("dimension {k:?} must be a string, got {other}")),
                 };
+                if k.chars().count() > 255 || v.chars().count() > 1024 || v.is_empty() {
+                    return Err(format!(
+                        "dimension {k:?}: names are 1-255 characters and values 1-1024"
+                    ));
+                }
                 let v = if is_glob(&v) {
                     DimValue::Glob(v)
                 } else {
@@ -241,6 +254,16 @@ mod tests {
         assert!(parse(&bad, at).unwrap_err().contains("unknown statistic"));
         let bad = QuerySpec::new("cloudwatch", json!({"metric": "Errors"}));
         assert!(parse(&bad, at).unwrap_err().contains("`namespace`"));
+        let bad = QuerySpec::new(
+            "cloudwatch",
+            json!({"namespace": "n", "metric": "Errors", "dimensions": {"FunctionName": "x".repeat(1025)}}),
+        );
+        assert!(parse(&bad, at).unwrap_err().contains("values 1-1024"));
+        let bad = QuerySpec::new(
+            "cloudwatch",
+            json!({"namespace": "n", "metric": "E".repeat(256)}),
+        );
+        assert!(parse(&bad, at).unwrap_err().contains("metric is longer"));
         let bad = QuerySpec::new(
             "cloudwatch",
             json!({"namespace": "n", "metric": "Errors", "dimension": {}}),
