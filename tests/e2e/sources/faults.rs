@@ -133,7 +133,7 @@ async fn postgres_going_down_raises_a_source_error_for_its_instance_only() {
         .rule_source("depth.rhai", DEPTH_RULE)
         .instance(InstanceSpec::new("orphans", "test/orphaned-records"))
         .instance(InstanceSpec::new("depth", "test/depth"))
-        .source("sql", Arc::new(PostgresSource::new(o)))
+        .source("sql", Arc::new(PostgresSource::new(o).unwrap()))
         .build()
         .unwrap();
     let summary = fire_then_break(&engine, "orphans", || pg.stop()).await;
