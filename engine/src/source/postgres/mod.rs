@@ -94,6 +94,7 @@ pub struct PostgresSource {
     tls: tokio_postgres_rustls::MakeRustlsConnect,
     idle: Mutex<Vec<Client>>,
     slots: tokio::sync::Semaphore,
+    queries: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for PostgresSource {
@@ -114,6 +115,7 @@ impl PostgresSource {
             tls,
             idle: Mutex::new(Vec::new()),
             slots: tokio::sync::Semaphore::new(n),
+            queries: Default::default(),
         })
     }
 
@@ -191,6 +193,8 @@ impl PostgresSource {
         // PostgreSQL enforces statement_timeout; our own limit, a little longer, catches a server
         // that stopped answering altogether.
         let guard = timeout + Duration::from_secs(1);
+        self.queries
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let pooled = self.idle.lock().expect("pool lock").pop();
         let mut result = None;
         if let Some(mut client) = pooled.filter(|c| !c.is_closed()) {
@@ -650,6 +654,11 @@ impl Source for PostgresSource {
         let n = self.opts.max_connections.max(1);
         let futs: Vec<_> = specs.iter().map(|s| self.answer(s, ctx)).collect();
         bounded(futs, n).await
+    }
+
+    /// Queries sent to the server.
+    fn requests(&self) -> u64 {
+        self.queries.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
