@@ -32,6 +32,10 @@ pub struct RuleInstance {
     pub name: String,
     pub rule: Rule,
     pub params: rhai::Map,
+    /// `params` as a shared script value: handing it to a rule costs a reference count.
+    params_shared: rhai::Dynamic,
+    /// The query specs of a rule whose `query` does not depend on time, computed once.
+    specs: Arc<std::sync::OnceLock<Arc<BTreeMap<String, QuerySpec>>>>,
     pub labels: Labels,
     pub schedule: cron::Schedule,
     pub timing: Timing,
@@ -341,6 +345,8 @@ fn instantiate(rules: &RuleSet, spec: InstanceSpec) -> Result<RuleInstance> {
             keep_firing_for: spec.keep_firing_for.unwrap_or(rule.meta.keep_firing_for),
         },
         name: spec.name,
+        params_shared: rhai::Dynamic::from_map(params.clone()).into_shared(),
+        specs: Arc::default(),
         params,
         labels,
         schedule,
@@ -425,26 +431,31 @@ impl Tripline {
             ..Default::default()
         };
 
-        // Plan: each instance's query specs.
-        let mut planned: Vec<std::result::Result<BTreeMap<String, QuerySpec>, RuleFailure>> =
+        // Plan: each instance's query specs (cached when the rule's query does not use time).
+        let mut planned: Vec<std::result::Result<Arc<BTreeMap<String, QuerySpec>>, RuleFailure>> =
             Vec::with_capacity(due.len());
         let mut spent = Vec::with_capacity(due.len());
         for inst in &due {
             let started = std::time::Instant::now();
-            planned.push(self.rule_engine.query(&inst.rule, &inst.params, at));
+            planned.push(self.plan(inst, at));
             spent.push(started.elapsed());
         }
 
         // Collect: every distinct spec once.
-        let all_specs = planned
-            .iter()
-            .filter_map(|p| p.as_ref().ok())
-            .flat_map(|m| m.values().cloned());
+        let mut distinct: HashMap<&str, &QuerySpec> = HashMap::new();
+        for specs in planned.iter().filter_map(|p| p.as_ref().ok()) {
+            for s in specs.values() {
+                distinct.entry(s.key.as_str()).or_insert(s);
+            }
+        }
         let ctx = FetchContext {
             at,
             deadline: std::time::Instant::now() + self.fetch_timeout,
         };
-        let fetched: HashMap<String, QueryOutcome> = self.sources.fetch_all(all_specs, &ctx).await;
+        let fetched: HashMap<String, QueryOutcome> = self
+            .sources
+            .fetch_all(distinct.into_values().cloned().collect::<Vec<_>>(), &ctx)
+            .await;
         report.queries = fetched.len();
 
         // Evaluate.
@@ -454,16 +465,18 @@ impl Tripline {
             let outcome = match plan {
                 Err(f) => Outcome::RuleFailed(f),
                 Ok(specs) => {
-                    let data: BTreeMap<String, QueryOutcome> = specs
+                    let data: Vec<(&str, &QueryOutcome)> = specs
                         .iter()
-                        .map(|(name, s)| (name.clone(), fetched[&s.key].clone()))
+                        .map(|(name, s)| (name.as_str(), &fetched[&s.key]))
                         .collect();
-                    match data.values().find_map(|o| o.as_ref().err()) {
+                    match data.iter().find_map(|(_, o)| o.as_ref().err()) {
                         Some(f) => Outcome::SourceFailed(f.clone()),
-                        None => match self
-                            .rule_engine
-                            .evaluate(&inst.rule, &data, &inst.params, at)
-                        {
+                        None => match self.rule_engine.evaluate(
+                            &inst.rule,
+                            &data,
+                            &inst.params_shared,
+                            at,
+                        ) {
                             Ok(e) => Outcome::Evaluated(e),
                             Err(f) => Outcome::RuleFailed(f),
                         },
@@ -593,6 +606,24 @@ impl Tripline {
         }
         report.transitions = transitions;
         Ok(report)
+    }
+
+    fn plan(
+        &self,
+        inst: &RuleInstance,
+        at: Timestamp,
+    ) -> std::result::Result<Arc<BTreeMap<String, QuerySpec>>, RuleFailure> {
+        if let Some(specs) = inst.specs.get() {
+            return Ok(specs.clone());
+        }
+        let specs = Arc::new(
+            self.rule_engine
+                .query(&inst.rule, &inst.params_shared, at)?,
+        );
+        if inst.rule.query_is_pure {
+            let _ = inst.specs.set(specs.clone());
+        }
+        Ok(specs)
     }
 
     /// Adds the instance's labels and `alertname` to what the rule fired, and applies overrides.

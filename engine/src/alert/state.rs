@@ -138,7 +138,11 @@ pub fn advance(
                 };
                 if let Some(kind) = kind {
                     out.push(Transition { kind, alert: a });
-                } else if a != *prev {
+                } else if changed_beyond_heartbeat(prev, &a)
+                    || timing.keep_firing_for > chrono::Duration::zero()
+                {
+                    // With keep_firing_for, last_active must survive a restart, so every
+                    // sighting is stored; otherwise an unchanged alert costs no write.
                     out.push(Transition {
                         kind: TransitionKind::Updated,
                         alert: a,
@@ -180,6 +184,15 @@ pub fn advance(
         }
     }
     out
+}
+
+/// Whether anything but the heartbeat fields (`last_active`, `updated_at`) differs.
+fn changed_beyond_heartbeat(prev: &Alert, now: &Alert) -> bool {
+    prev.summary != now.summary
+        || prev.value != now.value
+        || prev.details != now.details
+        || prev.runbook != now.runbook
+        || prev.labels != now.labels
 }
 
 impl Transition {
@@ -260,10 +273,8 @@ mod tests {
             w.step(0, Some(Severity::Warning)),
             vec![TransitionKind::Pending]
         );
-        assert_eq!(
-            w.step(4, Some(Severity::Warning)),
-            vec![TransitionKind::Updated]
-        );
+        // Nothing but the heartbeat changed: nothing to store.
+        assert!(w.step(4, Some(Severity::Warning)).is_empty());
         assert_eq!(w.state(), Some(AlertState::Pending));
         assert_eq!(
             w.step(5, Some(Severity::Warning)),
@@ -281,14 +292,31 @@ mod tests {
         assert!(w.alerts.is_empty());
         // Coming back restarts the `for` clock.
         w.step(3, Some(Severity::Warning));
-        assert_eq!(
-            w.step(7, Some(Severity::Warning)),
-            vec![TransitionKind::Updated]
-        );
+        assert!(w.step(7, Some(Severity::Warning)).is_empty());
         assert_eq!(
             w.step(8, Some(Severity::Warning)),
             vec![TransitionKind::Firing]
         );
+    }
+
+    #[test]
+    fn a_new_value_is_stored_and_heartbeats_only_with_keep_firing_for() {
+        let mut w = Walk::new(0, 0);
+        w.step(0, Some(Severity::Warning));
+        let mut changed = Reported {
+            fired: vec![cand(Severity::Warning)],
+            ..Default::default()
+        };
+        changed.fired[0].value = Some(2.0);
+        assert_eq!(w.apply(1, changed), vec![TransitionKind::Updated]);
+        assert_eq!(w.alerts[0].value, Some(2.0));
+        let mut k = Walk::new(0, 10);
+        k.step(0, Some(Severity::Warning));
+        assert_eq!(
+            k.step(1, Some(Severity::Warning)),
+            vec![TransitionKind::Updated]
+        );
+        assert_eq!(k.alerts[0].last_active, t(1));
     }
 
     #[test]

@@ -87,7 +87,7 @@ pub(super) fn query_specs(out: Dynamic) -> Result<BTreeMap<String, QuerySpec>, S
     Ok(specs)
 }
 
-pub(super) fn data_map(data: &BTreeMap<String, QueryOutcome>) -> Map {
+pub(super) fn data_map(data: &[(&str, &QueryOutcome)]) -> Map {
     data.iter()
         .map(|(name, outcome)| {
             let v = match outcome {
@@ -99,7 +99,7 @@ pub(super) fn data_map(data: &BTreeMap<String, QueryOutcome>) -> Map {
                 // The engine never calls evaluate with a failed query; unit keeps this total.
                 Err(_) => Dynamic::UNIT,
             };
-            (name.as_str().into(), v)
+            ((*name).into(), v)
         })
         .collect()
 }

@@ -156,6 +156,7 @@ pub fn load_rule_source(
         ast: Arc::new(ast),
         origin,
         has_triage: has("triage", 2),
+        query_is_pure: !text.contains("now("),
     }))
 }
 

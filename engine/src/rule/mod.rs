@@ -31,6 +31,9 @@ pub struct Rule {
     /// Where it came from: a file path, or `<stock>/aws/lambda-errors.rhai` for embedded rules.
     pub origin: PathBuf,
     pub has_triage: bool,
+    /// `query` cannot depend on the evaluation instant (the file never calls `now()`), so its
+    /// specs for given params are computed once and reused every cycle.
+    pub query_is_pure: bool,
 }
 
 /// Why a rule script failed. Becomes a `tripline/rule-error` alert; never stops other rules.
@@ -90,19 +93,15 @@ impl RuleEngine {
     }
 
     /// Runs `query(params)`: the named query specs the rule needs this cycle.
+    /// `params` is the instance's parameter map, ideally shared (`Dynamic::into_shared`) so that
+    /// passing it costs a reference count, not a copy.
     pub fn query(
         &self,
         rule: &Rule,
-        params: &Map,
+        params: &Dynamic,
         at: Timestamp,
     ) -> Result<BTreeMap<String, QuerySpec>, RuleFailure> {
-        let out = sandbox::call(
-            self,
-            rule,
-            "query",
-            at,
-            (Dynamic::from_map(params.clone()),),
-        )?;
+        let out = sandbox::call(self, rule, "query", at, (params.clone(),))?;
         api::query_specs(out).map_err(|m| RuleFailure {
             stage: "query",
             message: format!("{}: {m}", rule.origin.display()),
@@ -114,8 +113,8 @@ impl RuleEngine {
     pub fn evaluate(
         &self,
         rule: &Rule,
-        data: &BTreeMap<String, QueryOutcome>,
-        params: &Map,
+        data: &[(&str, &QueryOutcome)],
+        params: &Dynamic,
         at: Timestamp,
     ) -> Result<Evaluation, RuleFailure> {
         let data = api::data_map(data);
@@ -125,7 +124,7 @@ impl RuleEngine {
             rule,
             "evaluate",
             at,
-            (Dynamic::from_map(data), Dynamic::from_map(params.clone())),
+            (Dynamic::from_map(data), params.clone()),
         );
         let collector = api::take_collector().expect("collector installed above");
         r.map(drop)?;

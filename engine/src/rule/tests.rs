@@ -15,7 +15,7 @@ fn failure(limits: Limits, body: &str) -> RuleFailure {
     let engine = RuleEngine::new(limits, &[]);
     let rule = rule_with(&engine, body);
     engine
-        .evaluate(&rule, &Default::default(), &Map::new(), Utc::now())
+        .evaluate(&rule, &[], &Dynamic::from_map(Map::new()), Utc::now())
         .unwrap_err()
 }
 
@@ -45,7 +45,7 @@ fn call_depth() {
         .unwrap()
         .unwrap();
     let f = engine
-        .evaluate(&rule, &Default::default(), &Map::new(), Utc::now())
+        .evaluate(&rule, &[], &Dynamic::from_map(Map::new()), Utc::now())
         .unwrap_err();
     assert_eq!(f.limit, Some("max_call_depth"), "{f}");
 }
