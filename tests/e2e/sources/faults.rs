@@ -1,6 +1,7 @@
 //! Faults through the engine: PostgreSQL going down, Redis refusing connections, Prometheus (or
-//! a proxy in front of it) answering 500. Each gives a `tripline/source-error` alert for the affected rule instance only,
-//! and the instance's firing alerts stay firing (a failed fetch is not "no data").
+//! a proxy in front of it) answering 500. Each gives a `tripline/source-error` alert for the
+//! affected rule instance only, and the instance's firing alerts stay firing (a failed fetch is
+//! not "no data").
 
 use crate::support::postgres::Postgres;
 use crate::support::prometheus::HttpServer;
