@@ -1,4 +1,5 @@
-# Real servers for the source tests: Prometheus, PostgreSQL and Redis from Debian's packages.
+# Real servers for the source tests: Prometheus, PostgreSQL and Redis from Debian's packages
+# (and openssl, for the PostgreSQL TLS test's certificates).
 # Sourced by scripts/test; `install_test_deps_services` installs only what is missing (quietly)
 # and exports where the binaries are:
 #   TRIPLINE_PROMETHEUS=/usr/bin/prometheus
@@ -11,6 +12,7 @@ install_test_deps_services() {
   command -v prometheus >/dev/null 2>&1 || [ -x /usr/bin/prometheus ] || missing+=(prometheus)
   command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing+=(redis-server)
   compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+  command -v openssl >/dev/null 2>&1 || missing+=(openssl)   # test certificates for TLS
   if [ ${#missing[@]} -gt 0 ]; then
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -24,7 +26,7 @@ install_test_deps_services() {
   TRIPLINE_PROMETHEUS=$(command -v prometheus || echo /usr/bin/prometheus)
   TRIPLINE_REDIS_SERVER=$(command -v redis-server || echo /usr/bin/redis-server)
   # The newest installed PostgreSQL major version.
-  TRIPLINE_PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  TRIPLINE_PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
   export TRIPLINE_PROMETHEUS TRIPLINE_PG_BIN TRIPLINE_REDIS_SERVER
   echo "prometheus: $TRIPLINE_PROMETHEUS; postgresql: $TRIPLINE_PG_BIN; redis: $TRIPLINE_REDIS_SERVER"
 }

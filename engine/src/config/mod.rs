@@ -214,6 +214,10 @@ pub enum SourceConfig {
         connect_timeout: Option<String>,
         /// Connections kept open and used at once (default 4).
         max_connections: Option<usize>,
+        /// PEM file of certificate authorities to trust for TLS besides the public web roots
+        /// (e.g. Amazon RDS's bundle), relative to this file. TLS itself follows the connection
+        /// string's `sslmode` (`prefer` by default, or `require`, `disable`).
+        ca_file: Option<String>,
     },
     /// Redis counters and BullMQ queue counts; answers `redis` queries (`[sources.redis]`).
     Redis {

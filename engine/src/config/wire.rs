@@ -108,6 +108,7 @@ pub fn build_source(cfg: &Config, kind: &str, sc: &SourceConfig) -> Result<Arc<d
             statement_timeout,
             connect_timeout,
             max_connections,
+            ca_file,
         } => {
             expect_kind(cfg, kind, "sql", "postgres")?;
             let mut o = PostgresOptions::new(dsn_env.clone());
@@ -128,7 +129,8 @@ pub fn build_source(cfg: &Config, kind: &str, sc: &SourceConfig) -> Result<Arc<d
             if let Some(n) = max_connections {
                 o.max_connections = (*n).max(1);
             }
-            Arc::new(PostgresSource::new(o))
+            o.ca_file = ca_file.as_ref().map(|f| cfg.resolve(f));
+            Arc::new(PostgresSource::new(o).map_err(|e| source_error(cfg, kind, e))?)
         }
         SourceConfig::Redis {
             url,

@@ -64,6 +64,12 @@ fn mistakes_are_reported_where_they_are() {
     let e = build("[sources.prometheus]\ntype = \"prometheus\"\nurl = \"ftp://h\"\n").unwrap_err();
     assert!(e.contains("http://"), "{e}");
 
+    let e = build(
+        "[sources.sql]\ntype = \"postgres\"\ndsn_env = \"D\"\nca_file = \"no-such-ca.pem\"\n",
+    )
+    .unwrap_err();
+    assert!(e.contains("ca_file") && e.contains("no-such-ca.pem"), "{e}");
+
     let e = build("[sources.redis]\ntype = \"redis\"\nurl = \"redis://h\"\nurl_env = \"R\"\n")
         .unwrap_err();
     assert!(e.contains("exactly one of `url` and `url_env`"), "{e}");

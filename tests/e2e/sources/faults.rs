@@ -1,6 +1,7 @@
-//! Faults through the engine: PostgreSQL going down, Redis refusing connections, Prometheus
-//! answering 500. Each gives a `tripline/source-error` alert for the affected rule instance only,
-//! and the instance's firing alerts stay firing (a failed fetch is not "no data").
+//! Faults through the engine: PostgreSQL going down, Redis refusing connections, Prometheus (or
+//! a proxy in front of it) answering 500. Each gives a `tripline/source-error` alert for the
+//! affected rule instance only, and the instance's firing alerts stay firing (a failed fetch is
+//! not "no data").
 
 use crate::support::postgres::Postgres;
 use crate::support::prometheus::HttpServer;
@@ -133,7 +134,7 @@ async fn postgres_going_down_raises_a_source_error_for_its_instance_only() {
         .rule_source("depth.rhai", DEPTH_RULE)
         .instance(InstanceSpec::new("orphans", "test/orphaned-records"))
         .instance(InstanceSpec::new("depth", "test/depth"))
-        .source("sql", Arc::new(PostgresSource::new(o)))
+        .source("sql", Arc::new(PostgresSource::new(o).unwrap()))
         .build()
         .unwrap();
     let summary = fire_then_break(&engine, "orphans", || pg.stop()).await;
@@ -229,6 +230,54 @@ use = "test/depth"
     );
     assert_eq!(of_instance(&r, "depth").len(), 1);
     assert!(down.hits.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_behind_a_proxy_that_starts_failing_keeps_its_alerts_firing() {
+    let Some(prom) = crate::support::prometheus::Prometheus::start(2) else {
+        return;
+    };
+    // A reverse proxy in front of the real Prometheus, until it starts answering 500.
+    let failing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (f, port) = (failing.clone(), prom.port);
+    let proxy = HttpServer::start(Arc::new(move |request: &str| {
+        if f.load(std::sync::atomic::Ordering::Relaxed) {
+            return (
+                500,
+                "text/plain",
+                "proxy error: upstream unavailable".into(),
+            );
+        }
+        match crate::support::prometheus::forward(port, request) {
+            Some((status, body)) => (status, "application/json", body),
+            None => (502, "text/plain", "bad gateway".into()),
+        }
+    }));
+    let engine = Tripline::builder()
+        .stock_rules(false)
+        .rule_source("dlq.rhai", DLQ_RULE)
+        .rule_source("depth.rhai", DEPTH_RULE)
+        .instance(InstanceSpec::new("dlq", "test/high-dlq-depth"))
+        .instance(InstanceSpec::new("depth", "test/depth"))
+        .source(
+            "prometheus",
+            Arc::new(
+                tripline::source::PrometheusSource::new(tripline::source::PrometheusOptions::new(
+                    proxy.url(),
+                ))
+                .unwrap(),
+            ),
+        )
+        .build()
+        .unwrap();
+    let summary = fire_then_break(&engine, "dlq", || {
+        failing.store(true, std::sync::atomic::Ordering::Relaxed)
+    })
+    .await;
+    assert!(
+        summary.contains("HTTP 500") && summary.contains("upstream unavailable"),
+        "{summary}"
+    );
 }
 
 #[test]

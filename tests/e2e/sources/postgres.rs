@@ -101,7 +101,7 @@ const TYPES: &str = "SELECT true AS b, 5::information_schema.cardinal_number AS 
 fn source(pg: &Postgres) -> PostgresSource {
     let mut o = PostgresOptions::new("UNUSED_IN_THIS_TEST");
     o.dsn = Some(pg.dsn());
-    PostgresSource::new(o)
+    PostgresSource::new(o).unwrap()
 }
 
 fn sql(query: &str) -> tripline::rule::QuerySpec {
@@ -307,4 +307,42 @@ async fn writing_statements_are_refused_by_the_read_only_transaction() {
     // A type the source cannot read says how to fix the query.
     let o = fetch_one(&src, sql("SELECT '127.0.0.1'::inet AS addr")).await;
     assert!(failure(&o).message.contains("cast it"), "{o:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_is_used_and_verified_as_the_connection_string_asks() {
+    let Some(pg) = Postgres::start_tls() else {
+        return;
+    };
+    let q = sql("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()");
+    let source = |dsn: String, ca: Option<std::path::PathBuf>| {
+        let mut o = PostgresOptions::new("UNUSED_IN_THIS_TEST");
+        o.dsn = Some(dsn);
+        o.ca_file = ca;
+        PostgresSource::new(o).unwrap()
+    };
+    // Trusting the test CA: an encrypted, verified connection, with sslmode=require and with
+    // the default (prefer).
+    for dsn in [format!("{} sslmode=require", pg.dsn()), pg.dsn()] {
+        let out = fetch_one(&source(dsn, Some(pg.ca_file())), q.clone()).await;
+        assert_eq!(table(&out).rows[0]["ssl"], json!(true));
+    }
+    // Without it the server's certificate is not trusted.
+    let out = fetch_one(
+        &source(format!("{} sslmode=require", pg.dsn()), None),
+        q.clone(),
+    )
+    .await;
+    let m = failure(&out).message.to_lowercase();
+    assert!(m.contains("certificate"), "{m}");
+    assert!(!m.contains("pg-secret-do-not-print"), "{m}");
+    // sslmode=disable: plain text.
+    let out = fetch_one(&source(format!("{} sslmode=disable", pg.dsn()), None), q).await;
+    assert_eq!(table(&out).rows[0]["ssl"], json!(false));
+    // A CA file that cannot be read is a configuration error.
+    let mut o = PostgresOptions::new("UNUSED_IN_THIS_TEST");
+    o.ca_file = Some("/nonexistent/ca.pem".into());
+    assert!(PostgresSource::new(o)
+        .unwrap_err()
+        .contains("/nonexistent/ca.pem"));
 }

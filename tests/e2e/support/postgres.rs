@@ -90,11 +90,21 @@ impl Postgres {
     /// Starts a server with an empty `tripline` database, or `None` if PostgreSQL is not
     /// available and not required.
     pub fn start() -> Option<Postgres> {
+        Self::start_with(false)
+    }
+
+    /// The same with TLS on: a test CA (`ca_file()`) signs a server certificate for 127.0.0.1.
+    pub fn start_tls() -> Option<Postgres> {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Option<Postgres> {
         let bin = pg_bin()?;
         let dir = tempfile::Builder::new()
             .prefix("tripline-pg-")
             .tempdir()
             .expect("temp dir");
+        let mut owner = None;
         let run_as = if is_root() {
             let user = ["postgres", "nobody"]
                 .into_iter()
@@ -102,10 +112,19 @@ impl Postgres {
                 .expect("running as root: need a `postgres` or `nobody` user for initdb");
             let (uid, gid) = uid_gid(user).unwrap();
             std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).expect("chown temp dir");
+            owner = Some((uid, gid));
             Some(user.to_string())
         } else {
             None
         };
+        let mut tls_opts = String::new();
+        if tls {
+            make_certs(dir.path(), owner);
+            tls_opts = format!(
+                " -c ssl=on -c ssl_cert_file={0}/server.crt -c ssl_key_file={0}/server.key",
+                dir.path().display()
+            );
+        }
         let mut pg = Postgres {
             dir,
             bin,
@@ -133,9 +152,10 @@ impl Postgres {
             pg.port = free_port();
             let opts = format!(
                 "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
-                 -c full_page_writes=off -c timezone=UTC",
+                 -c full_page_writes=off -c timezone=UTC{}",
                 pg.port,
-                pg.dir.path().display()
+                pg.dir.path().display(),
+                tls_opts
             );
             let log = pg.dir.path().join("server.log");
             let ok = pg.try_run(
@@ -226,6 +246,11 @@ impl Postgres {
         )
     }
 
+    /// The test CA's certificate (servers started with `start_tls`).
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
+    }
+
     /// Creates runbook 003's `processing_queue` table.
     pub fn create_processing_queue(&self) {
         self.psql("tripline", PROCESSING_QUEUE_DDL);
@@ -248,6 +273,81 @@ impl Postgres {
             );
             self.running = false;
         }
+    }
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it, with openssl; the key readable by
+/// the server's user only.
+fn make_certs(dir: &std::path::Path, owner: Option<(u32, u32)>) {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl (install it to run the TLS test)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-subj",
+        "/CN=tripline-test-ca",
+        "-days",
+        "2",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    use std::os::unix::fs::PermissionsExt;
+    for f in ["server.key", "server.crt"] {
+        let p = dir.join(f);
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::chown(&p, Some(uid), Some(gid)).unwrap();
+        }
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
 }
 

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// What an `HttpServer` answers: status, content type, body. Called once per request with the
-/// request's head (`GET /path HTTP/1.1` and the header lines).
+/// whole request as text (`GET /path HTTP/1.1`, the header lines, the body).
 pub type Responder = dyn Fn(&str) -> (u16, &'static str, String) + Send + Sync;
 
 /// A loopback HTTP/1.1 server on its own thread, one connection at a time, `Connection: close`.
@@ -96,7 +96,8 @@ fn serve(mut conn: TcpStream, respond: &Responder) -> std::io::Result<()> {
         }
         buf.extend_from_slice(&chunk[..n]);
     }
-    let (status, ctype, body) = respond(&head);
+    let request = String::from_utf8_lossy(&buf).into_owned();
+    let (status, ctype, body) = respond(&request);
     let reason = match status {
         200 => "OK",
         404 => "Not Found",
@@ -110,6 +111,21 @@ fn serve(mut conn: TcpStream, respond: &Responder) -> std::io::Result<()> {
         body.len()
     )?;
     conn.flush()
+}
+
+/// Sends `request` (as received by an `HttpServer`) on to `port` as HTTP/1.0, so the server
+/// closes the connection after answering: (status, body), or `None` if nothing answered.
+pub fn forward(port: u16, request: &str) -> Option<(u16, String)> {
+    let (first, rest) = request.split_once("\r\n")?;
+    let first = first.replacen("HTTP/1.1", "HTTP/1.0", 1);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "{first}\r\n{rest}").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let status = out.split_whitespace().nth(1)?.parse().ok()?;
+    let body = out.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
+    Some((status, body.to_string()))
 }
 
 /// A GET over plain TCP: (status, body), or `None` if nothing answered.

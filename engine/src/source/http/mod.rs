@@ -145,7 +145,7 @@ impl HttpProbeSource {
                 let why = if e.is_timeout() {
                     format!("no answer within {timeout:?}")
                 } else {
-                    error_chain(&e)
+                    error_chain(&e.without_url())
                 };
                 row.insert("error".into(), json!(why));
             }

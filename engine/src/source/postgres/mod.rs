@@ -8,6 +8,9 @@
 //! transaction". Give Tripline a role that can only read as well: the transaction is a guard
 //! rail, not a permission system.
 //!
+//! TLS follows the connection string's `sslmode` (`prefer` by default, `require`, `disable`);
+//! the server's certificate is verified against the web roots and `ca_file`.
+//!
 //! The connection string comes from an environment variable (`dsn_env`); it is read when a
 //! connection is opened and never logged or put into an error message (only the variable's name,
 //! host and database are).
@@ -35,7 +38,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio_postgres::types::{FromSql, Kind, Type};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 const SOURCE: &str = "sql";
 
@@ -53,6 +56,9 @@ pub struct PostgresOptions {
     pub connect_timeout: Duration,
     /// Connections kept open and used at once.
     pub max_connections: usize,
+    /// PEM file of the certificate authorities to trust for TLS (e.g. Amazon RDS's bundle), in
+    /// addition to the public web roots.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// Never shows the connection string: it may hold a password.
@@ -64,6 +70,7 @@ impl std::fmt::Debug for PostgresOptions {
             .field("statement_timeout", &self.statement_timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("max_connections", &self.max_connections)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -76,6 +83,7 @@ impl PostgresOptions {
             statement_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
             max_connections: 4,
+            ca_file: None,
         }
     }
 }
@@ -83,8 +91,10 @@ impl PostgresOptions {
 /// A few connections, opened on demand and reused across cycles; broken ones are dropped.
 pub struct PostgresSource {
     opts: PostgresOptions,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
     idle: Mutex<Vec<Client>>,
     slots: tokio::sync::Semaphore,
+    queries: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for PostgresSource {
@@ -96,13 +106,17 @@ impl std::fmt::Debug for PostgresSource {
 }
 
 impl PostgresSource {
-    pub fn new(opts: PostgresOptions) -> Self {
+    /// Reads `ca_file` now: an unreadable one is a configuration error.
+    pub fn new(opts: PostgresOptions) -> Result<Self, String> {
         let n = opts.max_connections.max(1);
-        PostgresSource {
+        let tls = tls_connector(opts.ca_file.as_deref())?;
+        Ok(PostgresSource {
             opts,
+            tls,
             idle: Mutex::new(Vec::new()),
             slots: tokio::sync::Semaphore::new(n),
-        }
+            queries: Default::default(),
+        })
     }
 
     /// Where we connect, for messages: host, port and database, never the password.
@@ -141,15 +155,16 @@ impl PostgresSource {
         let timeout = timeout.min(self.opts.connect_timeout);
         cfg.connect_timeout(timeout);
         let where_ = Self::describe(&cfg);
-        let (client, conn) = match tokio::time::timeout(timeout, cfg.connect(NoTls)).await {
-            Err(_) => {
-                return Err(format!(
-                    "connecting to {where_}: no answer within {timeout:?}"
-                ))
-            }
-            Ok(Err(e)) => return Err(format!("connecting to {where_}: {}", pg_error(&e))),
-            Ok(Ok(pair)) => pair,
-        };
+        let (client, conn) =
+            match tokio::time::timeout(timeout, cfg.connect(self.tls.clone())).await {
+                Err(_) => {
+                    return Err(format!(
+                        "connecting to {where_}: no answer within {timeout:?}"
+                    ))
+                }
+                Ok(Err(e)) => return Err(format!("connecting to {where_}: {}", pg_error(&e))),
+                Ok(Ok(pair)) => pair,
+            };
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!("postgres connection closed: {e}");
@@ -178,6 +193,8 @@ impl PostgresSource {
         // PostgreSQL enforces statement_timeout; our own limit, a little longer, catches a server
         // that stopped answering altogether.
         let guard = timeout + Duration::from_secs(1);
+        self.queries
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let pooled = self.idle.lock().expect("pool lock").pop();
         let mut result = None;
         if let Some(mut client) = pooled.filter(|c| !c.is_closed()) {
@@ -218,6 +235,39 @@ impl PostgresSource {
             self.idle.lock().expect("pool lock").push(client);
         }
     }
+}
+
+/// TLS as the connection string's `sslmode` asks (`prefer`, the default, falls back to plain
+/// text when the server offers no TLS; `require` insists), verifying the server's certificate
+/// against the public web roots and `ca_file`.
+fn tls_connector(
+    ca_file: Option<&std::path::Path>,
+) -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = ca_file {
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|e| format!("ca_file {}: {e}", path.display()))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!("ca_file {} holds no certificate", path.display()));
+        }
+        for c in certs {
+            roots
+                .add(c)
+                .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+        }
+    }
+    // An explicit provider: the process may link more than one.
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("tls: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
 type Row = BTreeMap<String, Value>;
@@ -604,6 +654,11 @@ impl Source for PostgresSource {
         let n = self.opts.max_connections.max(1);
         let futs: Vec<_> = specs.iter().map(|s| self.answer(s, ctx)).collect();
         bounded(futs, n).await
+    }
+
+    /// Queries sent to the server.
+    fn requests(&self) -> u64 {
+        self.queries.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

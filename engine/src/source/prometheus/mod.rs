@@ -149,6 +149,12 @@ impl PrometheusSource {
             }
         };
         let url = self.base.join(path).map_err(|e| fail(e.to_string()))?;
+        // For messages: without any password the URL may carry.
+        let shown = {
+            let mut u = url.clone();
+            let _ = u.set_password(None);
+            u
+        };
         let headers = headers_from_env(&self.headers_env).map_err(fail)?;
         self.requests.fetch_add(1, Ordering::Relaxed);
         // Prometheus enforces `timeout` itself; give the HTTP exchange a little more so that its
@@ -163,16 +169,18 @@ impl PrometheusSource {
             .await
             .map_err(|e| {
                 fail(if e.is_timeout() {
-                    format!("{url} did not answer within {timeout:?}")
+                    format!("{shown} did not answer within {timeout:?}")
                 } else {
-                    format!("{url}: {}", error_chain(&e))
+                    format!("{shown}: {}", error_chain(&e.without_url()))
                 })
             })?;
         let status = resp.status();
-        let body = resp
-            .text()
-            .await
-            .map_err(|e| fail(format!("{url}: reading the answer: {}", error_chain(&e))))?;
+        let body = resp.text().await.map_err(|e| {
+            fail(format!(
+                "{shown}: reading the answer: {}",
+                error_chain(&e.without_url())
+            ))
+        })?;
         let parsed: Option<ApiResponse> = serde_json::from_str(&body).ok();
         let data = match parsed {
             Some(ApiResponse {
@@ -196,7 +204,7 @@ impl PrometheusSource {
             }
             _ => {
                 return Err(fail(format!(
-                    "HTTP {} from {url}: {}",
+                    "HTTP {} from {shown}: {}",
                     status,
                     snippet(&body)
                 )))
