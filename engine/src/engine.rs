@@ -127,6 +127,8 @@ pub struct CycleReport {
     pub delivery_errors: Vec<(String, String)>,
     /// Pipeline notices for people (a silence expired while its alerts still fire).
     pub notices: Vec<String>,
+    /// The delivery pass that ended the cycle.
+    pub delivery: crate::notify::outbox::DeliveryReport,
     /// Wall-clock time each instance's `query` + `evaluate` took (fetching excluded).
     pub eval_durations: Vec<(String, Duration)>,
 }
@@ -661,10 +663,11 @@ impl Tripline {
         report.notifications = flush.commit.notifications;
         report.delivery_errors = delivery
             .retrying
-            .into_iter()
-            .chain(delivery.dead)
-            .map(|f| (f.receiver, f.message))
+            .iter()
+            .chain(&delivery.dead)
+            .map(|f| (f.receiver.clone(), f.message.clone()))
             .collect();
+        report.delivery = delivery;
         report.transitions = transitions;
         Ok(report)
     }

@@ -45,7 +45,7 @@ fn describe(m: &Metrics) {
         ("tripline_api_calls_per_cycle", "gauge", "API requests made by the last cycle, by source."),
         ("tripline_queries_per_cycle", "gauge", "Distinct queries fetched by the last cycle."),
         ("tripline_alerts", "gauge", "Alerts in the store by state."),
-        ("tripline_notifications_total", "counter", "Notifications by receiver and outcome (sent, failed, dead_lettered)."),
+        ("tripline_notifications_total", "counter", "Notifications by receiver and outcome: queued (into the outbox), sent, failed (will retry), dead_lettered."),
         ("tripline_outbox_depth", "gauge", "Notifications waiting in the outbox."),
         ("tripline_config_reloads_total", "counter", "Config reloads by result."),
     ] {
@@ -204,18 +204,15 @@ impl Daemon {
                 (total - before.get(&kind).copied().unwrap_or(0)) as f64,
             );
         }
-        let sent = r.notifications.len() - r.delivery_errors.len().min(r.notifications.len());
         for n in &r.notifications {
-            let failed = r.delivery_errors.iter().any(|(rcv, _)| rcv == &n.receiver);
             m.inc(
                 "tripline_notifications_total",
-                &[
-                    ("receiver", &n.receiver),
-                    ("outcome", if failed { "failed" } else { "sent" }),
-                ],
+                &[("receiver", &n.receiver), ("outcome", "queued")],
                 1.0,
             );
         }
+        self.record_delivery(&r.delivery);
+        let sent: usize = r.delivery.sent.values().sum();
         if let Ok(alerts) = engine.store().load_alerts().await {
             m.clear("tripline_alerts");
             for state in ["pending", "firing", "resolved"] {
@@ -242,6 +239,26 @@ impl Daemon {
         );
     }
 
+    /// Counts one delivery pass: sent, failed (to be retried) and dead-lettered, per receiver.
+    fn record_delivery(&self, d: &crate::notify::outbox::DeliveryReport) {
+        for (receiver, n) in &d.sent {
+            self.metrics.inc(
+                "tripline_notifications_total",
+                &[("receiver", receiver), ("outcome", "sent")],
+                *n as f64,
+            );
+        }
+        for (outcome, failures) in [("failed", &d.retrying), ("dead_lettered", &d.dead)] {
+            for f in failures {
+                self.metrics.inc(
+                    "tripline_notifications_total",
+                    &[("receiver", &f.receiver), ("outcome", outcome)],
+                    1.0,
+                );
+            }
+        }
+    }
+
     /// The notification pipeline between cycles: group waits, escalation steps, silences that
     /// ended, paced and retried deliveries. Returns how long to wait before the next call: at
     /// most a second, less when a paced or retried delivery comes due sooner.
@@ -249,13 +266,14 @@ impl Daemon {
         let engine = self.engine().await;
         match engine.notify_at(now).await {
             Ok((flush, delivery)) => {
-                for f in &delivery.dead {
+                for n in &flush.commit.notifications {
                     self.metrics.inc(
                         "tripline_notifications_total",
-                        &[("receiver", &f.receiver), ("outcome", "dead_lettered")],
+                        &[("receiver", &n.receiver), ("outcome", "queued")],
                         1.0,
                     );
                 }
+                self.record_delivery(&delivery);
                 if !flush.commit.notifications.is_empty() || !delivery.delivered.is_empty() {
                     tracing::debug!(
                         queued = flush.commit.notifications.len(),

@@ -153,6 +153,8 @@ pub struct DeliveryFailure {
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryReport {
     pub delivered: Vec<String>,
+    /// Deliveries per receiver.
+    pub sent: BTreeMap<String, usize>,
     /// Failed attempts that will be retried.
     pub retrying: Vec<DeliveryFailure>,
     /// Entries given up on.
@@ -164,6 +166,9 @@ pub struct DeliveryReport {
 impl DeliveryReport {
     fn merge(&mut self, o: DeliveryReport) {
         self.delivered.extend(o.delivered);
+        for (r, n) in o.sent {
+            *self.sent.entry(r).or_default() += n;
+        }
         self.retrying.extend(o.retrying);
         self.dead.extend(o.dead);
         self.paced += o.paced;
@@ -294,6 +299,7 @@ impl Outbox {
                     self.store.outbox_update(&e).await?;
                     tracing::info!(receiver, id = %e.notification.id, attempts = e.attempts, "notification delivered");
                     report.delivered.push(e.notification.id.clone());
+                    *report.sent.entry(receiver.to_string()).or_default() += 1;
                     if let Some(mut a) = failing.take() {
                         a.state = AlertState::Resolved;
                         a.ends_at = Some(at);

@@ -5,7 +5,7 @@ use super::meta::RuleMeta;
 use super::sandbox::now_secs;
 use crate::alert::{Alert, AlertCandidate, Labels, Severity};
 use crate::data::{Comparison, QueryData, QueryOutcome, Series, Table};
-use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, NativeCallContext, INT};
+use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, INT};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -476,19 +476,22 @@ pub(super) fn register(engine: &mut Engine) {
     // Triage context.
     engine.register_type_with_name::<TriageContext>("TriageContext");
     engine.register_get("params", |c: &mut TriageContext| c.params.clone());
-    let follow_up =
-        |_ctx: NativeCallContext, c: &mut TriageContext, spec: Map| -> RhaiResult<Dynamic> {
+    // Named `fetch`, not `query`: Rhai resolves a script's own functions first, and every rule
+    // defines `fn query(p)`, which would shadow a native `ctx.query(spec)`.
+    engine.register_fn(
+        "fetch",
+        |c: &mut TriageContext, spec: Map| -> RhaiResult<Dynamic> {
             let mut specs = Map::new();
             specs.insert("q".into(), Dynamic::from_map(spec));
             let spec = query_specs(Dynamic::from_map(specs))
                 .map_err(|e| -> Box<EvalAltResult> { e.into() })?
                 .remove("q")
                 .ok_or("empty spec")?;
-            outcome_to_dynamic((c.runner)(spec))
-        };
-    engine.register_fn("query", follow_up);
-    // Rhai resolves script functions before native ones, so inside a rule that defines
-    // `fn query(p)` (every rule), `ctx.query(spec)` calls the rule's own `query` with `this = ctx`.
-    // `ctx.fetch(spec)` is the same follow-up query under a name rules do not define.
-    engine.register_fn("fetch", follow_up);
+            // Waiting on the source is not the script's time: the deadline moves by as much.
+            let started = std::time::Instant::now();
+            let outcome = (c.runner)(spec);
+            super::sandbox::extend_deadline(started.elapsed());
+            outcome_to_dynamic(outcome)
+        },
+    );
 }

@@ -48,6 +48,11 @@ thread_local! {
     static NOW: Cell<i64> = const { Cell::new(0) };
 }
 
+/// Moves the running call's deadline later by `by` (time spent waiting on a follow-up query).
+pub(crate) fn extend_deadline(by: Duration) {
+    DEADLINE.with(|d| d.set(d.get().map(|t| t + by)));
+}
+
 /// The evaluation instant of the call running on this thread, as Unix seconds (`now()` in rules).
 pub(crate) fn now_secs() -> i64 {
     NOW.with(|n| n.get())

@@ -152,3 +152,53 @@ fn fire_rejects_unknown_keys_and_needs_a_summary() {
     let f = failure(Limits::default(), "fire(#{ labels: #{} });");
     assert!(f.message.contains("summary is required"), "{f}");
 }
+
+#[test]
+fn triage_fetch_runs_the_follow_up_query_and_its_wait_is_not_script_time() {
+    use crate::data::{QueryData, Table};
+    let limits = Limits {
+        deadline: Duration::from_millis(50),
+        ..Limits::default()
+    };
+    let engine = RuleEngine::new(limits, &[]);
+    let src = "const RULE = #{ id: \"t/triage\" };\nfn query(p) { #{} }\nfn evaluate(d, p) { }\nfn triage(a, ctx) {\n  let t1 = ctx.fetch(logs_insights(#{ query: \"a\" }));\n  let t2 = ctx.fetch(logs_insights(#{ query: \"b\" }));\n  #{ rows: t1.len() + t2.len(), group: ctx.params.group }\n}\n";
+    let rule = load_rule_source(&engine, PathBuf::from("t.rhai"), src)
+        .unwrap()
+        .unwrap();
+    // A slow source: each follow-up takes longer than the whole script deadline.
+    let runner = std::sync::Arc::new(|spec: QuerySpec| {
+        std::thread::sleep(Duration::from_millis(80));
+        assert_eq!(spec.kind, "logs_insights");
+        Ok(QueryData::Table(Table::new("t", vec![Default::default()])))
+    });
+    let mut params = Map::new();
+    params.insert("group".into(), "/aws/lambda/f".into());
+    let alert = crate::alert::Alert {
+        fingerprint: "f".into(),
+        rule: "t/triage".into(),
+        instance: "i".into(),
+        labels: Default::default(),
+        state: crate::alert::AlertState::Firing,
+        severity: crate::alert::Severity::Warning,
+        summary: "s".into(),
+        runbook: None,
+        value: None,
+        details: Default::default(),
+        active_since: Utc::now(),
+        starts_at: None,
+        ends_at: None,
+        last_active: Utc::now(),
+        updated_at: Utc::now(),
+        severity_changed_at: None,
+    };
+    let out = engine
+        .triage(
+            &rule,
+            &alert,
+            TriageContext::new(params, runner),
+            Utc::now(),
+        )
+        .unwrap();
+    assert_eq!(out.get("rows").unwrap().as_int().unwrap(), 2);
+    assert_eq!(out.get("group").unwrap().to_string(), "/aws/lambda/f");
+}

@@ -80,6 +80,15 @@ fn serves_health_metrics_and_an_authenticated_api() {
         assert!(m.contains_key(name), "{name} missing from {m:#?}");
     }
     assert_eq!(m["tripline_alerts{state=\"firing\"}"], 5.0);
+    // The five firing alerts were delivered to the console receiver.
+    assert!(
+        m.get("tripline_notifications_total{receiver=\"console\",outcome=\"sent\"}")
+            .copied()
+            .unwrap_or(0.0)
+            >= 1.0,
+        "{m:#?}"
+    );
+    assert!(m.contains_key("tripline_outbox_depth"), "{m:#?}");
 
     // Mutations need the token; reads need it too unless opened by config.
     assert_eq!(
