@@ -428,9 +428,26 @@ impl Tripline {
     /// paced or retried deliveries happen on time; `tripline deliver` and `tripline ack` use it too.
     pub async fn notify_at(&self, at: Timestamp) -> Result<(Flush, DeliveryReport)> {
         let _one_at_a_time = self.notify_lock.lock().await;
+        let expired = crate::ingest::expired(&self.store.load_alerts().await?, at);
+        if !expired.is_empty() {
+            self.store.save_alerts(&expired, &[]).await?;
+        }
         let flush = self.pipeline.flush(self.store.as_ref(), at).await?;
         let delivery = self.outbox.deliver_due(at).await?;
         Ok((flush, delivery))
+    }
+
+    /// Takes alerts posted in Alertmanager's format (`POST /api/v2/alerts`) into the store, where
+    /// the pipeline picks them up. Returns how many were new or changed.
+    pub async fn ingest(
+        &self,
+        alerts: Vec<crate::ingest::PostableAlert>,
+        at: Timestamp,
+    ) -> Result<usize> {
+        let stored = self.store.load_alerts().await?;
+        let changed = crate::ingest::merge(alerts, &stored, at).map_err(Error::Config)?;
+        self.store.save_alerts(&changed, &[]).await?;
+        Ok(changed.len())
     }
 
     pub fn pipeline(&self) -> &Pipeline {

@@ -41,6 +41,7 @@ pub mod daemon;
 pub mod data;
 mod engine;
 pub mod error;
+pub mod ingest;
 pub mod notify;
 pub mod pipeline;
 pub mod rule;

@@ -69,6 +69,7 @@ pub fn router(daemon: Arc<Daemon>, auth: Auth) -> Router {
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
         .route("/api/v1/alerts", get(alerts))
+        .route("/api/v2/alerts", post(ingest))
         .route(
             "/api/v1/silences",
             get(silences_list)
@@ -265,4 +266,39 @@ async fn ack(
         tracing::error!("notification pipeline failed after an ack: {e}");
     }
     Json(serde_json::json!({ "acknowledged": fp, "by": by })).into_response()
+}
+
+/// Alertmanager's `POST /api/v2/alerts`: Prometheus (or anything speaking that API) can send its
+/// alerts here. Authenticated like every mutation (Prometheus: `authorization` in its
+/// `alertmanagers` config).
+async fn ingest(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(r) = authorize(&s, &headers, true) {
+        return *r;
+    }
+    let alerts: Vec<crate::ingest::PostableAlert> = match serde_json::from_slice(&body) {
+        Ok(a) => a,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(serde_json::json!({ "error": format!("not Alertmanager v2 alerts: {e}") })),
+            )
+                .into_response()
+        }
+    };
+    let engine = s.daemon.engine().await;
+    match engine.ingest(alerts, s.daemon.clock.now()).await {
+        Ok(_) => {
+            s.daemon.wake_notify();
+            StatusCode::OK.into_response()
+        }
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            Json(serde_json::json!({ "error": e.to_string() })),
+        )
+            .into_response(),
+    }
 }

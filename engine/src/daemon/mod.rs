@@ -29,6 +29,8 @@ pub struct Daemon {
     ready: AtomicBool,
     last_run: Mutex<HashMap<String, Timestamp>>,
     clock: Arc<dyn Clock>,
+    /// Wakes the notification loop early (alerts just arrived through the API).
+    wake: tokio::sync::Notify,
 }
 
 fn describe(m: &Metrics) {
@@ -74,6 +76,7 @@ impl Daemon {
             ready: AtomicBool::new(true),
             last_run: Mutex::new(HashMap::new()),
             clock,
+            wake: tokio::sync::Notify::new(),
         }))
     }
 
@@ -239,6 +242,11 @@ impl Daemon {
         );
     }
 
+    /// Runs the notification pipeline now rather than at its next tick.
+    pub fn wake_notify(&self) {
+        self.wake.notify_one();
+    }
+
     /// Counts one delivery pass: sent, failed (to be retried) and dead-lettered, per receiver.
     fn record_delivery(&self, d: &crate::notify::outbox::DeliveryReport) {
         for (receiver, n) in &d.sent {
@@ -348,6 +356,9 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {
+                    wait = notify_daemon.notify_tick(notify_clock.now()).await;
+                }
+                _ = notify_daemon.wake.notified() => {
                     wait = notify_daemon.notify_tick(notify_clock.now()).await;
                 }
                 _ = async { let _ = notify_stop.wait_for(|s| *s).await; } => break,
