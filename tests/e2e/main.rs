@@ -6,5 +6,6 @@ mod support;
 mod aws;
 mod daemon;
 mod engine;
+mod examples;
 mod notify;
 mod sources;
