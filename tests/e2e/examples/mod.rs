@@ -160,7 +160,21 @@ pub fn eval(dir: &Path, env: &[(String, String)], at: Option<&str>) -> Vec<Value
         stdout(&out),
         stderr(&out)
     );
-    serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(&out)))
+    let alerts =
+        serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(&out)));
+    // `eval` makes one delivery pass; receivers are paced (Slack 1/s), so drain the rest.
+    let out = tripline(
+        dir,
+        env,
+        &["deliver", "--config", "tripline.toml", "--within", "20s"],
+    );
+    assert!(
+        out.status.success(),
+        "deliver: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    alerts
 }
 
 /// `(instance, state, severity)` of each alert, sorted.
@@ -194,4 +208,14 @@ pub fn dir_with(config: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("tripline.toml"), config).unwrap();
     dir
+}
+
+impl Receivers {
+    pub fn by_name_requests(&self, name: &str) -> Vec<(u16, String, String)> {
+        self.by_name[name]
+            .requests()
+            .iter()
+            .map(|r| (r.answered, r.path.clone(), String::from_utf8_lossy(&r.body).into_owned()))
+            .collect()
+    }
 }
