@@ -10,19 +10,43 @@ fn every_example_config_passes_check() {
         ("AWS_REGION", "us-east-1"),
         ("AWS_EC2_METADATA_DISABLED", "true"),
         ("AWS_CONFIG_FILE", "/nonexistent/aws-config"),
-        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials"),
-        ("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T0/B0/dummy"),
+        (
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/aws-credentials",
+        ),
+        (
+            "SLACK_WEBHOOK_URL",
+            "https://hooks.slack.com/services/T0/B0/dummy",
+        ),
         ("PAGERDUTY_ROUTING_KEY", "dummy-routing-key"),
-        ("TEAM_LEAD_WEBHOOK_URL", "https://hooks.example.com/team-lead"),
+        (
+            "TEAM_LEAD_WEBHOOK_URL",
+            "https://hooks.example.com/team-lead",
+        ),
         ("MANAGER_WEBHOOK_URL", "https://hooks.example.com/manager"),
         ("DEVOPS_WEBHOOK_URL", "https://hooks.example.com/devops"),
-        ("PLATFORM_LEAD_WEBHOOK_URL", "https://hooks.example.com/platform-lead"),
+        (
+            "PLATFORM_LEAD_WEBHOOK_URL",
+            "https://hooks.example.com/platform-lead",
+        ),
         ("CTO_WEBHOOK_URL", "https://hooks.example.com/cto"),
-        ("MARKETING_WEBHOOK_URL", "https://hooks.example.com/marketing"),
-        ("SECONDARY_ONCALL_WEBHOOK_URL", "https://hooks.example.com/secondary"),
+        (
+            "MARKETING_WEBHOOK_URL",
+            "https://hooks.example.com/marketing",
+        ),
+        (
+            "SECONDARY_ONCALL_WEBHOOK_URL",
+            "https://hooks.example.com/secondary",
+        ),
         ("DBA_WEBHOOK_URL", "https://hooks.example.com/dba"),
-        ("MANAGEMENT_WEBHOOK_URL", "https://hooks.example.com/management"),
-        ("PROCESSING_QUEUE_DSN", "host=db.internal user=tripline_ro dbname=rpa_db"),
+        (
+            "MANAGEMENT_WEBHOOK_URL",
+            "https://hooks.example.com/management",
+        ),
+        (
+            "PROCESSING_QUEUE_DSN",
+            "host=db.internal user=tripline_ro dbname=rpa_db",
+        ),
         ("REDIS_URL", "redis://127.0.0.1:6379/0"),
     ]
     .iter()

@@ -98,12 +98,18 @@ pub fn pagerduty_triggers(bodies: &[Value]) -> Vec<(String, String, String)> {
         .filter(|b| b["event_action"] == "trigger")
         .map(|b| {
             (
-                b["payload"]["class"].as_str().unwrap_or_default().to_string(),
+                b["payload"]["class"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
                 b["payload"]["severity"]
                     .as_str()
                     .unwrap_or_default()
                     .to_string(),
-                b["links"][0]["href"].as_str().unwrap_or_default().to_string(),
+                b["links"][0]["href"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
             )
         })
         .collect();
@@ -208,14 +214,4 @@ pub fn dir_with(config: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("tripline.toml"), config).unwrap();
     dir
-}
-
-impl Receivers {
-    pub fn by_name_requests(&self, name: &str) -> Vec<(u16, String, String)> {
-        self.by_name[name]
-            .requests()
-            .iter()
-            .map(|r| (r.answered, r.path.clone(), String::from_utf8_lossy(&r.body).into_owned()))
-            .collect()
-    }
 }
