@@ -214,7 +214,11 @@ async fn intelliflow_worker_down_mutes_its_queue_and_pages_and_healthy_workers_a
     // The queues back up while ingestion-worker is down; 5 minutes later every `for:` has held.
     push("intelliflow:text-extraction", 2_500);
     push("intelliflow:notifications:email", 1_500);
-    std::thread::sleep(Duration::from_millis(1_500));
+    // Prometheus answers an instant query from the last 5 minutes of samples: the evaluation
+    // at `at + 301s` needs scrapes made after `at + 1s`, so let a few happen.
+    while chrono::Utc::now() < at + chrono::Duration::seconds(4) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let later = (at + chrono::Duration::seconds(301)).to_rfc3339();
     let alerts = eval(dir.path(), &env, Some(&later));
     let firing: Vec<_> = summary(&alerts)
