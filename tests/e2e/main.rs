@@ -6,6 +6,7 @@ mod support;
 mod aws;
 mod daemon;
 mod engine;
+mod examples;
 mod ingest;
 mod notify;
 mod sources;

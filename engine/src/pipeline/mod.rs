@@ -643,6 +643,7 @@ mod tests;
 /// a label in Alertmanager's world), so `severity="critical"` routes, inhibits and silences.
 pub(crate) fn match_labels(a: &Alert) -> crate::alert::Labels {
     let mut l = a.labels.clone();
-    l.entry("severity".into()).or_insert_with(|| a.severity.as_str().into());
+    l.entry("severity".into())
+        .or_insert_with(|| a.severity.as_str().into());
     l
 }

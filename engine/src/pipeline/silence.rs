@@ -102,7 +102,11 @@ impl SilenceStage {
         alerts
             .iter()
             .filter(|a| !(self.send_resolved && a.state == AlertState::Resolved))
-            .filter(|a| active.iter().any(|(_, ms)| all_match(ms, &super::match_labels(a))))
+            .filter(|a| {
+                active
+                    .iter()
+                    .any(|(_, ms)| all_match(ms, &super::match_labels(a)))
+            })
             .map(|a| a.fingerprint.clone())
             .collect()
     }
