@@ -125,6 +125,8 @@ pub struct CycleReport {
     pub notifications: Vec<Notification>,
     /// (receiver, error) of deliveries that failed in this cycle's delivery pass.
     pub delivery_errors: Vec<(String, String)>,
+    /// Outbox ids delivered in this cycle's delivery pass.
+    pub delivered: Vec<String>,
     /// Pipeline notices for people (a silence expired while its alerts still fire).
     pub notices: Vec<String>,
     /// Wall-clock time each instance's `query` + `evaluate` took (fetching excluded).
@@ -659,6 +661,7 @@ impl Tripline {
         let (flush, delivery) = self.notify_at(at).await?;
         report.notices = flush.notices;
         report.notifications = flush.commit.notifications;
+        report.delivered = delivery.delivered;
         report.delivery_errors = delivery
             .retrying
             .into_iter()

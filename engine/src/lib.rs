@@ -41,6 +41,7 @@ pub mod daemon;
 pub mod data;
 mod engine;
 pub mod error;
+pub mod lambda;
 pub mod notify;
 pub mod pipeline;
 pub mod rule;

@@ -8,3 +8,4 @@ mod daemon;
 mod engine;
 mod notify;
 mod sources;
+mod store;
