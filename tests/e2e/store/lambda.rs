@@ -28,13 +28,18 @@ async fn each_invocation_runs_one_cycle_and_the_next_sees_its_state() {
     credentials_in_env();
     let rx = Receiver::start_with(Reply::Status(200));
     let dir = tempfile::tempdir().unwrap();
-    let now = Utc::now() - Duration::seconds(30);
-    let p = |d: i64| (now + Duration::minutes(d)).to_rfc3339_opts(SecondsFormat::Secs, true);
+    // The rule reads the last complete 5-minute period: run 30 s into a period, with data in the
+    // one before.
+    let floor = Utc::now().timestamp() / 300 * 300;
+    let period_start = chrono::DateTime::from_timestamp(floor, 0).unwrap();
+    let now = period_start + Duration::seconds(30);
+    let p =
+        |d: i64| (period_start + Duration::minutes(d)).to_rfc3339_opts(SecondsFormat::Secs, true);
     std::fs::write(
         dir.path().join("data.toml"),
         format!(
             "[[series]]\nmatch = {{ metric = \"ApproximateNumberOfMessagesVisible\" }}\npoints = [[\"{}\", 5000.0], [\"{}\", 6000.0]]\n",
-            p(-2),
+            p(-3),
             p(-1)
         ),
     )
