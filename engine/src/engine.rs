@@ -125,6 +125,8 @@ pub struct CycleReport {
     pub notifications: Vec<Notification>,
     /// (receiver, error) of deliveries that failed in this cycle's delivery pass.
     pub delivery_errors: Vec<(String, String)>,
+    /// Outbox ids delivered in this cycle's delivery pass.
+    pub delivered: Vec<String>,
     /// Pipeline notices for people (a silence expired while its alerts still fire).
     pub notices: Vec<String>,
     /// The delivery pass that ended the cycle.
@@ -678,6 +680,7 @@ impl Tripline {
         let (flush, delivery) = self.notify_at(at).await?;
         report.notices = flush.notices;
         report.notifications = flush.commit.notifications;
+        report.delivered = delivery.delivered.clone();
         report.delivery_errors = delivery
             .retrying
             .iter()

@@ -42,6 +42,7 @@ pub mod data;
 mod engine;
 pub mod error;
 pub mod ingest;
+pub mod lambda;
 pub mod notify;
 pub mod pipeline;
 pub mod rule;

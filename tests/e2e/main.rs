@@ -10,3 +10,4 @@ mod examples;
 mod ingest;
 mod notify;
 mod sources;
+mod store;

@@ -55,6 +55,8 @@ pub struct AwsTimeouts {
     pub logs: Option<String>,
     /// SNS `Publish` attempts (default `"5s"`).
     pub sns: Option<String>,
+    /// DynamoDB store calls (default `"5s"`).
+    pub dynamodb: Option<String>,
 }
 
 /// Which service a client is built for; picks the attempt timeout.
@@ -63,6 +65,7 @@ pub enum Service {
     CloudWatch,
     Logs,
     Sns,
+    DynamoDb,
 }
 
 fn dur(s: Option<&String>, default: Duration, what: &str) -> Result<Duration, String> {
@@ -93,6 +96,11 @@ impl AwsConfig {
                 Duration::from_secs(5),
                 "timeouts.sns",
             ),
+            Service::DynamoDb => dur(
+                self.timeouts.dynamodb.as_ref(),
+                Duration::from_secs(5),
+                "timeouts.dynamodb",
+            ),
         }
     }
 
@@ -103,7 +111,12 @@ impl AwsConfig {
             Duration::from_secs(3),
             "connect_timeout",
         )?;
-        for s in [Service::CloudWatch, Service::Logs, Service::Sns] {
+        for s in [
+            Service::CloudWatch,
+            Service::Logs,
+            Service::Sns,
+            Service::DynamoDb,
+        ] {
             self.attempt_timeout(s)?;
         }
         if let Some(u) = &self.endpoint_url {

@@ -165,6 +165,14 @@ pub enum StoreConfig {
     },
     /// Nothing persisted (tests, dry runs).
     Memory {},
+    /// One DynamoDB table shared by every replica (and by the Lambda entry); region, endpoint
+    /// and credentials come from the `[aws]` table. See docs/deploy.md.
+    Dynamodb {
+        table: String,
+        /// Create the table (on-demand billing, keys `pk`/`sk`) on first use if it is missing.
+        #[serde(default)]
+        create_table: bool,
+    },
 }
 
 fn default_db() -> String {

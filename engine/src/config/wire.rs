@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::notify::{console::ConsoleNotifier, Notifier};
 use crate::rule::Limits;
 use crate::source::{FixtureData, FixtureSource, Source};
-use crate::store::{SqliteStore, Store};
+use crate::store::{DynamoStore, SqliteStore, Store};
 use crate::{InstanceSpec, Tripline};
 use std::sync::Arc;
 
@@ -35,6 +35,13 @@ pub fn build_store(cfg: &Config) -> Result<Arc<dyn Store>> {
     Ok(match &cfg.raw.store {
         StoreConfig::Sqlite { path } => Arc::new(SqliteStore::open(cfg.resolve(path))?),
         StoreConfig::Memory {} => Arc::new(SqliteStore::in_memory()?),
+        StoreConfig::Dynamodb {
+            table,
+            create_table,
+        } => Arc::new(
+            DynamoStore::new(&aws_config(cfg), table, *create_table)
+                .map_err(|e| aws_error(cfg, e.to_string()))?,
+        ),
     })
 }
 
@@ -236,9 +243,11 @@ fn std_duration(
     }
 }
 
-/// Whether the config calls AWS: an `[aws]` table, or a CloudWatch/Logs source or SNS receiver.
+/// Whether the config calls AWS: an `[aws]` table, a DynamoDB store, or a CloudWatch/Logs source
+/// or SNS receiver.
 pub fn uses_aws(cfg: &Config) -> bool {
     cfg.raw.aws.is_some()
+        || matches!(cfg.raw.store, StoreConfig::Dynamodb { .. })
         || cfg.raw.sources.values().any(|s| s.get_ref().uses_aws())
         || cfg
             .raw

@@ -2,9 +2,11 @@
 //! progress join this trait as the pipeline grows. SQLite is the embedded default; a DynamoDB
 //! implementation serves Lambda and replicas.
 
+pub mod dynamodb;
 mod notify_tables;
 mod sqlite;
 
+pub use dynamodb::DynamoStore;
 pub use sqlite::SqliteStore;
 
 use crate::alert::Alert;
