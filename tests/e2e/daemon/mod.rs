@@ -164,3 +164,76 @@ fn sighup_with_a_broken_config_keeps_the_old_rules_and_sigterm_exits_0() {
     assert_eq!(d.wait_exit(30), Some(0));
     assert!(d.log.lock().unwrap().contains("stopped"));
 }
+
+#[test]
+fn sigterm_with_pending_notifications_exits_0_and_a_restart_delivers_each_once() {
+    use crate::support::receiver::{Receiver, Reply};
+    let rx = Receiver::start_with(Reply::Status(503));
+    let dir = demo_dir();
+    let path = dir.path().join("tripline.toml");
+    let config = std::fs::read_to_string(&path).unwrap().replace(
+        "listen = \"127.0.0.1:0\"",
+        "listen = \"127.0.0.1:0\"\nshutdown_timeout = \"3s\"",
+    );
+    std::fs::write(
+        &path,
+        format!(
+            "{config}\n[[receiver]]\ntype = \"webhook\"\nname = \"hook\"\nurl = \"{}\"\n",
+            rx.url("/hook")
+        ),
+    )
+    .unwrap();
+
+    // The receiver is down: notifications wait in the outbox.
+    let mut d = Daemon::start(dir.path(), "tripline.toml", &[]);
+    let failed = |d: &Daemon| {
+        parse_metrics(&get(&d.addr, "/metrics").body)
+            .get("tripline_notifications_total{receiver=\"hook\",outcome=\"failed\"}")
+            .copied()
+            .unwrap_or(0.0)
+    };
+    d.wait_for(30, "failed deliveries to the hook", || failed(&d) >= 1.0);
+    d.signal("TERM");
+    assert_eq!(
+        d.wait_exit(30),
+        Some(0),
+        "exit 0 within the shutdown timeout"
+    );
+    drop(d);
+
+    // Up again: a new process delivers what was pending, each notification once.
+    rx.reply(Reply::Status(202));
+    let d = Daemon::start(dir.path(), "tripline.toml", &[]);
+    d.wait_for(30, "the five firing alerts delivered", || {
+        rx.accepted()
+            .iter()
+            .map(|r| r.json()["alerts"].as_array().map(|a| a.len()).unwrap_or(0))
+            .sum::<usize>()
+            >= 5
+    });
+    let mut ids: Vec<String> = rx
+        .accepted()
+        .iter()
+        .map(|r| r.header("x-tripline-notification-id").unwrap().to_string())
+        .collect();
+    let n = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "a notification was delivered twice");
+    let alerts: std::collections::BTreeSet<String> = rx
+        .accepted()
+        .iter()
+        .flat_map(|r| r.json()["alerts"].as_array().cloned().unwrap_or_default())
+        .map(|a| {
+            a["labels"]["alertname"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        alerts.len(),
+        5,
+        "every firing alert reached the hook: {alerts:?}"
+    );
+}
