@@ -1,13 +1,9 @@
 //! `tripline ack FINGERPRINT`: someone took the alert. Escalation stops for its current episode,
 //! and receivers that were told of it and track incidents (PagerDuty) are told at once.
 
-use super::{load_config, report_invalid};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use tripline::alert::AlertState;
-use tripline::clock::ManualClock;
-use tripline::config::wire::{self, WireOptions};
 use tripline::pipeline::escalate::Ack;
 
 #[derive(clap::Args)]
@@ -25,25 +21,9 @@ pub struct AckArgs {
 }
 
 pub async fn run(a: AckArgs) -> anyhow::Result<ExitCode> {
-    let cfg = match load_config(&a.config) {
-        Ok(c) => c,
-        Err(code) => return Ok(code),
-    };
-    let at = match &a.at {
-        Some(s) => chrono::DateTime::parse_from_rfc3339(s)
-            .map_err(|e| anyhow::anyhow!("--at {s:?}: {e}"))?
-            .with_timezone(&chrono::Utc),
-        None => chrono::Utc::now(),
-    };
-    let engine = match wire::build(
-        &cfg,
-        WireOptions {
-            clock: Arc::new(ManualClock::new(at)),
-            ..Default::default()
-        },
-    ) {
+    let (engine, at) = match super::engine_at(&a.config, a.at.as_deref())? {
         Ok(e) => e,
-        Err(e) => return Ok(report_invalid(e)),
+        Err(code) => return Ok(code),
     };
     let store = engine.store().clone();
     let alerts = store.load_alerts().await?;

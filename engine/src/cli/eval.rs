@@ -1,9 +1,6 @@
-use super::{alert_json, load_config, print_alerts, report_invalid, Format};
+use super::{alert_json, print_alerts, Format};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use tripline::clock::ManualClock;
-use tripline::config::wire::{self, WireOptions};
 
 #[derive(clap::Args)]
 pub struct EvalArgs {
@@ -27,25 +24,9 @@ impl EvalArgs {
 }
 
 pub async fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
-    let cfg = match load_config(&a.config) {
-        Ok(c) => c,
-        Err(code) => return Ok(code),
-    };
-    let at = match &a.at {
-        Some(s) => chrono::DateTime::parse_from_rfc3339(s)
-            .map_err(|e| anyhow::anyhow!("--at {s:?}: {e}"))?
-            .with_timezone(&chrono::Utc),
-        None => chrono::Utc::now(),
-    };
-    let engine = match wire::build(
-        &cfg,
-        WireOptions {
-            clock: Arc::new(ManualClock::new(at)),
-            ..Default::default()
-        },
-    ) {
+    let (engine, at) = match super::engine_at(&a.config, a.at.as_deref())? {
         Ok(e) => e,
-        Err(e) => return Ok(report_invalid(e)),
+        Err(code) => return Ok(code),
     };
     let report = engine.run_cycle_at(at, None).await?;
     let mut out = std::io::stdout().lock();

@@ -49,6 +49,37 @@ pub fn load_config(path: &Path) -> Result<Config, ExitCode> {
     Config::load(path).map_err(report_invalid)
 }
 
+/// Parses `--at` (RFC 3339; default now).
+pub fn parse_at(at: Option<&str>) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    Ok(match at {
+        Some(s) => chrono::DateTime::parse_from_rfc3339(s)
+            .map_err(|e| anyhow::anyhow!("--at {s:?}: {e}"))?
+            .with_timezone(&chrono::Utc),
+        None => chrono::Utc::now(),
+    })
+}
+
+/// Loads a config and builds its engine on a clock stopped at `--at`. `Err(code)` when the config
+/// is invalid (its problems already printed).
+pub fn engine_at(
+    config: &Path,
+    at: Option<&str>,
+) -> anyhow::Result<Result<(tripline::Tripline, chrono::DateTime<chrono::Utc>), ExitCode>> {
+    let cfg = match load_config(config) {
+        Ok(c) => c,
+        Err(code) => return Ok(Err(code)),
+    };
+    let at = parse_at(at)?;
+    let opts = tripline::config::wire::WireOptions {
+        clock: std::sync::Arc::new(tripline::clock::ManualClock::new(at)),
+        ..Default::default()
+    };
+    Ok(match tripline::config::wire::build(&cfg, opts) {
+        Ok(e) => Ok((e, at)),
+        Err(e) => Err(report_invalid(e)),
+    })
+}
+
 #[derive(Debug, Clone, Copy, Default, clap::ValueEnum)]
 pub enum Format {
     #[default]
