@@ -18,8 +18,8 @@ pub struct InhibitRule {
 impl InhibitRule {
     fn inhibits(&self, source: &Alert, target: &Alert) -> bool {
         source.fingerprint != target.fingerprint
-            && all_match(&self.source_matchers, &super::match_labels(source))
-            && all_match(&self.target_matchers, &super::match_labels(target))
+            && all_match(&self.source_matchers, &source.labels)
+            && all_match(&self.target_matchers, &target.labels)
             && self
                 .equal
                 .iter()
@@ -44,7 +44,7 @@ impl Inhibitor {
         for rule in &self.rules {
             let sources: Vec<&&Alert> = firing
                 .iter()
-                .filter(|a| all_match(&rule.source_matchers, &super::match_labels(a)))
+                .filter(|a| all_match(&rule.source_matchers, &a.labels))
                 .collect();
             if sources.is_empty() {
                 continue;

@@ -322,7 +322,7 @@ impl Pipeline {
         for a in alerts.iter().filter(|a| {
             !out.silenced.contains(&a.fingerprint) && !out.inhibited.contains(&a.fingerprint)
         }) {
-            for r in self.cfg.route.matching(&match_labels(a)) {
+            for r in self.cfg.route.matching(&a.labels) {
                 let labels = group_labels(r, a);
                 let key = group_key(r, &labels);
                 groups
@@ -638,12 +638,3 @@ fn notification(
 
 #[cfg(test)]
 mod tests;
-
-/// The labels matchers see: the alert's labels plus `severity` (a field of its own in Tripline,
-/// a label in Alertmanager's world), so `severity="critical"` routes, inhibits and silences.
-pub(crate) fn match_labels(a: &Alert) -> crate::alert::Labels {
-    let mut l = a.labels.clone();
-    l.entry("severity".into())
-        .or_insert_with(|| a.severity.as_str().into());
-    l
-}

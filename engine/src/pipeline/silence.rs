@@ -78,7 +78,7 @@ impl Silence {
 
     pub fn mutes(&self, alert: &Alert) -> bool {
         self.parsed()
-            .is_some_and(|ms| all_match(&ms, &super::match_labels(alert)))
+            .is_some_and(|ms| all_match(&ms, &alert.labels))
     }
 }
 
@@ -102,11 +102,7 @@ impl SilenceStage {
         alerts
             .iter()
             .filter(|a| !(self.send_resolved && a.state == AlertState::Resolved))
-            .filter(|a| {
-                active
-                    .iter()
-                    .any(|(_, ms)| all_match(ms, &super::match_labels(a)))
-            })
+            .filter(|a| active.iter().any(|(_, ms)| all_match(ms, &a.labels)))
             .map(|a| a.fingerprint.clone())
             .collect()
     }
