@@ -1,0 +1,1 @@
+"""The benchmark sections. Each module exposes `run(ctx: Context) -> list[Section]`."""
