@@ -104,12 +104,15 @@ pub fn tick(
 }
 
 /// The labels that identify an alert's group on a route.
-pub fn group_labels(route: &Route, alert: &Alert) -> Labels {
+/// The labels a route groups `alert` by. `group_by = ["..."]` sees `severity` like a matcher does
+/// (`labels` are the alert's matching labels); `group_by = "all"` takes the alert's own labels, so
+/// a severity change does not move an alert to another group.
+pub fn group_labels(route: &Route, alert: &Alert, labels: &Labels) -> Labels {
     match &route.group_by {
         GroupBy::All => alert.labels.clone(),
         GroupBy::Labels(names) => names
             .iter()
-            .filter_map(|n| alert.labels.get(n).map(|v| (n.clone(), v.clone())))
+            .filter_map(|n| labels.get(n).map(|v| (n.clone(), v.clone())))
             .collect(),
     }
 }

@@ -2,28 +2,34 @@
 //! e.g. a critical mutes the warning of the same function, a worker that is down mutes its queue's
 //! alerts. Sources are every firing alert, silenced or not, as in Alertmanager: a silenced
 //! outage still explains its symptoms. An alert never inhibits itself.
+//!
+//! Matchers see an alert's severity as the `severity` label (`Alert::matching_labels`). Unlike
+//! Alertmanager, an `equal` label must be present on both alerts: a label missing on both is not
+//! "equal", so `equal = ["function"]` never lets an alert without a function (a worker outage)
+//! mute every warning in the system.
 
 use super::matcher::{all_match, Matcher};
-use crate::alert::{Alert, AlertState};
+use crate::alert::{Alert, AlertState, Labels};
 use std::collections::BTreeSet;
 
 #[derive(Debug, Clone)]
 pub struct InhibitRule {
     pub source_matchers: Vec<Matcher>,
     pub target_matchers: Vec<Matcher>,
-    /// Labels whose values must be equal on source and target (missing on both counts as equal).
+    /// Labels that both alerts must carry, with the same value.
     pub equal: Vec<String>,
 }
 
 impl InhibitRule {
-    fn inhibits(&self, source: &Alert, target: &Alert) -> bool {
+    /// Whether `source` mutes `target`; both are (alert, its matching labels).
+    fn inhibits(&self, (source, sl): (&Alert, &Labels), (target, tl): (&Alert, &Labels)) -> bool {
         source.fingerprint != target.fingerprint
-            && all_match(&self.source_matchers, &source.labels)
-            && all_match(&self.target_matchers, &target.labels)
+            && all_match(&self.source_matchers, sl)
+            && all_match(&self.target_matchers, tl)
             && self
                 .equal
                 .iter()
-                .all(|l| source.labels.get(l) == target.labels.get(l))
+                .all(|l| sl.get(l).is_some_and(|v| tl.get(l) == Some(v)))
     }
 }
 
@@ -36,21 +42,28 @@ impl Inhibitor {
     /// Fingerprints of the firing alerts that some other firing alert inhibits. Resolved alerts
     /// are never muted here, so a resolve announced before still reaches its receiver.
     pub fn muted(&self, alerts: &[Alert]) -> BTreeSet<String> {
-        let firing: Vec<&Alert> = alerts
+        let mut out = BTreeSet::new();
+        if self.rules.is_empty() {
+            return out;
+        }
+        let firing: Vec<(&Alert, Labels)> = alerts
             .iter()
             .filter(|a| a.state == AlertState::Firing)
+            .map(|a| (a, a.matching_labels()))
             .collect();
-        let mut out = BTreeSet::new();
         for rule in &self.rules {
-            let sources: Vec<&&Alert> = firing
+            let sources: Vec<&(&Alert, Labels)> = firing
                 .iter()
-                .filter(|a| all_match(&rule.source_matchers, &a.labels))
+                .filter(|(_, l)| all_match(&rule.source_matchers, l))
                 .collect();
             if sources.is_empty() {
                 continue;
             }
-            for target in &firing {
-                if sources.iter().any(|s| rule.inhibits(s, target)) {
+            for (target, tl) in &firing {
+                if sources
+                    .iter()
+                    .any(|(s, sl)| rule.inhibits((s, sl), (target, tl)))
+                {
                     out.insert(target.fingerprint.clone());
                 }
             }
@@ -131,5 +144,30 @@ mod tests {
             [q1.fingerprint].into()
         );
         assert!(inh.muted(&[down]).is_empty(), "never itself");
+    }
+
+    #[test]
+    fn matchers_see_the_severity_field_and_equal_labels_must_be_present() {
+        let inh = Inhibitor {
+            rules: vec![rule(
+                &["severity=critical"],
+                &["severity=warning"],
+                &["function"],
+            )],
+        };
+        // Severity set by the rule as a field, not as a label.
+        let mut crit = alert("errors", &[("function", "f1")], AlertState::Firing);
+        crit.severity = crate::alert::Severity::Critical;
+        let mut warn = alert("latency", &[("function", "f1")], AlertState::Firing);
+        warn.severity = crate::alert::Severity::Warning;
+        // A critical with no `function` label mutes nothing, not every warning without one.
+        let mut outage = alert("WorkerDown", &[("worker", "w1")], AlertState::Firing);
+        outage.severity = crate::alert::Severity::Critical;
+        let mut queue = alert("QueueAge", &[("worker", "w1")], AlertState::Firing);
+        queue.severity = crate::alert::Severity::Warning;
+        assert_eq!(
+            inh.muted(&[crit, warn.clone(), outage, queue]),
+            [warn.fingerprint].into()
+        );
     }
 }

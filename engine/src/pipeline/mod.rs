@@ -249,6 +249,9 @@ pub struct Pipeline {
     cfg: PipelineConfig,
 }
 
+/// A receiver a group reaches in this plan, with the alerts it reaches it with.
+type Target<'a> = (&'a str, Vec<&'a Alert>);
+
 struct Group<'a> {
     route: &'a Route,
     labels: Labels,
@@ -322,8 +325,9 @@ impl Pipeline {
         for a in alerts.iter().filter(|a| {
             !out.silenced.contains(&a.fingerprint) && !out.inhibited.contains(&a.fingerprint)
         }) {
-            for r in self.cfg.route.matching(&a.labels) {
-                let labels = group_labels(r, a);
+            let matching = a.matching_labels();
+            for r in self.cfg.route.matching(&matching) {
+                let labels = group_labels(r, a, &matching);
                 let key = group_key(r, &labels);
                 groups
                     .entry(key)
@@ -350,6 +354,8 @@ impl Pipeline {
             .map(|a| (a.fingerprint.as_str(), a))
             .collect();
 
+        // Which receivers each group reaches now, with which of its alerts.
+        let mut planned: Vec<(&String, &Group, Vec<Target>)> = Vec::new();
         for (key, g) in &groups {
             let has_firing = g.alerts.iter().any(|a| a.state == AlertState::Firing);
             let prev = states.get(key.as_str()).copied();
@@ -361,7 +367,7 @@ impl Pipeline {
             }
 
             // Escalate: which receivers this group reaches now, with which of its alerts.
-            let mut targets: Vec<(&str, Vec<&Alert>)> = Vec::new();
+            let mut targets: Vec<Target> = Vec::new();
             if tick.flush {
                 if let Some(r) = &g.route.receiver {
                     targets.push((r, g.alerts.clone()));
@@ -399,13 +405,53 @@ impl Pipeline {
                 }
             }
 
+            planned.push((key, g, targets));
+        }
+
+        // A receiver hears of a firing alert through one group only, even when several routes
+        // (or a route and an escalation step) lead to it: the group that already told it, else the
+        // first group that reaches it now. (A group that told it but no longer holds the alert,
+        // after a config change, gives it up.)
+        let members: BTreeSet<(&str, &str)> = groups
+            .iter()
+            .flat_map(|(k, g)| {
+                g.alerts
+                    .iter()
+                    .map(|a| (k.as_str(), a.fingerprint.as_str()))
+            })
+            .collect();
+        let mut owner: BTreeMap<(&str, &str), &str> = BTreeMap::new();
+        for e in &st.nflog {
+            for fp in e.firing.keys() {
+                if members.contains(&(e.group_key.as_str(), fp.as_str())) {
+                    owner
+                        .entry((e.receiver.as_str(), fp.as_str()))
+                        .or_insert(e.group_key.as_str());
+                }
+            }
+        }
+        for (key, _, targets) in &planned {
+            for (receiver, selected) in targets {
+                for a in selected.iter().filter(|a| a.state == AlertState::Firing) {
+                    owner
+                        .entry((receiver, a.fingerprint.as_str()))
+                        .or_insert(key.as_str());
+                }
+            }
+        }
+
+        for (key, g, targets) in planned {
             // Dedup against the notification log (a receiver named twice, by the route and a
             // step, hears once).
             let mut seen = BTreeSet::new();
-            for (receiver, selected) in targets {
+            for (receiver, mut selected) in targets {
                 if !seen.insert(receiver) {
                     continue;
                 }
+                selected.retain(|a| {
+                    a.state != AlertState::Firing
+                        || owner.get(&(receiver, a.fingerprint.as_str())) == Some(&key.as_str())
+                });
                 let entry = nflog.get(&(key.as_str(), receiver)).copied();
                 // Someone has every firing alert in hand: no reminders.
                 let all_acked = selected

@@ -78,7 +78,7 @@ impl Silence {
 
     pub fn mutes(&self, alert: &Alert) -> bool {
         self.parsed()
-            .is_some_and(|ms| all_match(&ms, &alert.labels))
+            .is_some_and(|ms| all_match(&ms, &alert.matching_labels()))
     }
 }
 
@@ -102,7 +102,10 @@ impl SilenceStage {
         alerts
             .iter()
             .filter(|a| !(self.send_resolved && a.state == AlertState::Resolved))
-            .filter(|a| active.iter().any(|(_, ms)| all_match(ms, &a.labels)))
+            .filter(|a| {
+                let labels = a.matching_labels();
+                active.iter().any(|(_, ms)| all_match(ms, &labels))
+            })
             .map(|a| a.fingerprint.clone())
             .collect()
     }

@@ -232,3 +232,83 @@ target_matchers = ["severity=~(warning"]
         assert!(e.contains(want), "missing {want:?} in\n{e}");
     }
 }
+
+fn from_toml(text: &str) -> Pipeline {
+    let cfg = Config::parse(std::path::Path::new("t.toml"), text.to_string()).unwrap();
+    Pipeline::new(PipelineConfig::from_config(&cfg).unwrap())
+}
+
+#[test]
+fn routes_see_the_severity_and_a_receiver_hears_of_an_alert_once() {
+    let p = from_toml(
+        r#"
+[[receiver]]
+type = "console"
+name = "slack"
+[[receiver]]
+type = "console"
+name = "pagerduty"
+
+[[escalation]]
+name = "oncall"
+steps = [{ after = "0s", receiver = "slack" }, { after = "15m", receiver = "pagerduty" }]
+
+[route]
+receiver = "slack"
+group_by = ["alertname"]
+group_wait = "0s"
+
+[[route.routes]]
+matchers = ["severity=critical"]
+escalation = "oncall"
+continue = true
+
+[[route.routes]]
+matchers = ["page=now"]
+receiver = "pagerduty"
+"#,
+    );
+    // Severity is the alert's field; no rule set a `severity` label.
+    let mut a = alert("Outage", &[("page", "now")], Firing);
+    a.severity = Severity::Critical;
+    a.starts_at = Some(t(0));
+    assert!(!a.labels.contains_key("severity"));
+    let mut st = NotifyState::default();
+    let mut run = |a: &Alert, at| {
+        let f = p.plan(std::slice::from_ref(a), &st, at);
+        apply(&mut st, &f);
+        let mut s = sent(&f);
+        s.sort_by(|x, y| x.0.cmp(&y.0));
+        s
+    };
+    // The critical route's first step (Slack) and the page=now route (PagerDuty) at once.
+    assert_eq!(
+        run(&a, t(0)),
+        [
+            ("pagerduty".into(), NotificationStatus::Firing, 1),
+            ("slack".into(), NotificationStatus::Firing, 1)
+        ]
+    );
+    // The escalation reaches PagerDuty at 15m, which already has it: no second trigger.
+    assert!(run(&a, t(15)).is_empty());
+    assert!(run(&a, t(30)).is_empty());
+    // The resolve reaches each receiver once.
+    a.state = Resolved;
+    assert_eq!(
+        run(&a, t(40)),
+        [
+            ("pagerduty".into(), NotificationStatus::Resolved, 1),
+            ("slack".into(), NotificationStatus::Resolved, 1)
+        ]
+    );
+
+    // A warning takes neither the critical route nor its escalation.
+    let mut w = alert("Slow", &[], Firing);
+    w.severity = Severity::Warning;
+    w.starts_at = Some(t(100));
+    assert_eq!(
+        run(&w, t(100)),
+        [("slack".into(), NotificationStatus::Firing, 1)]
+    );
+    assert!(run(&w, t(120)).is_empty(), "no PagerDuty for a warning");
+}

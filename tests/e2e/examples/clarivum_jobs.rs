@@ -153,10 +153,8 @@ async fn clarivum_backlog_and_dlq_flood_raise_the_runbook_levels_and_healthy_que
     assert_eq!(s.rx.bodies("clarivum-ops").len(), 6);
 }
 
-/// The escalation matrix. Ignored: route matchers see an alert's labels only, not its
-/// severity, so the `severity=critical` routes never match (everything goes to #clarivum-ops).
+/// The escalation matrix: `severity=critical` routes see the alert's severity.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "engine: route/inhibit matchers do not see an alert's severity"]
 async fn clarivum_criticals_page_the_backend_engineer_and_a_2h_backlog_notifies_marketing() {
     let Some(s) = setup().await else { return };
     incident(&s).await;

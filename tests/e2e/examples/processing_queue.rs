@@ -157,11 +157,8 @@ async fn processing_queue_incident_raises_the_runbook_levels_and_a_healthy_queue
     }
 }
 
-/// The routing the runbook asks for. Ignored: the engine routes on an alert's labels only and
-/// `severity` is not one of them, so `severity=critical` routes never match (everything lands
-/// on the root receiver). Run with `--ignored` once route matchers see the severity.
+/// The routing the runbook asks for: `severity=critical` routes see the alert's severity.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "engine: route/inhibit matchers do not see an alert's severity"]
 async fn processing_queue_criticals_page_and_escalate_after_15_minutes() {
     let Some(s) = setup() else { return };
     let at = chrono::Utc::now();
