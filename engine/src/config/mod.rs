@@ -365,6 +365,18 @@ pub enum ReceiverConfig {
 }
 
 impl ReceiverConfig {
+    /// The environment variables holding this receiver's secrets.
+    pub fn secret_env_vars(&self) -> Vec<&str> {
+        match self {
+            ReceiverConfig::Console { .. } | ReceiverConfig::Sns { .. } => vec![],
+            ReceiverConfig::Slack { url_env, .. } => vec![url_env],
+            ReceiverConfig::Pagerduty {
+                routing_key_env, ..
+            } => vec![routing_key_env],
+            ReceiverConfig::Webhook { url_env, .. } => url_env.iter().map(|v| v.as_str()).collect(),
+        }
+    }
+
     pub fn name(&self) -> &str {
         match self {
             ReceiverConfig::Console { name, .. }

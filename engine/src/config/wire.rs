@@ -19,6 +19,10 @@ pub struct WireOptions {
     pub tolerate_rule_errors: bool,
     /// Overrides `[store]` (e.g. `--store` on the command line).
     pub store: Option<Arc<dyn Store>>,
+    /// A receiver whose secret's environment variable is unset becomes a stand-in that prints to
+    /// the console (`check`, which runs in CI without the secrets; it reports `missing_secrets`).
+    /// Otherwise that is an error: a daemon must not start unable to page anyone.
+    pub allow_missing_secrets: bool,
 }
 
 impl Default for WireOptions {
@@ -27,6 +31,7 @@ impl Default for WireOptions {
             clock: Arc::new(SystemClock),
             tolerate_rule_errors: true,
             store: None,
+            allow_missing_secrets: false,
         }
     }
 }
@@ -266,6 +271,34 @@ pub async fn check_aws(cfg: &Config) -> Result<()> {
     aws_config(cfg).check().await.map_err(|m| aws_error(cfg, m))
 }
 
+fn unset_secrets(rc: &ReceiverConfig) -> Vec<&str> {
+    rc.secret_env_vars()
+        .into_iter()
+        .filter(|v| std::env::var(v).map_or(true, |x| x.trim().is_empty()))
+        .collect()
+}
+
+/// Receivers whose secrets' environment variables are not set here, located at their tables:
+/// `tripline.toml:12:1: receiver "slack": environment variable SLACK_WEBHOOK_URL is not set`.
+pub fn missing_secrets(cfg: &Config) -> Vec<String> {
+    cfg.raw
+        .receivers
+        .iter()
+        .flat_map(|rc| {
+            unset_secrets(rc.get_ref()).into_iter().map(|var| {
+                cfg.error_at(
+                    rc.span(),
+                    format!(
+                        "receiver {:?}: environment variable {var} is not set",
+                        rc.get_ref().name()
+                    ),
+                )
+                .to_string()
+            })
+        })
+        .collect()
+}
+
 pub fn build_notifier(cfg: &Config, rc: &ReceiverConfig) -> Result<Arc<dyn Notifier>> {
     Ok(match rc {
         ReceiverConfig::Console { name, format } => {
@@ -411,8 +444,19 @@ pub fn build(cfg: &Config, opts: WireOptions) -> Result<Tripline> {
                 format!("receiver name {:?} is used twice", rc.get_ref().name()),
             ));
         }
-        match build_notifier(cfg, rc.get_ref()) {
+        let unset = !unset_secrets(rc.get_ref()).is_empty();
+        let built = if unset && opts.allow_missing_secrets {
+            Ok(Arc::new(ConsoleNotifier::stdout(
+                rc.get_ref().name(),
+                Default::default(),
+            )) as Arc<dyn Notifier>)
+        } else {
+            build_notifier(cfg, rc.get_ref())
+        };
+        match built {
             Ok(n) => b = b.notifier(n),
+            // Point at the receiver's table.
+            Err(Error::Config(m)) => problems.push(cfg.error_at(rc.span(), m)),
             Err(err) => problems.push(err),
         }
     }

@@ -142,6 +142,49 @@ fn check_rejects_unknown_receivers_and_bad_regexes_with_positions() {
 }
 
 #[test]
+fn check_passes_without_the_receivers_secrets_and_names_them() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "http://127.0.0.1:9/v2/enqueue");
+    // CI checks configs without the secrets: a warning per unset variable, at its receiver.
+    let out = Command::new(tripline_bin())
+        .args(["check", "--config", "tripline.toml"])
+        .current_dir(dir.path())
+        .env_remove("TRIPLINE_CLI_SLACK_URL")
+        .env_remove("TRIPLINE_CLI_PD_KEY")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{}{err}", stdout(&out));
+    assert!(
+        err.contains("warning: tripline.toml:7:1: receiver \"slack\": environment variable TRIPLINE_CLI_SLACK_URL is not set"),
+        "{err}"
+    );
+    assert!(
+        err.contains("tripline.toml:12:1: receiver \"pagerduty\": environment variable TRIPLINE_CLI_PD_KEY is not set"),
+        "{err}"
+    );
+    // `eval` needs them: it fails, at the receiver, naming the variable and no value.
+    let out = Command::new(tripline_bin())
+        .args(["eval", "--config", "tripline.toml"])
+        .current_dir(dir.path())
+        .env("TRIPLINE_CLI_SLACK_URL", "not a url hunter2")
+        .env_remove("TRIPLINE_CLI_PD_KEY")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("tripline.toml:12:1: receiver \"pagerduty\": environment variable TRIPLINE_CLI_PD_KEY is not set"),
+        "{err}"
+    );
+    assert!(
+        err.contains("tripline.toml:7:1: receiver \"slack\""),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "a secret leaked: {err}");
+}
+
+#[test]
 fn notify_preview_renders_without_sending() {
     let rx = Receiver::start();
     let dir = tempfile::tempdir().unwrap();
