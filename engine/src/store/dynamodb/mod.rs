@@ -146,6 +146,33 @@ where
     Error::Store(format!("dynamodb {}", classify(op, e).message))
 }
 
+/// A conditional write's outcome: `true` written, `false` its condition did not hold (another
+/// replica got there first, or the item is gone); any other failure is an error.
+fn written<O, E>(
+    op: &str,
+    r: std::result::Result<
+        O,
+        aws_smithy_runtime_api::client::result::SdkError<
+            E,
+            aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+        >,
+    >,
+) -> Result<bool>
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match r {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error().and_then(|se| se.code())
+                == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(err(op, &e)),
+    }
+}
+
 impl DynamoStore {
     /// A store on `table`, using `aws` for region, endpoint and timeouts. Nothing is called until
     /// the first use; then the table is created if `create_table` and it does not exist yet.
@@ -331,13 +358,8 @@ impl DynamoStore {
                     .send()
                     .await;
                 seq += 1;
-                match r {
-                    Ok(_) => {}
-                    Err(e)
-                        if e.as_service_error()
-                            .is_some_and(|se| se.is_conditional_check_failed_exception()) => {}
-                    Err(e) => return Err(err("PutItem", &e)),
-                }
+                // Already there: a re-plan after a crash wrote the same id.
+                written("PutItem", r)?;
             }
         }
         for e in &f.nflog {
@@ -396,24 +418,18 @@ impl DynamoStore {
                 .expression_attribute_values(":me", s(&self.owner))
                 .send()
                 .await;
-            match r {
-                Ok(_) => return Ok(()),
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-                {
-                    if std::time::Instant::now() >= give_up {
-                        return Err(Error::Store(format!(
-                            "dynamodb table {}: another replica has held the flush lease for over {}s",
-                            self.table,
-                            FLUSH_WAIT.as_secs()
-                        )));
-                    }
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_millis(500));
-                }
-                Err(e) => return Err(err("PutItem", &e)),
+            if written("PutItem", r)? {
+                return Ok(());
             }
+            if std::time::Instant::now() >= give_up {
+                return Err(Error::Store(format!(
+                    "dynamodb table {}: another replica has held the flush lease for over {}s",
+                    self.table,
+                    FLUSH_WAIT.as_secs()
+                )));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(500));
         }
     }
 
@@ -430,17 +446,9 @@ impl DynamoStore {
             .expression_attribute_values(":me", s(&self.owner))
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(()),
-            // Our lease lapsed and another replica holds it now: nothing of ours to release.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(err("DeleteItem", &e)),
-        }
+        // Not written: our lease lapsed and another replica holds it now, nothing of ours to
+        // release.
+        written("DeleteItem", r).map(|_| ())
     }
 
     async fn outbox_items(&self) -> Result<Vec<(i64, OutboxEntry, String, String)>> {
@@ -680,7 +688,8 @@ impl Store for DynamoStore {
     }
 
     async fn outbox_update(&self, e: &OutboxEntry) -> Result<()> {
-        self.client()
+        let r = self
+            .client()
             .await?
             .update_item()
             .table_name(&self.table)
@@ -695,18 +704,9 @@ impl Store for DynamoStore {
             .expression_attribute_values(":next", n(ms(e.next_attempt_at)))
             .expression_attribute_values(":body", s(to_json(e)?))
             .send()
-            .await
-            .map(|_| ())
-            .or_else(|e| {
-                // Like SQLite's UPDATE of a missing row: nothing to do.
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception())
-                {
-                    Ok(())
-                } else {
-                    Err(err("UpdateItem", &e))
-                }
-            })
+            .await;
+        // Not written: like SQLite's UPDATE of a missing row, nothing to do.
+        written("UpdateItem", r).map(|_| ())
     }
 
     async fn outbox_claim(&self, id: &str, at: Timestamp, until: Timestamp) -> Result<bool> {
@@ -729,16 +729,7 @@ impl Store for DynamoStore {
             .expression_attribute_values(":until", n(ms(until)))
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(err("UpdateItem", &e)),
-        }
+        written("UpdateItem", r)
     }
 
     async fn outbox_defer(&self, receiver: &str, until: Timestamp) -> Result<()> {
@@ -759,13 +750,8 @@ impl Store for DynamoStore {
                 .expression_attribute_values(":until", n(ms(until)))
                 .send()
                 .await;
-            match r {
-                Ok(_) => {}
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|se| se.is_conditional_check_failed_exception()) => {}
-                Err(e) => return Err(err("UpdateItem", &e)),
-            }
+            // Not written: claimed, delivered or already deferred further meanwhile.
+            written("UpdateItem", r)?;
         }
         Ok(())
     }
