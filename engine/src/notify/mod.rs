@@ -106,6 +106,11 @@ pub trait Notifier: Send + Sync {
     fn rate_limit(&self) -> Option<(f64, u32)> {
         None
     }
+
+    /// The longest one request may take (`timeout` of HTTP receivers); `None`: no requests.
+    fn request_timeout(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// Builds an HTTP or console receiver from its config. Secrets are read from the environment

@@ -20,9 +20,20 @@ use std::sync::{Arc, Mutex};
 /// read) before they are pruned.
 pub const KEEP_DONE: Duration = Duration::days(7);
 
-/// How long a process holds an entry it is sending; if it dies mid-send the entry is retried
-/// after this. Longer than a receiver's request timeout (10s by default).
+/// How long a process holds an entry it is sending, at least; if it dies mid-send the entry is
+/// retried after the lease. See `send_lease` for receivers with long timeouts.
 pub const SEND_LEASE: Duration = Duration::seconds(20);
+
+/// The lease for sending `n` through `notifier`: twice the time its requests may take, so that
+/// a slow receiver's send never outlives its lease and is taken over by another replica.
+pub fn send_lease(notifier: &dyn Notifier, n: &Notification) -> Duration {
+    let worst = notifier
+        .request_timeout()
+        .map(|t| t * notifier.cost(n).max(1))
+        .and_then(|t| Duration::from_std(t).ok())
+        .unwrap_or_else(Duration::zero);
+    SEND_LEASE.max(worst * 2)
+}
 
 /// Rule id of the meta-alerts raised when notifications to a receiver are dead-lettered.
 pub const NOTIFY_ERROR: &str = "tripline/notify-error";
@@ -284,7 +295,11 @@ impl Outbox {
             }
             if !self
                 .store
-                .outbox_claim(&e.notification.id, at, at + SEND_LEASE)
+                .outbox_claim(
+                    &e.notification.id,
+                    at,
+                    at + send_lease(notifier.as_ref(), &e.notification),
+                )
                 .await?
             {
                 continue; // another process is sending it
@@ -459,6 +474,57 @@ mod tests {
         let mut pd = TokenBucket::new(2.0, 10, t(0));
         assert!(pd.take(10, t(0)).is_ok());
         assert_eq!(pd.take(1, t(0)), Err(t(0) + Duration::milliseconds(500)));
+    }
+
+    #[test]
+    fn the_send_lease_outlasts_a_slow_receivers_requests() {
+        use crate::notify::{console::ConsoleNotifier, pagerduty::PagerdutyNotifier};
+        use crate::notify::{redact::Secret, webhook::WebhookNotifier, NotificationStatus};
+        let alerts: Vec<Alert> = (0..5)
+            .map(|i| {
+                crate::pipeline::testutil::alert(
+                    "Down",
+                    &[("i", &i.to_string())],
+                    AlertState::Firing,
+                )
+            })
+            .collect();
+        let n = Notification {
+            id: "n1".into(),
+            receiver: "r".into(),
+            status: NotificationStatus::Firing,
+            group_key: "g".into(),
+            group_labels: Labels::new(),
+            alerts,
+            created_at: t(0),
+            acknowledged_by: None,
+        };
+        let secs = std::time::Duration::from_secs;
+        let console = ConsoleNotifier::stdout("c", Default::default());
+        assert_eq!(send_lease(&console, &n), SEND_LEASE);
+        // One request with the default 10s timeout: the floor.
+        let hook = WebhookNotifier::new(
+            "w",
+            Secret::new("http://127.0.0.1:9/".to_string()),
+            None,
+            0,
+            None,
+        )
+        .unwrap();
+        assert_eq!(send_lease(&hook, &n), SEND_LEASE);
+        let slow = WebhookNotifier::new(
+            "w",
+            Secret::new("http://127.0.0.1:9/".to_string()),
+            Some(secs(30)),
+            0,
+            None,
+        )
+        .unwrap();
+        assert_eq!(send_lease(&slow, &n), Duration::seconds(60));
+        // PagerDuty sends one event per alert: 5 requests of up to 10s.
+        let pd =
+            PagerdutyNotifier::new("pd", Secret::new("k".to_string()), None, None, None).unwrap();
+        assert_eq!(send_lease(&pd, &n), Duration::seconds(100));
     }
 
     #[test]

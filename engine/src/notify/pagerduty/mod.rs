@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 pub const DEFAULT_URL: &str = "https://events.pagerduty.com/v2/enqueue";
 
 pub struct PagerdutyNotifier {
+    timeout: std::time::Duration,
     name: String,
     routing_key: Secret,
     url: String,
@@ -29,6 +30,7 @@ impl PagerdutyNotifier {
         rate: Option<(f64, u32)>,
     ) -> Result<Self, String> {
         Ok(PagerdutyNotifier {
+            timeout: timeout.unwrap_or(http::DEFAULT_TIMEOUT),
             name: name.into(),
             routing_key,
             url: url.unwrap_or_else(|| DEFAULT_URL.into()),
@@ -114,6 +116,10 @@ pub fn render(n: &Notification, routing_key: &str) -> Vec<Value> {
 impl Notifier for PagerdutyNotifier {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn request_timeout(&self) -> Option<std::time::Duration> {
+        Some(self.timeout)
     }
 
     async fn notify(&self, n: &Notification) -> Result<(), NotifyError> {

@@ -19,6 +19,7 @@ const SECTION_MAX: usize = 3000;
 const URL_MAX: usize = 3000;
 
 pub struct SlackNotifier {
+    timeout: std::time::Duration,
     name: String,
     url: Secret,
     client: reqwest::Client,
@@ -33,6 +34,7 @@ impl SlackNotifier {
         rate: Option<(f64, u32)>,
     ) -> Result<Self, String> {
         Ok(SlackNotifier {
+            timeout: timeout.unwrap_or(http::DEFAULT_TIMEOUT),
             name: name.into(),
             url,
             client: http::client(timeout)?,
@@ -45,6 +47,10 @@ impl SlackNotifier {
 impl Notifier for SlackNotifier {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn request_timeout(&self) -> Option<std::time::Duration> {
+        Some(self.timeout)
     }
 
     async fn notify(&self, n: &Notification) -> Result<(), NotifyError> {

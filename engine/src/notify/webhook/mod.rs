@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 pub struct WebhookNotifier {
+    timeout: std::time::Duration,
     name: String,
     url: Secret,
     client: reqwest::Client,
@@ -26,6 +27,7 @@ impl WebhookNotifier {
         rate: Option<(f64, u32)>,
     ) -> Result<Self, String> {
         Ok(WebhookNotifier {
+            timeout: timeout.unwrap_or(http::DEFAULT_TIMEOUT),
             name: name.into(),
             url,
             client: http::client(timeout)?,
@@ -113,6 +115,10 @@ pub fn render(n: &Notification, max_alerts: usize) -> Value {
 impl Notifier for WebhookNotifier {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn request_timeout(&self) -> Option<std::time::Duration> {
+        Some(self.timeout)
     }
 
     async fn notify(&self, n: &Notification) -> Result<(), NotifyError> {
