@@ -83,6 +83,11 @@ pub struct ServerConfig {
     /// How long SIGTERM waits for the cycle in flight and the outbox to drain.
     #[serde(default = "default_shutdown_timeout")]
     pub shutdown_timeout: Spanned<String>,
+    /// Evaluate every rule instance once at start (and after nothing else), instead of waiting
+    /// for each one's first scheduled tick: a restart during an incident does not go blind for
+    /// up to a schedule period.
+    #[serde(default = "yes")]
+    pub evaluate_on_start: bool,
 }
 
 fn default_listen() -> String {
@@ -101,6 +106,7 @@ impl Default for ServerConfig {
             listen: default_listen(),
             token_env: default_token_env(),
             open_reads: false,
+            evaluate_on_start: true,
             shutdown_timeout: default_shutdown_timeout(),
         }
     }

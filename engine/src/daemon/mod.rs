@@ -139,6 +139,26 @@ impl Daemon {
         if due.instances.is_empty() {
             return Ok(None);
         }
+        self.run_instances(&engine, due.instances, due.missed, now)
+            .await
+            .map(Some)
+    }
+
+    /// Runs every rule instance at `now` as one cycle, due or not (`evaluate_on_start`).
+    pub async fn evaluate_all(&self, now: Timestamp) -> Result<CycleReport> {
+        let engine = self.engine().await;
+        let all = engine.instances().iter().map(|i| i.name.clone()).collect();
+        self.run_instances(&engine, all, 0, now).await
+    }
+
+    async fn run_instances(
+        &self,
+        engine: &Arc<Tripline>,
+        instances: Vec<String>,
+        missed: u64,
+        now: Timestamp,
+    ) -> Result<CycleReport> {
+        let due = scheduler::Due { instances, missed };
         if due.missed > 0 {
             self.metrics
                 .inc("tripline_missed_cycles_total", &[], due.missed as f64);
@@ -157,8 +177,8 @@ impl Daemon {
                 last.insert(i.clone(), now);
             }
         }
-        self.record(&engine, &report, &before, took).await;
-        Ok(Some(report))
+        self.record(engine, &report, &before, took).await;
+        Ok(report)
     }
 
     async fn record(
@@ -371,6 +391,15 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let started = clock.now();
+    if server.evaluate_on_start {
+        match daemon.evaluate_all(started).await {
+            Ok(r) => tracing::info!(
+                alerts = r.alerts.len(),
+                "evaluated every rule instance at start"
+            ),
+            Err(e) => tracing::error!("cycle at start failed: {e}"),
+        }
+    }
     loop {
         let engine = daemon.engine().await;
         let schedules: Vec<(String, cron::Schedule)> = engine

@@ -52,6 +52,39 @@ fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
 }
 
 #[test]
+fn evaluates_every_rule_at_start_without_waiting_for_its_schedule() {
+    let dir = demo_dir();
+    // Schedules that next tick on the 1st of January: only the start can evaluate them.
+    let path = dir.path().join("tripline.toml");
+    let config = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("every = \"* * * * * *\"", "every = \"0 0 0 1 1 *\"");
+    std::fs::write(&path, config).unwrap();
+    let d = Daemon::start(dir.path(), "tripline.toml", &[]);
+    d.wait_for(30, "the cycle at start", || {
+        parse_metrics(&get(&d.addr, "/metrics").body)
+            .get("tripline_cycles_total")
+            .copied()
+            .unwrap_or(0.0)
+            >= 1.0
+    });
+    let m = parse_metrics(&get(&d.addr, "/metrics").body);
+    assert_eq!(
+        m.get("tripline_evaluations_total{instance=\"save-data-errors\"}"),
+        Some(&1.0),
+        "{m:#?}"
+    );
+    assert!(
+        d.log
+            .lock()
+            .unwrap()
+            .contains("evaluated every rule instance at start"),
+        "{}",
+        d.log.lock().unwrap()
+    );
+}
+
+#[test]
 fn serves_health_metrics_and_an_authenticated_api() {
     let dir = demo_dir();
     let d = Daemon::start(
