@@ -64,7 +64,10 @@ pub fn run(a: Args) -> anyhow::Result<()> {
         ("AWS_SECRET_ACCESS_KEY", "testing"),
         ("AWS_EC2_METADATA_DISABLED", "true"),
         ("AWS_CONFIG_FILE", "/nonexistent/aws-config"),
-        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials"),
+        (
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/aws-credentials",
+        ),
     ] {
         std::env::set_var(k, v);
     }
@@ -86,16 +89,25 @@ async fn measure(a: Args) -> anyhow::Result<()> {
     let at = DateTime::from_timestamp(Utc::now().timestamp(), 0).expect("now");
 
     // Seed, straight to the endpoint (not counted).
+    // moto answers big calls slowly (a 500-query GetMetricData over 10,000 metrics takes tens of
+    // seconds; so can a 1,000-datum PutMetricData under load); real AWS does not.
+    let timeouts = tripline::aws::AwsTimeouts {
+        cloudwatch: Some("300s".into()),
+        ..Default::default()
+    };
     let direct = AwsConfig {
         region: Some(a.region.clone()),
         endpoint_url: Some(a.endpoint.clone()),
+        timeouts: timeouts.clone(),
         ..Default::default()
     };
     let seeding = Instant::now();
-    let seeder =
-        aws_sdk_cloudwatch::Client::new(&direct.sdk_config(Service::CloudWatch).await.map_err(
-            |e| anyhow::anyhow!("{e}"),
-        )?);
+    let seeder = aws_sdk_cloudwatch::Client::new(
+        &direct
+            .sdk_config(Service::CloudWatch)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+    );
     seed(&seeder, at, a.instances).await?;
     let seed_secs = seeding.elapsed().as_secs_f64();
 
@@ -104,11 +116,7 @@ async fn measure(a: Args) -> anyhow::Result<()> {
     let aws = AwsConfig {
         region: Some(a.region.clone()),
         endpoint_url: Some(proxy.url()),
-        timeouts: tripline::aws::AwsTimeouts {
-            // moto answers a 500-query call over 10,000 metrics slowly; real AWS does not.
-            cloudwatch: Some("300s".into()),
-            ..Default::default()
-        },
+        timeouts,
         ..Default::default()
     };
     let cw = Arc::new(
@@ -119,7 +127,9 @@ async fn measure(a: Args) -> anyhow::Result<()> {
         .source("cloudwatch", cw.clone())
         .fetch_timeout(Duration::from_secs(1800));
     for i in 0..a.instances {
-        b = b.instance(InstanceSpec::new(format!("errors-{i:05}"), RULE).param("function", function(i)));
+        b = b.instance(
+            InstanceSpec::new(format!("errors-{i:05}"), RULE).param("function", function(i)),
+        );
     }
     let engine = b.build()?;
     let started = Instant::now();
@@ -183,7 +193,11 @@ async fn seed(cw: &aws_sdk_cloudwatch::Client, at: DateTime<Utc>, n: usize) -> a
                         .build(),
                 )
                 .timestamp(AwsDateTime::from_secs(ts))
-                .value(if i % BREACH_EVERY == 0 { BREACHING } else { QUIET })
+                .value(if i % BREACH_EVERY == 0 {
+                    BREACHING
+                } else {
+                    QUIET
+                })
                 .build()
         })
         .collect();
@@ -302,7 +316,8 @@ mod tests {
 
     #[test]
     fn parser_counts_pipelined_and_split_requests() {
-        let r1 = "POST / HTTP/1.1\r\nContent-Length: 40\r\n\r\nAction=GetMetricData&Version=2010-08-01";
+        let r1 =
+            "POST / HTTP/1.1\r\nContent-Length: 40\r\n\r\nAction=GetMetricData&Version=2010-08-01";
         let r1 = format!("{r1}&");
         let r2 = "POST / HTTP/1.1\r\ncontent-length: 20\r\n\r\nAction=ListMetrics&x";
         let all = format!("{r1}{r2}");
