@@ -100,13 +100,10 @@ def run(ctx: Context) -> list[Section]:
         " datapoint per function, 25 errors on every tenth and 1 on the others, so exactly a tenth"
         " must fire (threshold 10): the alerts column shows the rules saw the data.",
         "Calls are counted on the wire: the engine's CloudWatch client talks to moto through a"
-        " loopback proxy in `tripline-bench` that counts HTTP requests by their `Action`; the"
-        " engine's own interceptor count agreed in every run"
-        + (
-            ""
-            if all(r["engine_counted_requests"] == r["get_metric_data_calls"] for r in results)
-            else " EXCEPT where noted in the raw output above"
-        )
+        " loopback proxy in `tripline-bench` that counts HTTP requests by their `Action` ("
+        + "; ".join(f"{r['instances']:,}: {json.dumps(r['requests_by_action'])}" for r in results)
+        + "); the engine's own interceptor count (every request its CloudWatch client transmitted) was "
+        + ", ".join(str(r["engine_counted_requests"]) for r in results)
         + ". Seeding (PutMetricData, 1,000 datums per call) goes straight to moto and is not counted.",
         f"Prices: CloudWatch list prices for us-east-1 as published on aws.amazon.com/cloudwatch/pricing"
         f" (2025; not re-checked on the day of this run): GetMetricData ${PRICE_PER_1000_METRICS} per"
