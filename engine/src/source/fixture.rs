@@ -120,14 +120,101 @@ pub fn parse_time(s: &str, at: Timestamp) -> std::result::Result<Timestamp, Stri
         .map_err(|e| format!("bad time {s:?}: {e} (use RFC 3339 or an offset like -5m)"))
 }
 
+/// The string leaves of a `match` (or of a spec's params) as (path, value) pairs; the path joins
+/// object keys with NUL. A match's top-level `kind` is the spec's kind, not a parameter: skipped.
+fn string_leaves(
+    m: &serde_json::Map<String, Value>,
+    prefix: &str,
+    skip_kind: bool,
+    out: &mut Vec<(String, String)>,
+) {
+    for (k, v) in m {
+        if skip_kind && prefix.is_empty() && k == "kind" {
+            continue;
+        }
+        let path = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}\0{k}")
+        };
+        match v {
+            Value::String(s) => out.push((path, s.clone())),
+            Value::Object(o) => string_leaves(o, &path, false, out),
+            _ => {}
+        }
+    }
+}
+
+/// Which fixture entries can match a spec, without comparing every entry with every spec (a
+/// fixture of 1,000 series answering 1,000 specs was a million comparisons, most of `eval`'s
+/// time). Each entry is filed under one string leaf of its `match` (the rarest), which a spec must
+/// have, equal, to match it; entries without a string leaf are candidates for every spec. The
+/// candidates are then checked with `matches` as before, in file order.
+#[derive(Debug, Default)]
+struct MatchIndex {
+    by_leaf: std::collections::HashMap<(String, String), Vec<usize>>,
+    always: Vec<usize>,
+}
+
+impl MatchIndex {
+    fn new<'a>(matches: impl Iterator<Item = &'a serde_json::Map<String, Value>>) -> Self {
+        let leaves: Vec<Vec<(String, String)>> = matches
+            .map(|m| {
+                let mut out = Vec::new();
+                string_leaves(m, "", true, &mut out);
+                out
+            })
+            .collect();
+        let mut counts: std::collections::HashMap<&(String, String), usize> = Default::default();
+        for l in leaves.iter().flatten() {
+            *counts.entry(l).or_default() += 1;
+        }
+        let mut idx = MatchIndex::default();
+        for (i, ls) in leaves.iter().enumerate() {
+            match ls.iter().min_by_key(|l| counts[l]) {
+                Some(l) => idx.by_leaf.entry(l.clone()).or_default().push(i),
+                None => idx.always.push(i),
+            }
+        }
+        idx
+    }
+
+    /// Indices of the entries that may match `spec`, ascending.
+    fn candidates(&self, spec: &QuerySpec) -> Vec<usize> {
+        let mut out = self.always.clone();
+        if !self.by_leaf.is_empty() {
+            if let Value::Object(params) = &spec.params {
+                let mut leaves = Vec::new();
+                string_leaves(params, "", false, &mut leaves);
+                for l in &leaves {
+                    if let Some(v) = self.by_leaf.get(l) {
+                        out.extend_from_slice(v);
+                    }
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct FixtureSource {
     data: FixtureData,
+    series_index: MatchIndex,
+    table_index: MatchIndex,
+    error_index: MatchIndex,
 }
 
 impl FixtureSource {
     pub fn new(data: FixtureData) -> Self {
-        FixtureSource { data }
+        FixtureSource {
+            series_index: MatchIndex::new(data.series.iter().map(|f| &f.matches)),
+            table_index: MatchIndex::new(data.table.iter().map(|t| &t.matches)),
+            error_index: MatchIndex::new(data.error.iter().map(|e| &e.matches)),
+            data,
+        }
     }
 
     fn series_for(
@@ -185,15 +272,22 @@ impl FixtureSource {
             source: format!("fixture/{}", spec.kind),
             message,
         };
-        if let Some(e) = self.data.error.iter().find(|e| matches(&e.matches, spec)) {
+        if let Some(e) = self
+            .error_index
+            .candidates(spec)
+            .into_iter()
+            .map(|i| &self.data.error[i])
+            .find(|e| matches(&e.matches, spec))
+        {
             return Err(fail(e.message.clone()));
         }
         match shape_of_spec(spec) {
             Shape::Table => {
                 let rows = self
-                    .data
-                    .table
-                    .iter()
+                    .table_index
+                    .candidates(spec)
+                    .into_iter()
+                    .map(|i| &self.data.table[i])
                     .filter(|t| matches(&t.matches, spec))
                     .flat_map(|t| t.rows.clone())
                     .collect();
@@ -203,9 +297,10 @@ impl FixtureSource {
                 let w = Window::of(spec, at).map_err(fail)?;
                 let mut found = Vec::new();
                 for f in self
-                    .data
-                    .series
-                    .iter()
+                    .series_index
+                    .candidates(spec)
+                    .into_iter()
+                    .map(|i| &self.data.series[i])
                     .filter(|f| matches(&f.matches, spec))
                 {
                     found.push(self.series_for(f, spec, &w, at).map_err(fail)?);
@@ -264,5 +359,55 @@ fn dimension_labels(spec: &QuerySpec) -> BTreeMap<String, String> {
 impl Source for FixtureSource {
     async fn fetch(&self, specs: &[QuerySpec], ctx: &FetchContext) -> Vec<QueryOutcome> {
         specs.iter().map(|s| self.answer(s, ctx.at)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_index_finds_exactly_what_comparing_every_entry_finds() {
+        let m = |v: Value| v.as_object().unwrap().clone();
+        let entries = [
+            m(
+                serde_json::json!({"kind": "cloudwatch", "metric": "Errors", "dimensions": {"FunctionName": "a"}}),
+            ),
+            m(serde_json::json!({"metric": "Errors"})),
+            m(serde_json::json!({"kind": "cloudwatch"})),
+            m(serde_json::json!({"period": 300})),
+            m(serde_json::json!({"dimensions": {"FunctionName": "b"}, "metric": "Errors"})),
+            m(serde_json::json!({"metric": "Throttles", "dimensions": {"FunctionName": "a"}})),
+            m(serde_json::json!({"kind": "prometheus", "query": "up"})),
+            m(serde_json::json!({})),
+        ];
+        let idx = MatchIndex::new(entries.iter());
+        let specs = [
+            QuerySpec::new(
+                "cloudwatch",
+                serde_json::json!({"metric": "Errors", "dimensions": {"FunctionName": "a"}, "period": 300}),
+            ),
+            QuerySpec::new(
+                "cloudwatch",
+                serde_json::json!({"metric": "Errors", "dimensions": {"FunctionName": "b"}, "period": 60}),
+            ),
+            QuerySpec::new(
+                "cloudwatch",
+                serde_json::json!({"metric": "Throttles", "dimensions": {"FunctionName": "a", "Resource": "x"}}),
+            ),
+            QuerySpec::new("prometheus", serde_json::json!({"query": "up"})),
+            QuerySpec::new("cloudwatch", serde_json::json!({"metric": "kind"})),
+        ];
+        for spec in &specs {
+            let brute: Vec<usize> = (0..entries.len())
+                .filter(|&i| matches(&entries[i], spec))
+                .collect();
+            let indexed: Vec<usize> = idx
+                .candidates(spec)
+                .into_iter()
+                .filter(|&i| matches(&entries[i], spec))
+                .collect();
+            assert_eq!(indexed, brute, "{}", spec.key);
+        }
     }
 }
