@@ -175,6 +175,35 @@ pub struct Prometheus {
     pub exporter: HttpServer,
 }
 
+fn prometheus_bin() -> Option<PathBuf> {
+    match std::env::var_os("TRIPLINE_PROMETHEUS") {
+        Some(p) => {
+            let p = PathBuf::from(p);
+            assert!(
+                p.exists(),
+                "TRIPLINE_PROMETHEUS={} does not exist",
+                p.display()
+            );
+            Some(p)
+        }
+        None if std::env::var("TRIPLINE_REQUIRE_REAL_PARTS").as_deref() == Ok("1") => panic!(
+            "TRIPLINE_PROMETHEUS is not set: install prometheus (scripts/lib/services.sh, \
+             install_test_deps_services) and export its path"
+        ),
+        None => {
+            eprintln!("note: TRIPLINE_PROMETHEUS is not set; skipping this Prometheus test");
+            None
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
 /// Sends Prometheus's alerts to an Alertmanager-compatible endpoint (`alerting.alertmanagers`,
 /// API v2), with a bearer token.
 struct AlertmanagerTarget {
