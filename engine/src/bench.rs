@@ -18,7 +18,7 @@ fn evaluate(d, p) {
 
 /// The value of series `sI`: one in ten (`i % 10 == 0`) over the rule's threshold (100).
 pub fn threshold_value(i: usize) -> f64 {
-    if i % 10 == 0 {
+    if i.is_multiple_of(10) {
         150.0
     } else {
         50.0

@@ -220,8 +220,6 @@ pub struct PrometheusBuilder {
     alertmanager: Option<AlertmanagerTarget>,
 }
 
-// A toolkit for every test: not each one uses every method.
-#[allow(dead_code)]
 impl PrometheusBuilder {
     /// Returns once Prometheus holds at least `n` scrapes of the exporter.
     pub fn min_scrapes(mut self, n: u32) -> Self {
@@ -342,8 +340,6 @@ impl PrometheusBuilder {
     }
 }
 
-// A toolkit for every test: not each one uses every method.
-#[allow(dead_code)]
 impl Prometheus {
     pub fn builder() -> PrometheusBuilder {
         PrometheusBuilder::default()
