@@ -35,6 +35,8 @@
 
 pub mod alert;
 pub mod aws;
+#[doc(hidden)]
+pub mod bench;
 pub mod clock;
 pub mod config;
 pub mod daemon;

@@ -1,7 +1,8 @@
 //! Tripline's Alertmanager-compatible `POST /api/v2/alerts`: alerts in the JSON Prometheus sends
-//! go through Tripline's pipeline and reach a receiver. (A test with Debian's Prometheus 2.42
-//! posting by itself is still to come: in our runs it showed the alert firing and Tripline as an
-//! active Alertmanager but did not post within a minute.)
+//! go through Tripline's pipeline and reach a receiver — posted by hand here, and by Debian's
+//! Prometheus 2.42 itself in `prometheus`.
+
+mod prometheus;
 
 use crate::support::daemon::Daemon;
 use crate::support::http::request;

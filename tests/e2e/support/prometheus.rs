@@ -1,7 +1,8 @@
 //! A throwaway Prometheus (Debian's 2.42 binary, temp data dir, loopback, `scrape_interval: 1s`)
 //! scraping a tiny exporter this module serves with runbook 004's `intelliflow_*` metrics; and
 //! `HttpServer`, a loopback HTTP server answering canned responses (exporter, 500s, probes).
-//! Needs `TRIPLINE_PROMETHEUS`.
+//! `Prometheus::builder()` adds alerting rules and an Alertmanager-compatible target (Tripline's
+//! `POST /api/v2/alerts`). Needs `TRIPLINE_PROMETHEUS`.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -169,7 +170,7 @@ pub fn intelliflow_metrics(scrape: u64) -> String {
 
 pub struct Prometheus {
     child: Option<Child>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     pub port: u16,
     pub exporter: HttpServer,
 }
@@ -203,10 +204,67 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-impl Prometheus {
-    /// Starts the exporter and Prometheus, and returns once Prometheus holds at least
-    /// `min_scrapes` scrapes of it; `None` if Prometheus is not available and not required.
-    pub fn start(min_scrapes: u32) -> Option<Prometheus> {
+/// Sends Prometheus's alerts to an Alertmanager-compatible endpoint (`alerting.alertmanagers`,
+/// API v2), with a bearer token.
+struct AlertmanagerTarget {
+    addr: String,
+    token: String,
+}
+
+/// What to start Prometheus with beyond the exporter scrape: alerting rules, where to send the
+/// alerts, and how many scrapes to wait for. `Prometheus::start(n)` is `builder().min_scrapes(n)`.
+#[derive(Default)]
+pub struct PrometheusBuilder {
+    min_scrapes: u32,
+    rules: Option<String>,
+    alertmanager: Option<AlertmanagerTarget>,
+}
+
+impl PrometheusBuilder {
+    /// Returns once Prometheus holds at least `n` scrapes of the exporter.
+    pub fn min_scrapes(mut self, n: u32) -> Self {
+        self.min_scrapes = n;
+        self
+    }
+
+    /// A rule file (YAML: `groups: ...`), evaluated every second.
+    pub fn rules(mut self, yaml: &str) -> Self {
+        self.rules = Some(yaml.to_string());
+        self
+    }
+
+    /// Sends alerts to `POST http://{addr}/api/v2/alerts` with `Authorization: Bearer {token}`.
+    pub fn alertmanager(mut self, addr: &str, token: &str) -> Self {
+        self.alertmanager = Some(AlertmanagerTarget {
+            addr: addr.to_string(),
+            token: token.to_string(),
+        });
+        self
+    }
+
+    fn config(&self, exporter_port: u16) -> String {
+        let mut c = format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
+             scrape_configs:\n  - job_name: events-worker\n    static_configs:\n      \
+             - targets: ['127.0.0.1:{exporter_port}']\n"
+        );
+        if self.rules.is_some() {
+            c.push_str("rule_files: [rules.yml]\n");
+        }
+        if let Some(am) = &self.alertmanager {
+            c.push_str(&format!(
+                "alerting:\n  alertmanagers:\n    - api_version: v2\n      timeout: 5s\n      \
+                 authorization:\n        type: Bearer\n        credentials: '{}'\n      \
+                 static_configs:\n        - targets: ['{}']\n",
+                am.token, am.addr
+            ));
+        }
+        c
+    }
+
+    /// Starts the exporter and Prometheus; `None` if Prometheus is not available and not
+    /// required.
+    pub fn start(self) -> Option<Prometheus> {
         let exe = prometheus_bin()?;
         let scrapes = Arc::new(Mutex::new(0u64));
         let exporter = HttpServer::start(Arc::new(move |line: &str| {
@@ -220,28 +278,34 @@ impl Prometheus {
         }));
         let dir = tempfile::tempdir().expect("temp dir");
         let config = dir.path().join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-                 scrape_configs:\n  - job_name: events-worker\n    static_configs:\n      \
-                 - targets: ['127.0.0.1:{}']\n",
-                exporter.port
-            ),
-        )
-        .unwrap();
+        std::fs::write(&config, self.config(exporter.port)).unwrap();
+        if let Some(rules) = &self.rules {
+            std::fs::write(dir.path().join("rules.yml"), rules).unwrap();
+        }
+        let min_scrapes = self.min_scrapes;
         for _ in 0..3 {
             let port = free_port();
-            let mut child = Command::new(&exe)
-                .arg(format!("--config.file={}", config.display()))
+            let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+            let mut cmd = Command::new(&exe);
+            cmd.arg(format!("--config.file={}", config.display()))
                 .arg(format!(
                     "--storage.tsdb.path={}",
                     dir.path().join("data").display()
                 ))
                 .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-                .arg("--log.level=warn")
+                .arg("--log.level=warn");
+            if self.alertmanager.is_some() {
+                // Prometheus evaluates its rules at once on start, but learns its Alertmanagers
+                // from service discovery, which hands over targets only on its next tick (5 s):
+                // the first batch goes to no Alertmanager and is dropped
+                // (`prometheus_notifications_dropped_total`), and an alert counts as sent when it
+                // is queued, so the next attempt waits for the resend delay (default 1m). Resend
+                // every evaluation instead, as a short-lived test instance should.
+                cmd.arg("--rules.alert.resend-delay=1s");
+            }
+            let mut child = cmd
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stderr(log)
                 .spawn()
                 .expect("start prometheus");
             let deadline = Instant::now() + Duration::from_secs(60);
@@ -259,7 +323,7 @@ impl Prometheus {
                 if up && enough {
                     return Some(Prometheus {
                         child: Some(child),
-                        _dir: dir,
+                        dir,
                         port,
                         exporter,
                     });
@@ -269,11 +333,43 @@ impl Prometheus {
             let _ = child.kill();
             let _ = child.wait();
         }
-        panic!("prometheus did not start or never scraped the exporter");
+        panic!(
+            "prometheus did not start or never scraped the exporter; log:\n{}",
+            std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default()
+        );
+    }
+}
+
+impl Prometheus {
+    pub fn builder() -> PrometheusBuilder {
+        PrometheusBuilder::default()
+    }
+
+    /// Starts the exporter and Prometheus, and returns once Prometheus holds at least
+    /// `min_scrapes` scrapes of it; `None` if Prometheus is not available and not required.
+    pub fn start(min_scrapes: u32) -> Option<Prometheus> {
+        Self::builder().min_scrapes(min_scrapes).start()
     }
 
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// What Prometheus logged (warnings and errors) so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
+    }
+
+    /// The sample lines of Prometheus's own metrics whose name starts with `prefix`.
+    pub fn own_metrics(&self, prefix: &str) -> String {
+        http_get(self.port, "/metrics")
+            .map(|(_, body)| {
+                body.lines()
+                    .filter(|l| l.starts_with(prefix))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+            .unwrap_or_default()
     }
 }
 
