@@ -124,6 +124,14 @@ impl Alert {
         matches!(self.state, AlertState::Pending | AlertState::Firing)
     }
 
+    /// The details receivers show: all but the engine's own bookkeeping (an ingested alert's
+    /// expiry).
+    pub fn shown_details(&self) -> impl Iterator<Item = (&String, &serde_json::Value)> {
+        self.details
+            .iter()
+            .filter(|(k, _)| k.as_str() != crate::ingest::ENDS_AT)
+    }
+
     /// The labels route, inhibit and silence matchers see: the alert's labels plus its severity
     /// as `severity` (a label of that name set by the rule wins). Severity is a field, not a label,
     /// so that an alert whose severity rises keeps its fingerprint; matchers still need to see it.

@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 pub const INGESTED: &str = "alertmanager/ingest";
 /// Detail key holding when an ingested alert expires unless posted again.
 pub const ENDS_AT: &str = "ingest_ends_at";
+/// Detail key holding the `generatorURL` an alert was posted with (the webhook's field of that name).
+pub const GENERATOR_URL: &str = "generator_url";
 
 /// How long an alert posted without `endsAt` stays firing (Alertmanager's `resolve_timeout`).
 pub const RESOLVE_TIMEOUT: chrono::Duration = chrono::Duration::minutes(5);
@@ -94,7 +96,7 @@ pub fn merge(
             .map(|(k, v)| (k.clone(), v.clone().into()))
             .collect();
         if let Some(g) = &p.generator_url {
-            a.details.insert("generator_url".into(), g.clone().into());
+            a.details.insert(GENERATOR_URL.into(), g.clone().into());
         }
         a.details.insert(ENDS_AT.into(), ends.to_rfc3339().into());
         a.last_active = at;

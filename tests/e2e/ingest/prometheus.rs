@@ -61,4 +61,13 @@ fn prometheus_sends_its_alerts_to_tripline() {
         a["annotations"]["runbook_url"],
         "https://runbooks.example.com/intelliflow#circuit-breaker"
     );
+    // Prometheus's link to the expression's graph keeps its own field; Tripline's bookkeeping
+    // (the alert's expiry) is not shown as an annotation.
+    let generator = a["generatorURL"].as_str().unwrap();
+    assert!(
+        generator.starts_with("http://") && generator.contains("/graph?"),
+        "{msg:#}"
+    );
+    let keys: Vec<&String> = a["annotations"].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["runbook_url", "summary"], "{msg:#}");
 }

@@ -75,7 +75,7 @@ pub fn render(n: &Notification, routing_key: &str) -> Vec<Value> {
             if let Some(v) = a.value {
                 details.insert("value".into(), json!(v));
             }
-            for (k, v) in &a.details {
+            for (k, v) in a.shown_details() {
                 details.insert(k.clone(), v.clone());
             }
             details.insert("rule".into(), json!(a.rule));

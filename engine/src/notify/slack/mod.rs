@@ -149,7 +149,7 @@ fn alert_section(a: &Alert) -> Value {
         text.push('\n');
         text.push_str(&labels.join(" "));
     }
-    for (k, v) in a.details.iter().take(5) {
+    for (k, v) in a.shown_details().take(5) {
         let v = v
             .as_str()
             .map(String::from)

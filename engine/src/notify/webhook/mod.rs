@@ -6,6 +6,7 @@ use super::http;
 use super::redact::Secret;
 use super::{Notification, NotificationStatus, Notifier, NotifyError};
 use crate::alert::{Alert, AlertState, Labels};
+use crate::ingest::GENERATOR_URL;
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
@@ -52,7 +53,7 @@ fn annotations(a: &Alert) -> Labels {
     if let Some(v) = a.value {
         m.insert("value".into(), v.to_string());
     }
-    for (k, v) in &a.details {
+    for (k, v) in a.shown_details().filter(|(k, _)| *k != GENERATOR_URL) {
         m.insert(
             k.clone(),
             v.as_str()
@@ -90,7 +91,7 @@ pub fn render(n: &Notification, max_alerts: usize) -> Value {
                 "annotations": annotations(a),
                 "startsAt": ts(a.starts_at.or(Some(a.active_since))),
                 "endsAt": ts(a.ends_at),
-                "generatorURL": "",
+                "generatorURL": a.details.get(GENERATOR_URL).and_then(|v| v.as_str()).unwrap_or_default(),
                 "fingerprint": a.fingerprint,
             })
         })
