@@ -156,21 +156,26 @@ class WebhookSink:
         self.alerts = 0
         self.first: float | None = None
         self.last: float | None = None
+        # Called with each parsed body, under `lock` (a section that needs more than counts).
+        self.on_message = None
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802 - http.server's naming
                 n = int(self.headers.get("content-length", 0))
                 body = self.rfile.read(n)
                 try:
-                    count = len(json.loads(body).get("alerts", []))
+                    msg = json.loads(body)
+                    count = len(msg.get("alerts", []))
                 except Exception:  # noqa: BLE001
-                    count = 0
+                    msg, count = None, 0
                 now = time.monotonic()
                 with sink.lock:
                     sink.requests += 1
                     sink.alerts += count
                     sink.first = sink.first or now
                     sink.last = now
+                    if msg is not None and sink.on_message is not None:
+                        sink.on_message(msg)
                 self.send_response(200)
                 self.send_header("content-length", "0")
                 self.end_headers()

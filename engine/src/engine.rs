@@ -26,6 +26,8 @@ use std::time::Duration;
 pub const RULE_ERROR: &str = "tripline/rule-error";
 /// Rule id of the alerts raised when a rule's data could not be fetched.
 pub const SOURCE_ERROR: &str = "tripline/source-error";
+/// How often `notify_at` looks for expired ingested alerts when it knows of none due.
+const INGEST_RESCAN: chrono::Duration = chrono::Duration::seconds(60);
 
 /// One configured use of a rule.
 #[derive(Debug, Clone)]
@@ -148,6 +150,9 @@ pub struct Tripline {
     outbox: Arc<Outbox>,
     /// One flush-and-deliver at a time (cycle and daemon notify loop), so nothing is sent twice.
     notify_lock: tokio::sync::Mutex<()>,
+    /// No ingested alert expires before this instant (so `notify_at` need not look): lowered by
+    /// `ingest`, recomputed by each look, which happens at least every `INGEST_RESCAN`.
+    ingest_next_expiry: std::sync::Mutex<Timestamp>,
     fetch_timeout: Duration,
     retention: chrono::Duration,
     /// Rule files that failed to load: raised as rule-error alerts every cycle until fixed.
@@ -353,6 +358,7 @@ impl TriplineBuilder {
             pipeline,
             outbox,
             notify_lock: tokio::sync::Mutex::new(()),
+            ingest_next_expiry: std::sync::Mutex::new(chrono::DateTime::<chrono::Utc>::MIN_UTC),
             fetch_timeout: self.fetch_timeout,
             retention: self.retention,
             load_errors: errors.into_iter().map(|e| e.to_string()).collect(),
@@ -430,13 +436,54 @@ impl Tripline {
     /// paced or retried deliveries happen on time; `tripline deliver` and `tripline ack` use it too.
     pub async fn notify_at(&self, at: Timestamp) -> Result<(Flush, DeliveryReport)> {
         let _one_at_a_time = self.notify_lock.lock().await;
-        let expired = crate::ingest::expired(&self.store.load_alerts().await?, at);
-        if !expired.is_empty() {
-            self.store.save_alerts(&expired, &[]).await?;
-        }
+        self.expire_ingested(at).await?;
         let flush = self.pipeline.flush(self.store.as_ref(), at).await?;
         let delivery = self.outbox.deliver_due(at).await?;
         Ok((flush, delivery))
+    }
+
+    /// Resolves ingested alerts whose `endsAt` passed. Reads the store only when one may have:
+    /// `ingest` keeps the earliest expiry it wrote, and the store is looked at at least every
+    /// `INGEST_RESCAN` anyway (another process sharing the store may have taken alerts in).
+    async fn expire_ingested(&self, at: Timestamp) -> Result<()> {
+        {
+            let mut next = self.ingest_next_expiry.lock().expect("expiry lock");
+            if at < *next {
+                return Ok(());
+            }
+            // Ingests from now on lower this; the look below raises it no further than this.
+            *next = at + INGEST_RESCAN;
+        }
+        let looked = async {
+            let stored = self
+                .store
+                .load_alerts_of_instance(crate::ingest::INGESTED)
+                .await?;
+            let expired = crate::ingest::expired(&stored, at);
+            if !expired.is_empty() {
+                self.store.save_alerts(&expired, &[]).await?;
+            }
+            Ok::<_, Error>((stored, expired))
+        };
+        let (stored, expired) = match looked.await {
+            Ok(x) => x,
+            Err(e) => {
+                // Look again on the next call.
+                *self.ingest_next_expiry.lock().expect("expiry lock") = at;
+                return Err(e);
+            }
+        };
+        let gone: std::collections::HashSet<&str> =
+            expired.iter().map(|a| a.fingerprint.as_str()).collect();
+        let still: Vec<&Alert> = stored
+            .iter()
+            .filter(|a| !gone.contains(a.fingerprint.as_str()))
+            .collect();
+        if let Some(t) = crate::ingest::next_expiry(still) {
+            let mut next = self.ingest_next_expiry.lock().expect("expiry lock");
+            *next = (*next).min(t);
+        }
+        Ok(())
     }
 
     /// Takes alerts posted in Alertmanager's format (`POST /api/v2/alerts`) into the store, where
@@ -446,9 +493,18 @@ impl Tripline {
         alerts: Vec<crate::ingest::PostableAlert>,
         at: Timestamp,
     ) -> Result<usize> {
-        let stored = self.store.load_alerts().await?;
+        // Only the posted alerts' earlier selves matter: look those up, not the whole store.
+        let fps: Vec<String> = alerts
+            .iter()
+            .map(|p| crate::alert::fingerprint(crate::ingest::INGESTED, &p.labels))
+            .collect();
+        let stored = self.store.load_alerts_by_fingerprint(&fps).await?;
         let changed = crate::ingest::merge(alerts, &stored, at).map_err(Error::Config)?;
         self.store.save_alerts(&changed, &[]).await?;
+        if let Some(t) = crate::ingest::next_expiry(&changed) {
+            let mut next = self.ingest_next_expiry.lock().expect("expiry lock");
+            *next = (*next).min(t);
+        }
         Ok(changed.len())
     }
 

@@ -110,18 +110,25 @@ pub fn merge(
     Ok(out.into_values().collect())
 }
 
+/// When an ingested alert's `endsAt` passes (`None` for other alerts and inactive ones).
+fn ends_of(a: &Alert) -> Option<Timestamp> {
+    if a.rule != INGESTED || !a.is_active() {
+        return None;
+    }
+    a.details.get(ENDS_AT)?.as_str()?.parse::<Timestamp>().ok()
+}
+
+/// The earliest instant one of these active ingested alerts expires.
+pub fn next_expiry<'a>(alerts: impl IntoIterator<Item = &'a Alert>) -> Option<Timestamp> {
+    alerts.into_iter().filter_map(ends_of).min()
+}
+
 /// Ingested alerts whose `endsAt` has passed, resolved at that instant.
 pub fn expired(stored: &[Alert], at: Timestamp) -> Vec<Alert> {
     stored
         .iter()
-        .filter(|a| a.rule == INGESTED && a.is_active())
         .filter_map(|a| {
-            let ends = a
-                .details
-                .get(ENDS_AT)?
-                .as_str()?
-                .parse::<Timestamp>()
-                .ok()?;
+            let ends = ends_of(a)?;
             (ends <= at).then(|| {
                 let mut r = a.clone();
                 r.state = AlertState::Resolved;
@@ -171,5 +178,55 @@ mod tests {
                 .is_empty()
         );
         assert!(merge(post(r#"[{"labels":{}}]"#), &[], t0).is_err());
+    }
+
+    #[tokio::test]
+    async fn the_engine_expires_posted_alerts_on_time_without_rereading_the_store() {
+        use crate::store::{SqliteStore, Store};
+        use std::sync::Arc;
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 1, 10, 0, 0).unwrap();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
+        let engine = crate::Tripline::builder()
+            .clock(Arc::new(crate::clock::ManualClock::new(t0)))
+            .store(store.clone())
+            .build()
+            .unwrap();
+        let firing = |name: &str, ends: &str| {
+            post(&format!(
+                r#"[{{"labels":{{"alertname":"{name}"}},"endsAt":"2026-11-01T{ends}Z"}}]"#
+            ))
+        };
+        let state = |name: &'static str| {
+            let store = store.clone();
+            async move {
+                store
+                    .load_alerts()
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .find(|a| a.labels["alertname"] == name)
+                    .map(|a| a.state)
+            }
+        };
+        engine.ingest(firing("A", "10:04:00"), t0).await.unwrap();
+        engine.notify_at(t0 + Duration::minutes(1)).await.unwrap();
+        assert_eq!(state("A").await, Some(AlertState::Firing));
+        // Posted after a look that found A due at 10:04: B, due earlier, still expires on time.
+        engine
+            .ingest(firing("B", "10:02:00"), t0 + Duration::minutes(1))
+            .await
+            .unwrap();
+        engine.notify_at(t0 + Duration::minutes(2)).await.unwrap();
+        assert_eq!(state("B").await, Some(AlertState::Resolved));
+        assert_eq!(state("A").await, Some(AlertState::Firing));
+        // A posted again lives on; its first endsAt passing resolves nothing.
+        engine
+            .ingest(firing("A", "10:09:00"), t0 + Duration::minutes(3))
+            .await
+            .unwrap();
+        engine.notify_at(t0 + Duration::minutes(5)).await.unwrap();
+        assert_eq!(state("A").await, Some(AlertState::Firing));
+        engine.notify_at(t0 + Duration::minutes(9)).await.unwrap();
+        assert_eq!(state("A").await, Some(AlertState::Resolved));
     }
 }

@@ -233,7 +233,7 @@ impl Outbox {
         }
         let failing: BTreeMap<String, Alert> = self
             .store
-            .load_alerts()
+            .load_alerts_of_instance(NOTIFY_ERROR)
             .await?
             .into_iter()
             .filter(|a| a.rule == NOTIFY_ERROR && a.state == AlertState::Firing)
@@ -381,7 +381,7 @@ impl Outbox {
         let fp = fingerprint(NOTIFY_ERROR, &labels);
         let existing = self
             .store
-            .load_alerts()
+            .load_alerts_by_fingerprint(std::slice::from_ref(&fp))
             .await?
             .into_iter()
             .find(|a| a.fingerprint == fp && a.state == AlertState::Firing);
@@ -416,13 +416,7 @@ impl Outbox {
 
     /// Entries still waiting to be delivered (the daemon's `tripline_outbox_depth`).
     pub async fn pending(&self) -> Result<usize> {
-        Ok(self
-            .store
-            .outbox_entries()
-            .await?
-            .iter()
-            .filter(|e| e.state == OutboxState::Pending)
-            .count())
+        self.store.outbox_pending_count().await
     }
 
     /// Delivers until nothing is pending or `within` has passed, waiting (for real) between

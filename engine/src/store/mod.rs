@@ -23,6 +23,23 @@ pub trait Store: Send + Sync {
     /// Every stored alert (pending, firing, and resolved ones not yet pruned).
     async fn load_alerts(&self) -> Result<Vec<Alert>>;
 
+    /// The stored alerts with these fingerprints (those that exist), in fingerprint order. Stores
+    /// that can look alerts up by key override this; the default reads them all.
+    async fn load_alerts_by_fingerprint(&self, fingerprints: &[String]) -> Result<Vec<Alert>> {
+        let want: std::collections::HashSet<&str> =
+            fingerprints.iter().map(|f| f.as_str()).collect();
+        let mut all = self.load_alerts().await?;
+        all.retain(|a| want.contains(a.fingerprint.as_str()));
+        Ok(all)
+    }
+
+    /// The stored alerts of one rule instance (`Alert::instance`), in fingerprint order.
+    async fn load_alerts_of_instance(&self, instance: &str) -> Result<Vec<Alert>> {
+        let mut all = self.load_alerts().await?;
+        all.retain(|a| a.instance == instance);
+        Ok(all)
+    }
+
     /// Writes the given alerts (insert or replace by fingerprint) and deletes `deleted`, atomically.
     async fn save_alerts(&self, changed: &[Alert], deleted: &[String]) -> Result<()>;
 
@@ -54,6 +71,15 @@ pub trait Store: Send + Sync {
     async fn outbox_due(&self, at: Timestamp, limit: usize) -> Result<Vec<OutboxEntry>>;
     /// Every outbox entry (delivered and dead ones until pruned), oldest first.
     async fn outbox_entries(&self) -> Result<Vec<OutboxEntry>>;
+    /// How many entries are pending (the daemon's `tripline_outbox_depth`).
+    async fn outbox_pending_count(&self) -> Result<usize> {
+        Ok(self
+            .outbox_entries()
+            .await?
+            .iter()
+            .filter(|e| e.state == crate::notify::outbox::OutboxState::Pending)
+            .count())
+    }
     /// When the earliest pending entry is due, if any is pending.
     async fn outbox_next_due(&self) -> Result<Option<Timestamp>>;
     /// Writes an entry's new state (delivered, retry, dead letter).

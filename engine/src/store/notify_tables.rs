@@ -67,7 +67,7 @@ fn ms(t: Timestamp) -> i64 {
 
 impl SqliteStore {
     pub(super) fn add_silence_sync(&self, s: &Silence) -> Result<()> {
-        self.with_conn(|c| {
+        self.tables(|c| {
             c.execute(
                 "INSERT INTO silences (id, ends_at, body) VALUES (?1, ?2, ?3) ON CONFLICT(id) DO UPDATE SET ends_at = ?2, body = ?3",
                 params![s.id, ms(s.ends_at), to_json(s)?],
@@ -77,11 +77,11 @@ impl SqliteStore {
     }
 
     pub(super) fn list_silences_sync(&self) -> Result<Vec<Silence>> {
-        self.with_conn(|c| all(c, "SELECT body FROM silences ORDER BY ends_at, id"))
+        self.tables(|c| all(c, "SELECT body FROM silences ORDER BY ends_at, id"))
     }
 
     pub(super) fn expire_silence_sync(&self, id: &str, at: Timestamp) -> Result<bool> {
-        self.with_conn(|c| {
+        self.tables(|c| {
             let tx = c.transaction()?;
             let body: Option<String> = tx
                 .query_row("SELECT body FROM silences WHERE id = ?1", [id], |r| {
@@ -103,7 +103,7 @@ impl SqliteStore {
     }
 
     pub(super) fn ack_sync(&self, a: &Ack) -> Result<()> {
-        self.with_conn(|c| {
+        self.tables(|c| {
             c.execute(
                 "INSERT INTO acks (fingerprint, body) VALUES (?1, ?2) ON CONFLICT(fingerprint) DO UPDATE SET body = ?2",
                 params![a.fingerprint, to_json(a)?],
@@ -113,11 +113,11 @@ impl SqliteStore {
     }
 
     pub(super) fn load_notify_state_sync(&self) -> Result<NotifyState> {
-        self.with_conn(|c| read_state(c))
+        self.tables(|c| read_state(c))
     }
 
     pub(super) fn commit_flush_sync(&self, f: &FlushCommit) -> Result<()> {
-        self.with_conn(|c| {
+        self.tables(|c| {
             let tx = c.transaction()?;
             write_commit(&tx, f)?;
             tx.commit()
@@ -128,15 +128,19 @@ impl SqliteStore {
     /// transaction: two processes flushing the same file (a daemon and `tripline ack`) take
     /// turns instead of both deciding to send the same news.
     pub(super) fn flush_atomically_sync(&self, plan: &PlanFn) -> Result<Flush> {
-        self.with_conn(|c| {
-            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            let alerts: Vec<Alert> = all(&tx, "SELECT body FROM alerts ORDER BY fingerprint")?;
+        let mut g = self.lock()?;
+        let super::sqlite::Inner { conn, alerts } = &mut *g;
+        let r = (|| -> rusqlite::Result<Flush> {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            // Inside the transaction: what another process committed before it is seen.
+            let alerts: &[Alert] = super::sqlite::fresh(&tx, alerts)?;
             let state = read_state(&tx)?;
-            let flush = plan(&alerts, &state);
+            let flush = plan(alerts, &state);
             write_commit(&tx, &flush.commit)?;
             tx.commit()?;
             Ok(flush)
-        })
+        })();
+        r.map_err(crate::error::Error::from)
     }
 
     /// Takes a due entry for sending: false when another process took it first. The lease
@@ -147,7 +151,7 @@ impl SqliteStore {
         at: Timestamp,
         until: Timestamp,
     ) -> Result<bool> {
-        self.with_conn(|c| {
+        self.tables(|c| {
             let n = c.execute(
                 "UPDATE outbox SET next_attempt_at = ?3 WHERE id = ?1 AND state = 'pending' AND next_attempt_at <= ?2",
                 params![id, ms(at), ms(until)],
@@ -157,7 +161,7 @@ impl SqliteStore {
     }
 
     fn outbox_query(&self, sql: &str, p: impl rusqlite::Params) -> Result<Vec<OutboxEntry>> {
-        self.with_conn(|c| {
+        self.tables(|c| {
             let mut st = c.prepare_cached(sql)?;
             let rows = st.query_map(p, |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
             rows.map(|row| {
@@ -184,8 +188,19 @@ impl SqliteStore {
         self.outbox_query("SELECT body, next_attempt_at FROM outbox ORDER BY seq", [])
     }
 
+    pub(super) fn outbox_pending_count_sync(&self) -> Result<usize> {
+        self.tables(|c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM outbox WHERE state = 'pending'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+        })
+        .map(|n| n as usize)
+    }
+
     pub(super) fn outbox_next_due_sync(&self) -> Result<Option<Timestamp>> {
-        let next: Option<i64> = self.with_conn(|c| {
+        let next: Option<i64> = self.tables(|c| {
             c.query_row(
                 "SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'pending'",
                 [],
@@ -196,7 +211,7 @@ impl SqliteStore {
     }
 
     pub(super) fn outbox_update_sync(&self, e: &OutboxEntry) -> Result<()> {
-        self.with_conn(|c| {
+        self.tables(|c| {
             c.execute(
                 "UPDATE outbox SET state = ?2, next_attempt_at = ?3, body = ?4 WHERE id = ?1",
                 params![
@@ -211,7 +226,7 @@ impl SqliteStore {
     }
 
     pub(super) fn outbox_defer_sync(&self, receiver: &str, until: Timestamp) -> Result<()> {
-        self.with_conn(|c| {
+        self.tables(|c| {
             c.execute(
                 "UPDATE outbox SET next_attempt_at = MAX(next_attempt_at, ?2) WHERE receiver = ?1 AND state = 'pending'",
                 params![receiver, ms(until)],
@@ -222,7 +237,7 @@ impl SqliteStore {
 
     pub(super) fn prune_outbox_sync(&self, before: Timestamp) -> Result<usize> {
         let done = [OutboxState::Delivered.as_str(), OutboxState::Dead.as_str()];
-        self.with_conn(|c| {
+        self.tables(|c| {
             c.execute(
                 "DELETE FROM outbox WHERE state IN (?1, ?2) AND next_attempt_at < ?3",
                 params![done[0], done[1], ms(before)],

@@ -14,8 +14,64 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 pub struct SqliteStore {
-    conn: Mutex<Connection>,
+    inner: Mutex<Inner>,
     path: PathBuf,
+}
+
+pub(super) struct Inner {
+    pub(super) conn: Connection,
+    /// The `alerts` table decoded, so a flush or an ingest does not re-read and re-parse every
+    /// alert. Tagged with SQLite's `data_version`, which changes when another connection (another
+    /// process sharing the file) commits: then it is read again. This connection's own writes go
+    /// through `save_alerts`/`prune_resolved`, which keep it in step.
+    pub(super) alerts: Option<AlertCache>,
+}
+
+pub(super) struct AlertCache {
+    version: i64,
+    /// Sorted by fingerprint, like `load_alerts`.
+    alerts: Vec<Alert>,
+}
+
+/// The alerts as stored now: the cache, read again if another connection committed since.
+pub(super) fn fresh<'a>(
+    c: &Connection,
+    cache: &'a mut Option<AlertCache>,
+) -> rusqlite::Result<&'a [Alert]> {
+    let version: i64 = c.query_row("PRAGMA data_version", [], |r| r.get(0))?;
+    if cache.as_ref().is_none_or(|k| k.version != version) {
+        *cache = None;
+        let mut st = c.prepare_cached("SELECT body FROM alerts ORDER BY fingerprint")?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        let alerts = rows
+            .map(|b| decode(b?))
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        *cache = Some(AlertCache { version, alerts });
+    }
+    Ok(cache.as_ref().map(|k| k.alerts.as_slice()).unwrap_or(&[]))
+}
+
+/// Applies a committed `save_alerts` to the cache: upserts (the last of a fingerprint wins),
+/// then deletes, as the SQL does.
+fn apply(v: &mut Vec<Alert>, changed: &[Alert], deleted: &[String]) {
+    let mut new: std::collections::BTreeMap<&str, &Alert> = Default::default();
+    for a in changed {
+        match v.binary_search_by(|x| x.fingerprint.as_str().cmp(&a.fingerprint)) {
+            Ok(i) => v[i] = a.clone(),
+            Err(_) => {
+                new.insert(a.fingerprint.as_str(), a);
+            }
+        }
+    }
+    if !new.is_empty() {
+        // Two sorted runs: the sort merges them in linear time.
+        v.extend(new.into_values().cloned());
+        v.sort_by(|a, b| a.fingerprint.cmp(&b.fingerprint));
+    }
+    if !deleted.is_empty() {
+        let gone: std::collections::HashSet<&str> = deleted.iter().map(|s| s.as_str()).collect();
+        v.retain(|a| !gone.contains(a.fingerprint.as_str()));
+    }
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -56,7 +112,7 @@ impl SqliteStore {
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(super::notify_tables::SCHEMA)?;
         Ok(SqliteStore {
-            conn: Mutex::new(conn),
+            inner: Mutex::new(Inner { conn, alerts: None }),
             path,
         })
     }
@@ -67,7 +123,7 @@ impl SqliteStore {
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(super::notify_tables::SCHEMA)?;
         Ok(SqliteStore {
-            conn: Mutex::new(conn),
+            inner: Mutex::new(Inner { conn, alerts: None }),
             path: PathBuf::from(":memory:"),
         })
     }
@@ -76,16 +132,40 @@ impl SqliteStore {
         &self.path
     }
 
-    /// The connection, for sibling modules that keep their own tables in the same file.
+    pub(super) fn lock(&self) -> Result<std::sync::MutexGuard<'_, Inner>> {
+        self.inner
+            .lock()
+            .map_err(|_| Error::Store("connection lock poisoned".into()))
+    }
+
+    /// The connection, for sibling modules that keep their own tables in the same file. It may
+    /// write anything, so the decoded alerts are read again afterwards.
     pub fn with_conn<T>(
         &self,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
     ) -> Result<T> {
-        let mut c = self
-            .conn
-            .lock()
-            .map_err(|_| Error::Store("connection lock poisoned".into()))?;
-        f(&mut c).map_err(Error::from)
+        let mut g = self.lock()?;
+        g.alerts = None;
+        f(&mut g.conn).map_err(Error::from)
+    }
+
+    /// The connection, for the store's own tables other than `alerts`.
+    pub(super) fn tables<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        f(&mut self.lock()?.conn).map_err(Error::from)
+    }
+
+    /// The connection and the stored alerts (decoded once, see `Inner::alerts`).
+    pub(super) fn with_alerts<T>(
+        &self,
+        f: impl FnOnce(&mut Connection, &[Alert]) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        let mut g = self.lock()?;
+        let Inner { conn, alerts } = &mut *g;
+        let r = fresh(conn, alerts).and_then(|a| f(conn, a));
+        r.map_err(Error::from)
     }
 }
 
@@ -98,24 +178,55 @@ fn decode(body: String) -> rusqlite::Result<Alert> {
 #[async_trait]
 impl Store for SqliteStore {
     async fn load_alerts(&self) -> Result<Vec<Alert>> {
-        self.with_conn(|c| {
-            let mut st = c.prepare_cached("SELECT body FROM alerts ORDER BY fingerprint")?;
-            let rows = st.query_map([], |r| r.get::<_, String>(0))?;
-            rows.map(|b| decode(b?)).collect()
+        self.with_alerts(|_, a| Ok(a.to_vec()))
+    }
+
+    async fn load_alerts_by_fingerprint(&self, fingerprints: &[String]) -> Result<Vec<Alert>> {
+        let mut want: Vec<&str> = fingerprints.iter().map(|f| f.as_str()).collect();
+        want.sort_unstable();
+        want.dedup();
+        self.with_alerts(|_, all| {
+            Ok(want
+                .iter()
+                .filter_map(|fp| {
+                    all.binary_search_by(|a| a.fingerprint.as_str().cmp(fp))
+                        .ok()
+                        .map(|i| all[i].clone())
+                })
+                .collect())
+        })
+    }
+
+    async fn load_alerts_of_instance(&self, instance: &str) -> Result<Vec<Alert>> {
+        self.with_alerts(|_, all| {
+            Ok(all
+                .iter()
+                .filter(|a| a.instance == instance)
+                .cloned()
+                .collect())
         })
     }
 
     async fn save_alerts(&self, changed: &[Alert], deleted: &[String]) -> Result<()> {
-        self.with_conn(|c| {
-            let tx = c.transaction()?;
+        let mut g = self.lock()?;
+        let Inner { conn, alerts } = &mut *g;
+        let written = (|| -> rusqlite::Result<()> {
+            let tx = conn.transaction()?;
             {
                 let mut up = tx.prepare_cached(
                     "INSERT INTO alerts (fingerprint, instance, state, ends_at, body) VALUES (?1, ?2, ?3, ?4, ?5)
                      ON CONFLICT(fingerprint) DO UPDATE SET instance = ?2, state = ?3, ends_at = ?4, body = ?5",
                 )?;
                 for a in changed {
-                    let body = serde_json::to_string(a).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-                    up.execute(params![a.fingerprint, a.instance, a.state.as_str(), a.ends_at.map(|t| t.timestamp()), body])?;
+                    let body = serde_json::to_string(a)
+                        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+                    up.execute(params![
+                        a.fingerprint,
+                        a.instance,
+                        a.state.as_str(),
+                        a.ends_at.map(|t| t.timestamp()),
+                        body
+                    ])?;
                 }
                 let mut del = tx.prepare_cached("DELETE FROM alerts WHERE fingerprint = ?1")?;
                 for fp in deleted {
@@ -123,27 +234,42 @@ impl Store for SqliteStore {
                 }
             }
             tx.commit()
-        })
+        })();
+        match written {
+            Ok(()) => {
+                if let Some(k) = alerts {
+                    apply(&mut k.alerts, changed, deleted);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                *alerts = None;
+                Err(e.into())
+            }
+        }
     }
 
     async fn prune_resolved(&self, before: Timestamp) -> Result<usize> {
-        self.with_conn(|c| {
-            c.execute(
-                "DELETE FROM alerts WHERE state = 'resolved' AND ends_at < ?1",
-                [before.timestamp()],
-            )
-        })
+        let mut g = self.lock()?;
+        let n = g.conn.execute(
+            "DELETE FROM alerts WHERE state = 'resolved' AND ends_at < ?1",
+            [before.timestamp()],
+        );
+        if !matches!(n, Ok(0)) {
+            g.alerts = None;
+        }
+        Ok(n?)
     }
 
     async fn get_meta(&self, key: &str) -> Result<Option<String>> {
-        self.with_conn(|c| {
+        self.tables(|c| {
             c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
                 .optional()
         })
     }
 
     async fn set_meta(&self, key: &str, value: &str) -> Result<()> {
-        self.with_conn(|c| {
+        self.tables(|c| {
             c.execute("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2", [key, value])?;
             Ok(())
         })
@@ -178,6 +304,9 @@ impl Store for SqliteStore {
     }
     async fn outbox_entries(&self) -> Result<Vec<OutboxEntry>> {
         self.outbox_entries_sync()
+    }
+    async fn outbox_pending_count(&self) -> Result<usize> {
+        self.outbox_pending_count_sync()
     }
     async fn outbox_next_due(&self) -> Result<Option<Timestamp>> {
         self.outbox_next_due_sync()
@@ -257,5 +386,48 @@ mod tests {
         assert!(s.load_alerts().await.unwrap().is_empty());
         s.set_meta("k", "v").await.unwrap();
         assert_eq!(s.get_meta("k").await.unwrap().as_deref(), Some("v"));
+    }
+
+    #[tokio::test]
+    async fn decoded_alerts_follow_writes_of_another_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let a = SqliteStore::open(&path).unwrap();
+        let b = SqliteStore::open(&path).unwrap();
+        a.save_alerts(&[alert("f1", AlertState::Firing, None)], &[])
+            .await
+            .unwrap();
+        assert_eq!(b.load_alerts().await.unwrap().len(), 1);
+        // b's own writes keep its decoded copy in step: upserts, new ones in order, deletes.
+        let mut f1 = alert("f1", AlertState::Firing, None);
+        f1.summary = "changed".into();
+        b.save_alerts(
+            &[
+                alert("f3", AlertState::Firing, None),
+                f1.clone(),
+                alert("f0", AlertState::Firing, None),
+            ],
+            &["f3".into()],
+        )
+        .await
+        .unwrap();
+        let fps = |v: Vec<Alert>| v.into_iter().map(|a| a.fingerprint).collect::<Vec<_>>();
+        assert_eq!(fps(b.load_alerts().await.unwrap()), ["f0", "f1"]);
+        assert_eq!(
+            b.load_alerts_by_fingerprint(&["f1".into(), "nope".into()])
+                .await
+                .unwrap(),
+            [f1.clone()]
+        );
+        // a commits after b decoded: b sees it.
+        a.save_alerts(&[alert("f2", AlertState::Firing, None)], &["f0".into()])
+            .await
+            .unwrap();
+        assert_eq!(fps(b.load_alerts().await.unwrap()), ["f1", "f2"]);
+        assert_eq!(b.load_alerts_of_instance("i").await.unwrap().len(), 2);
+        assert_eq!(
+            a.load_alerts().await.unwrap(),
+            b.load_alerts().await.unwrap()
+        );
     }
 }
