@@ -179,7 +179,8 @@ def run(ctx: Context) -> list[Section]:
             " does nothing starts in a millisecond or so on an idle machine, so the target leaves about two"
             " more for parsing 1,000 instances, compiling the 30 embedded stock rules, opening SQLite and"
             " running 1,000 Rhai `query` + `evaluate` calls. Two quadratic costs were removed (instance"
-            " locations, fixture matching: 1,000 instances went from ≈300 ms to ≈45 ms on this machine);"
+            " locations, fixture matching: 1,000 instances went from ≈150 ms to ≈50 ms of CPU, medians of 15"
+            " alternating runs of the two builds on this machine);"
             " what remains is per-instance Rhai work and allocation, spread thin (perf: no function"
             " above ~7%)."
         )
