@@ -235,6 +235,11 @@ impl Daemon {
             );
         }
         self.record_delivery(&r.delivery);
+        // Also set between cycles by the notify loop; set here too so that it is there after the
+        // first cycle, which runs at start, before the loop's first tick.
+        if let Ok(n) = engine.outbox().pending().await {
+            m.set("tripline_outbox_depth", &[], n as f64);
+        }
         let sent: usize = r.delivery.sent.values().sum();
         if let Ok(alerts) = engine.store().load_alerts().await {
             m.clear("tripline_alerts");
