@@ -141,6 +141,18 @@ def http_json(method: str, url: str, body=None, timeout: float = 60):
         return json.loads(raw) if raw else None
 
 
+# ---- loopback HTTP servers ------------------------------------------------------------------
+
+
+def serve(handler: type[http.server.BaseHTTPRequestHandler]) -> http.server.ThreadingHTTPServer:
+    """Serves `handler` on a free loopback port from a daemon thread, a thread per request.
+    Stop it with `.shutdown()` and `.server_close()`."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 # ---- a webhook receiver both peers post to --------------------------------------------------
 
 
@@ -183,10 +195,8 @@ class WebhookSink:
             def log_message(self, *a):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = serve(Handler)
         self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def url(self, path: str = "/hook") -> str:
         return f"http://127.0.0.1:{self.port}{path}"

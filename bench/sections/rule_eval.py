@@ -14,7 +14,6 @@ import http.server
 import json
 import re
 import subprocess
-import threading
 import time
 import urllib.request
 
@@ -27,6 +26,7 @@ from .common import (
     mib,
     peak_rss_kib,
     percentile,
+    serve,
     start,
     stop,
     wait_http,
@@ -74,10 +74,8 @@ class Exporter:
             def log_message(self, *a):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = serve(Handler)
         self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self) -> None:
         self.server.shutdown()
