@@ -131,14 +131,4 @@ impl Alert {
             .iter()
             .filter(|(k, _)| k.as_str() != crate::ingest::ENDS_AT)
     }
-
-    /// The labels route, inhibit and silence matchers see: the alert's labels plus its severity
-    /// as `severity` (a label of that name set by the rule wins). Severity is a field, not a label,
-    /// so that an alert whose severity rises keeps its fingerprint; matchers still need to see it.
-    pub fn matching_labels(&self) -> Labels {
-        let mut l = self.labels.clone();
-        l.entry("severity".to_string())
-            .or_insert_with(|| self.severity.as_str().to_string());
-        l
-    }
 }

@@ -7,8 +7,9 @@
 //! called with "now", so a one-shot `tripline eval` every minute and a long-running daemon behave
 //! the same.
 
+use super::matcher::LabelSource;
 use super::route::{GroupBy, Route};
-use crate::alert::{Alert, Labels};
+use crate::alert::Labels;
 use crate::clock::Timestamp;
 use chrono::Duration;
 use serde::{Deserialize, Serialize};
@@ -104,15 +105,15 @@ pub fn tick(
 }
 
 /// The labels that identify an alert's group on a route.
-/// The labels a route groups `alert` by. `group_by = ["..."]` sees `severity` like a matcher does
-/// (`labels` are the alert's matching labels); `group_by = "all"` takes the alert's own labels, so
-/// a severity change does not move an alert to another group.
-pub fn group_labels(route: &Route, alert: &Alert, labels: &Labels) -> Labels {
+/// The labels a route groups an alert by. `group_by = ["..."]` reads them as matchers do (from an
+/// alert: `severity` too); `group_by = "all"` takes the alert's own `labels`, so a severity change
+/// does not move an alert to another group.
+pub fn group_labels(route: &Route, labels: &Labels, source: &impl LabelSource) -> Labels {
     match &route.group_by {
-        GroupBy::All => alert.labels.clone(),
+        GroupBy::All => labels.clone(),
         GroupBy::Labels(names) => names
             .iter()
-            .filter_map(|n| labels.get(n).map(|v| (n.clone(), v.clone())))
+            .filter_map(|n| source.label(n).map(|v| (n.clone(), v.to_string())))
             .collect(),
     }
 }

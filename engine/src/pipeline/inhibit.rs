@@ -3,13 +3,13 @@
 //! alerts. Sources are every firing alert, silenced or not, as in Alertmanager: a silenced
 //! outage still explains its symptoms. An alert never inhibits itself.
 //!
-//! Matchers see an alert's severity as the `severity` label (`Alert::matching_labels`). Unlike
+//! Matchers see an alert's severity as the `severity` label (`LabelSource for Alert`). Unlike
 //! Alertmanager, an `equal` label must be present on both alerts: a label missing on both is not
 //! "equal", so `equal = ["function"]` never lets an alert without a function (a worker outage)
 //! mute every warning in the system.
 
-use super::matcher::{all_match, Matcher};
-use crate::alert::{Alert, AlertState, Labels};
+use super::matcher::{all_match, LabelSource, Matcher};
+use crate::alert::{Alert, AlertState};
 use std::collections::BTreeSet;
 
 #[derive(Debug, Clone)]
@@ -21,15 +21,14 @@ pub struct InhibitRule {
 }
 
 impl InhibitRule {
-    /// Whether `source` mutes `target`; both are (alert, its matching labels).
-    fn inhibits(&self, (source, sl): (&Alert, &Labels), (target, tl): (&Alert, &Labels)) -> bool {
+    fn inhibits(&self, source: &Alert, target: &Alert) -> bool {
         source.fingerprint != target.fingerprint
-            && all_match(&self.source_matchers, sl)
-            && all_match(&self.target_matchers, tl)
+            && all_match(&self.source_matchers, source)
+            && all_match(&self.target_matchers, target)
             && self
                 .equal
                 .iter()
-                .all(|l| sl.get(l).is_some_and(|v| tl.get(l) == Some(v)))
+                .all(|l| source.label(l).is_some_and(|v| target.label(l) == Some(v)))
     }
 }
 
@@ -42,28 +41,21 @@ impl Inhibitor {
     /// Fingerprints of the firing alerts that some other firing alert inhibits. Resolved alerts
     /// are never muted here, so a resolve announced before still reaches its receiver.
     pub fn muted(&self, alerts: &[Alert]) -> BTreeSet<String> {
-        let mut out = BTreeSet::new();
-        if self.rules.is_empty() {
-            return out;
-        }
-        let firing: Vec<(&Alert, Labels)> = alerts
+        let firing: Vec<&Alert> = alerts
             .iter()
             .filter(|a| a.state == AlertState::Firing)
-            .map(|a| (a, a.matching_labels()))
             .collect();
+        let mut out = BTreeSet::new();
         for rule in &self.rules {
-            let sources: Vec<&(&Alert, Labels)> = firing
+            let sources: Vec<&&Alert> = firing
                 .iter()
-                .filter(|(_, l)| all_match(&rule.source_matchers, l))
+                .filter(|a| all_match(&rule.source_matchers, **a))
                 .collect();
             if sources.is_empty() {
                 continue;
             }
-            for (target, tl) in &firing {
-                if sources
-                    .iter()
-                    .any(|(s, sl)| rule.inhibits((s, sl), (target, tl)))
-                {
+            for target in &firing {
+                if sources.iter().any(|s| rule.inhibits(s, target)) {
                     out.insert(target.fingerprint.clone());
                 }
             }

@@ -2,8 +2,32 @@
 //! `name=value`, `name!=value`, `name=~regex`, `name!~regex`. Regexes are anchored at both ends,
 //! as in Alertmanager, and a missing label matches as the empty string.
 
-use crate::alert::Labels;
+use crate::alert::{Alert, Labels};
 use regex::Regex;
+
+/// What matchers read label values from: a label set, or an alert.
+pub trait LabelSource {
+    fn label(&self, name: &str) -> Option<&str>;
+}
+
+impl LabelSource for Labels {
+    fn label(&self, name: &str) -> Option<&str> {
+        self.get(name).map(String::as_str)
+    }
+}
+
+/// An alert's labels, plus its severity as `severity` (a label of that name set by the rule
+/// wins). Severity is a field, not a label, so that an alert whose severity rises keeps its
+/// fingerprint; matchers and `group_by` still see it.
+impl LabelSource for Alert {
+    fn label(&self, name: &str) -> Option<&str> {
+        match self.labels.get(name) {
+            Some(v) => Some(v),
+            None if name == "severity" => Some(self.severity.as_str()),
+            None => None,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MatchOp {
@@ -98,8 +122,8 @@ impl Matcher {
         Matcher::new(name, op, value)
     }
 
-    pub fn matches(&self, labels: &Labels) -> bool {
-        let v = labels.get(&self.name).map(String::as_str).unwrap_or("");
+    pub fn matches(&self, labels: &impl LabelSource) -> bool {
+        let v = labels.label(&self.name).unwrap_or("");
         match self.op {
             MatchOp::Equal => v == self.value,
             MatchOp::NotEqual => v != self.value,
@@ -131,7 +155,7 @@ impl std::fmt::Display for Matcher {
 }
 
 /// All must match (an empty list matches everything).
-pub fn all_match(matchers: &[Matcher], labels: &Labels) -> bool {
+pub fn all_match(matchers: &[Matcher], labels: &impl LabelSource) -> bool {
     matchers.iter().all(|m| m.matches(labels))
 }
 

@@ -325,9 +325,8 @@ impl Pipeline {
         for a in alerts.iter().filter(|a| {
             !out.silenced.contains(&a.fingerprint) && !out.inhibited.contains(&a.fingerprint)
         }) {
-            let matching = a.matching_labels();
-            for r in self.cfg.route.matching(&matching) {
-                let labels = group_labels(r, a, &matching);
+            for r in self.cfg.route.matching(a) {
+                let labels = group_labels(r, &a.labels, a);
                 let key = group_key(r, &labels);
                 groups
                     .entry(key)
@@ -622,7 +621,7 @@ impl Pipeline {
     pub fn targets(&self, labels: &Labels) -> Vec<RouteTarget> {
         let mut out = Vec::new();
         for r in self.cfg.route.matching(labels) {
-            let key = group_key(r, &group_labels_of(r, labels));
+            let key = group_key(r, &group_labels(r, labels, labels));
             if let Some(rcv) = &r.receiver {
                 out.push(RouteTarget {
                     route: r.id.clone(),
@@ -643,16 +642,6 @@ impl Pipeline {
             }
         }
         out
-    }
-}
-
-fn group_labels_of(r: &Route, labels: &Labels) -> Labels {
-    match &r.group_by {
-        GroupBy::All => labels.clone(),
-        GroupBy::Labels(names) => names
-            .iter()
-            .filter_map(|n| labels.get(n).map(|v| (n.clone(), v.clone())))
-            .collect(),
     }
 }
 

@@ -4,8 +4,7 @@
 //! the alert itself. Every option but the matchers is inherited from the parent.
 
 use super::group::Timers;
-use super::matcher::{all_match, Matcher};
-use crate::alert::Labels;
+use super::matcher::{all_match, LabelSource, Matcher};
 use crate::config::{Config, RouteConfig};
 use crate::error::Error;
 use std::collections::BTreeSet;
@@ -50,7 +49,7 @@ impl Route {
     }
 
     /// The routes that take an alert with these labels (at least the root, for the root).
-    pub fn matching(&self, labels: &Labels) -> Vec<&Route> {
+    pub fn matching(&self, labels: &impl LabelSource) -> Vec<&Route> {
         if !all_match(&self.matchers, labels) {
             return vec![];
         }
@@ -198,6 +197,7 @@ fn unknown(what: &str, name: &str, known: &BTreeSet<String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alert::Labels;
     use std::path::Path;
 
     fn tree(text: &str) -> Result<Route, String> {

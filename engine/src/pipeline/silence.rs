@@ -77,8 +77,7 @@ impl Silence {
     }
 
     pub fn mutes(&self, alert: &Alert) -> bool {
-        self.parsed()
-            .is_some_and(|ms| all_match(&ms, &alert.matching_labels()))
+        self.parsed().is_some_and(|ms| all_match(&ms, alert))
     }
 }
 
@@ -102,10 +101,7 @@ impl SilenceStage {
         alerts
             .iter()
             .filter(|a| !(self.send_resolved && a.state == AlertState::Resolved))
-            .filter(|a| {
-                let labels = a.matching_labels();
-                active.iter().any(|(_, ms)| all_match(ms, &labels))
-            })
+            .filter(|a| active.iter().any(|(_, ms)| all_match(ms, *a)))
             .map(|a| a.fingerprint.clone())
             .collect()
     }
