@@ -322,10 +322,13 @@ impl Pipeline {
 
         // Route and group.
         let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+        let mut in_several_groups = false;
         for a in alerts.iter().filter(|a| {
             !out.silenced.contains(&a.fingerprint) && !out.inhibited.contains(&a.fingerprint)
         }) {
-            for r in self.cfg.route.matching(a) {
+            let routes = self.cfg.route.matching(a);
+            in_several_groups |= routes.len() > 1;
+            for r in routes {
                 let labels = group_labels(r, &a.labels, a);
                 let key = group_key(r, &labels);
                 groups
@@ -407,37 +410,8 @@ impl Pipeline {
             planned.push((key, g, targets));
         }
 
-        // A receiver hears of a firing alert through one group only, even when several routes
-        // (or a route and an escalation step) lead to it: the group that already told it, else the
-        // first group that reaches it now. (A group that told it but no longer holds the alert,
-        // after a config change, gives it up.)
-        let members: BTreeSet<(&str, &str)> = groups
-            .iter()
-            .flat_map(|(k, g)| {
-                g.alerts
-                    .iter()
-                    .map(|a| (k.as_str(), a.fingerprint.as_str()))
-            })
-            .collect();
-        let mut owner: BTreeMap<(&str, &str), &str> = BTreeMap::new();
-        for e in &st.nflog {
-            for fp in e.firing.keys() {
-                if members.contains(&(e.group_key.as_str(), fp.as_str())) {
-                    owner
-                        .entry((e.receiver.as_str(), fp.as_str()))
-                        .or_insert(e.group_key.as_str());
-                }
-            }
-        }
-        for (key, _, targets) in &planned {
-            for (receiver, selected) in targets {
-                for a in selected.iter().filter(|a| a.state == AlertState::Firing) {
-                    owner
-                        .entry((receiver, a.fingerprint.as_str()))
-                        .or_insert(key.as_str());
-                }
-            }
-        }
+        // Only an alert in several groups can reach a receiver twice.
+        let owner = in_several_groups.then(|| receiver_owners(&groups, &st.nflog, &planned));
 
         for (key, g, targets) in planned {
             // Dedup against the notification log (a receiver named twice, by the route and a
@@ -447,10 +421,12 @@ impl Pipeline {
                 if !seen.insert(receiver) {
                     continue;
                 }
-                selected.retain(|a| {
-                    a.state != AlertState::Firing
-                        || owner.get(&(receiver, a.fingerprint.as_str())) == Some(&key.as_str())
-                });
+                if let Some(owner) = &owner {
+                    selected.retain(|a| {
+                        a.state != AlertState::Firing
+                            || owner.get(&(receiver, a.fingerprint.as_str())) == Some(&key.as_str())
+                    });
+                }
                 let entry = nflog.get(&(key.as_str(), receiver)).copied();
                 // Someone has every firing alert in hand: no reminders.
                 let all_acked = selected
@@ -643,6 +619,45 @@ impl Pipeline {
         }
         out
     }
+}
+
+/// Which group tells each receiver of each firing alert: a receiver hears of an alert through one
+/// group only, even when several routes (or a route and an escalation step) lead to it. The group
+/// that already told it keeps it, else the first group that reaches it now. (A group that told it
+/// but no longer holds the alert, after a config change, gives it up.)
+fn receiver_owners<'a>(
+    groups: &'a BTreeMap<String, Group>,
+    nflog: &'a [NflogEntry],
+    planned: &[(&'a String, &Group, Vec<Target<'a>>)],
+) -> BTreeMap<(&'a str, &'a str), &'a str> {
+    let members: BTreeSet<(&str, &str)> = groups
+        .iter()
+        .flat_map(|(k, g)| {
+            g.alerts
+                .iter()
+                .map(|a| (k.as_str(), a.fingerprint.as_str()))
+        })
+        .collect();
+    let mut owner = BTreeMap::new();
+    for e in nflog {
+        for fp in e.firing.keys() {
+            if members.contains(&(e.group_key.as_str(), fp.as_str())) {
+                owner
+                    .entry((e.receiver.as_str(), fp.as_str()))
+                    .or_insert(e.group_key.as_str());
+            }
+        }
+    }
+    for (key, _, targets) in planned {
+        for (receiver, selected) in targets {
+            for a in selected.iter().filter(|a| a.state == AlertState::Firing) {
+                owner
+                    .entry((*receiver, a.fingerprint.as_str()))
+                    .or_insert(key.as_str());
+            }
+        }
+    }
+    owner
 }
 
 /// A notification with an id unique per group, receiver and instant, stable across retries.
