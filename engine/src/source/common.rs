@@ -44,20 +44,31 @@ pub fn budget(wanted: Duration, ctx: &FetchContext) -> Duration {
     wanted.min(remaining(ctx))
 }
 
+/// Checks the header names of a `headers_env` map at load (their values are read per request).
+pub fn check_header_names(headers_env: &BTreeMap<String, String>) -> Result<(), String> {
+    headers_env
+        .keys()
+        .try_for_each(|name| header_name(name).map(drop))
+}
+
+fn header_name(name: &str) -> Result<reqwest::header::HeaderName, String> {
+    reqwest::header::HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| format!("{name:?} is not a valid HTTP header name"))
+}
+
 /// Reads header values from environment variables: `{ "Authorization" = "PROM_AUTH" }` sends
 /// the value of `$PROM_AUTH` as `Authorization`. A variable that is not set is an error naming
 /// the variable (never its value).
 pub fn headers_from_env(
     headers_env: &BTreeMap<String, String>,
 ) -> Result<reqwest::header::HeaderMap, String> {
-    use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+    use reqwest::header::{HeaderMap, HeaderValue};
     let mut out = HeaderMap::new();
     for (name, var) in headers_env {
         let value = std::env::var(var).map_err(|_| {
             format!("header {name:?} reads environment variable {var}, which is not set")
         })?;
-        let n = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| format!("{name:?} is not a valid HTTP header name"))?;
+        let n = header_name(name)?;
         let mut v = HeaderValue::from_str(&value).map_err(|_| {
             format!("environment variable {var} does not hold a valid value for header {name:?}")
         })?;

@@ -5,7 +5,7 @@
 //! `TRIPLINE_REQUIRE_REAL_PARTS=1` (CI, `scripts/test`), where that is a failure.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -17,13 +17,6 @@ pub struct Moto {
     child: Option<Child>,
     server: String,
     pub port: u16,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
 }
 
 impl Moto {
@@ -43,7 +36,7 @@ impl Moto {
         let mut m = Moto {
             child: None,
             server,
-            port: free_port(),
+            port: super::free_port(),
         };
         m.spawn();
         Some(m)

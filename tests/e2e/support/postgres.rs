@@ -39,25 +39,9 @@ pub struct Postgres {
 /// The binary directory from `TRIPLINE_PG_BIN`, or `None` (with a note) when it is not set and
 /// real parts are not required.
 fn pg_bin() -> Option<PathBuf> {
-    match std::env::var_os("TRIPLINE_PG_BIN") {
-        Some(p) => {
-            let p = PathBuf::from(p);
-            assert!(
-                p.join("initdb").exists() && p.join("pg_ctl").exists(),
-                "TRIPLINE_PG_BIN={} has no initdb/pg_ctl",
-                p.display()
-            );
-            Some(p)
-        }
-        None if std::env::var("TRIPLINE_REQUIRE_REAL_PARTS").as_deref() == Ok("1") => panic!(
-            "TRIPLINE_PG_BIN is not set: install PostgreSQL (scripts/lib/services.sh, \
-             install_test_deps_services) and export its bin directory"
-        ),
-        None => {
-            eprintln!("note: TRIPLINE_PG_BIN is not set; skipping this PostgreSQL test");
-            None
-        }
-    }
+    super::real_part("TRIPLINE_PG_BIN", "PostgreSQL", |p| {
+        p.join("initdb").exists() && p.join("pg_ctl").exists()
+    })
 }
 
 fn is_root() -> bool {
@@ -77,13 +61,6 @@ fn uid_gid(user: &str) -> Option<(u32, u32)> {
         String::from_utf8_lossy(&o.stdout).trim().parse().ok()
     };
     Some((id("-u")?, id("-g")?))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 impl Postgres {
@@ -149,7 +126,7 @@ impl Postgres {
         );
         // A port can be taken between choosing and binding: try a few.
         for _ in 0..5 {
-            pg.port = free_port();
+            pg.port = super::free_port();
             let opts = format!(
                 "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
                  -c full_page_writes=off -c timezone=UTC{}",

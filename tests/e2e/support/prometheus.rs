@@ -176,32 +176,7 @@ pub struct Prometheus {
 }
 
 fn prometheus_bin() -> Option<PathBuf> {
-    match std::env::var_os("TRIPLINE_PROMETHEUS") {
-        Some(p) => {
-            let p = PathBuf::from(p);
-            assert!(
-                p.exists(),
-                "TRIPLINE_PROMETHEUS={} does not exist",
-                p.display()
-            );
-            Some(p)
-        }
-        None if std::env::var("TRIPLINE_REQUIRE_REAL_PARTS").as_deref() == Ok("1") => panic!(
-            "TRIPLINE_PROMETHEUS is not set: install prometheus (scripts/lib/services.sh, \
-             install_test_deps_services) and export its path"
-        ),
-        None => {
-            eprintln!("note: TRIPLINE_PROMETHEUS is not set; skipping this Prometheus test");
-            None
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    super::real_part("TRIPLINE_PROMETHEUS", "prometheus", |p| p.exists())
 }
 
 /// Sends Prometheus's alerts to an Alertmanager-compatible endpoint (`alerting.alertmanagers`,
@@ -284,7 +259,7 @@ impl PrometheusBuilder {
         }
         let min_scrapes = self.min_scrapes;
         for _ in 0..3 {
-            let port = free_port();
+            let port = super::free_port();
             let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
             let mut cmd = Command::new(&exe);
             cmd.arg(format!("--config.file={}", config.display()))

@@ -14,32 +14,7 @@ pub struct Redis {
 }
 
 fn redis_server() -> Option<PathBuf> {
-    match std::env::var_os("TRIPLINE_REDIS_SERVER") {
-        Some(p) => {
-            let p = PathBuf::from(p);
-            assert!(
-                p.exists(),
-                "TRIPLINE_REDIS_SERVER={} does not exist",
-                p.display()
-            );
-            Some(p)
-        }
-        None if std::env::var("TRIPLINE_REQUIRE_REAL_PARTS").as_deref() == Ok("1") => panic!(
-            "TRIPLINE_REDIS_SERVER is not set: install redis-server (scripts/lib/services.sh, \
-             install_test_deps_services) and export its path"
-        ),
-        None => {
-            eprintln!("note: TRIPLINE_REDIS_SERVER is not set; skipping this Redis test");
-            None
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    super::real_part("TRIPLINE_REDIS_SERVER", "redis-server", |p| p.exists())
 }
 
 /// A reply as text: status and bulk strings as they are, integers as digits, errors as `ERR …`
@@ -80,7 +55,7 @@ impl Redis {
         let dir = tempfile::tempdir().expect("temp dir");
         // A port can be taken between choosing and binding: try a few.
         for _ in 0..3 {
-            let port = free_port();
+            let port = super::free_port();
             let mut child = Command::new(&exe)
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
                 .args(["--save", "", "--appendonly", "no"])

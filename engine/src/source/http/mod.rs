@@ -15,7 +15,9 @@
 //! the reason in `error`. Only a spec that cannot be probed at all (no URL, a malformed URL, an
 //! unsupported scheme or method) is a source failure.
 
-use super::common::{bounded, budget, error_chain, failure, headers_from_env, spec_duration};
+use super::common::{
+    bounded, budget, check_header_names, error_chain, failure, headers_from_env, spec_duration,
+};
 use super::{FetchContext, Source};
 use crate::data::{QueryData, QueryOutcome, Table};
 use crate::rule::QuerySpec;
@@ -62,10 +64,7 @@ impl HttpProbeSource {
     /// Header values are read from the environment per probe; a variable that is not set
     /// fails the probe's query (a misconfiguration, unlike a target being down).
     pub fn new(opts: HttpProbeOptions) -> Result<Self, String> {
-        for name in opts.headers_env.keys() {
-            reqwest::header::HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| format!("{name:?} is not a valid HTTP header name"))?;
-        }
+        check_header_names(&opts.headers_env)?;
         let client = reqwest::Client::builder()
             .user_agent(concat!("tripline/", env!("CARGO_PKG_VERSION")))
             .build()

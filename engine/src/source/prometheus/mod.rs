@@ -9,7 +9,9 @@
 //! Anything Prometheus refuses — bad PromQL, a query timeout, a 5xx, an unreachable server — is
 //! an `Err(SourceFailure)` carrying Prometheus's own `error` text when it sent one.
 
-use super::common::{bounded, budget, error_chain, failure, headers_from_env, spec_duration};
+use super::common::{
+    bounded, budget, check_header_names, error_chain, failure, headers_from_env, spec_duration,
+};
 use super::{missing_of, FetchContext, Source};
 use crate::clock::Timestamp;
 use crate::data::{Point, QueryData, QueryOutcome, Series};
@@ -81,10 +83,7 @@ impl PrometheusSource {
                 opts.url
             ));
         }
-        for name in opts.headers_env.keys() {
-            reqwest::header::HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| format!("{name:?} is not a valid HTTP header name"))?;
-        }
+        check_header_names(&opts.headers_env)?;
         let client = reqwest::Client::builder()
             .connect_timeout(opts.timeout.min(Duration::from_secs(5)))
             .build()
