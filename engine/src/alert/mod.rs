@@ -111,8 +111,12 @@ pub struct Alert {
     pub starts_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ends_at: Option<Timestamp>,
-    /// Last instant the rule reported the condition (drives `keep_firing_for`).
+    /// Last instant the rule reported the condition.
     pub last_active: Timestamp,
+    /// The first evaluation at which a firing alert's condition no longer held, while
+    /// `keep_firing_for` holds it (Prometheus' `KeepFiringSince`): the hold is measured from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_firing_since: Option<Timestamp>,
     pub updated_at: Timestamp,
     /// When the severity last changed while firing.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -97,6 +97,7 @@ pub fn advance(
                     starts_at: None,
                     ends_at: None,
                     last_active: at,
+                    keep_firing_since: None,
                     updated_at: at,
                     severity_changed_at: None,
                 };
@@ -121,6 +122,7 @@ pub fn advance(
                 a.details = c.details.clone();
                 a.runbook = c.runbook.clone();
                 a.last_active = at;
+                a.keep_firing_since = None;
                 a.updated_at = at;
                 let old_sev = a.severity;
                 a.severity = c.severity;
@@ -138,11 +140,9 @@ pub fn advance(
                 };
                 if let Some(kind) = kind {
                     out.push(Transition { kind, alert: a });
-                } else if changed_beyond_heartbeat(prev, &a)
-                    || timing.keep_firing_for > chrono::Duration::zero()
-                {
-                    // With keep_firing_for, last_active must survive a restart, so every
-                    // sighting is stored; otherwise an unchanged alert costs no write.
+                } else if changed_beyond_heartbeat(prev, &a) || prev.keep_firing_since.is_some() {
+                    // A sighting that ends a keep_firing_for hold must be stored (the next
+                    // hold starts afresh); otherwise an unchanged alert costs no write.
                     out.push(Transition {
                         kind: TransitionKind::Updated,
                         alert: a,
@@ -169,10 +169,25 @@ pub fn advance(
                 kind: TransitionKind::Dropped,
                 alert: prev.clone(),
             }),
-            AlertState::Firing if at - prev.last_active < timing.keep_firing_for => {}
+            // Prometheus measures keep_firing_for from the first evaluation that found the
+            // condition gone, so a hold shorter than the interval still keeps one evaluation.
+            AlertState::Firing
+                if at - prev.keep_firing_since.unwrap_or(at) < timing.keep_firing_for =>
+            {
+                if prev.keep_firing_since.is_none() {
+                    let mut a = prev.clone();
+                    a.keep_firing_since = Some(at);
+                    a.updated_at = at;
+                    out.push(Transition {
+                        kind: TransitionKind::Updated,
+                        alert: a,
+                    });
+                }
+            }
             AlertState::Firing => {
                 let mut a = prev.clone();
                 a.state = AlertState::Resolved;
+                a.keep_firing_since = None;
                 a.ends_at = Some(at);
                 a.updated_at = at;
                 out.push(Transition {
@@ -300,7 +315,7 @@ mod tests {
     }
 
     #[test]
-    fn a_new_value_is_stored_and_heartbeats_only_with_keep_firing_for() {
+    fn a_new_value_is_stored_and_a_sighting_ending_a_hold_too() {
         let mut w = Walk::new(0, 0);
         w.step(0, Some(Severity::Warning));
         let mut changed = Reported {
@@ -312,11 +327,15 @@ mod tests {
         assert_eq!(w.alerts[0].value, Some(2.0));
         let mut k = Walk::new(0, 10);
         k.step(0, Some(Severity::Warning));
+        assert!(k.step(1, Some(Severity::Warning)).is_empty());
+        assert_eq!(k.step(2, None), vec![TransitionKind::Updated]);
+        assert_eq!(k.alerts[0].keep_firing_since, Some(t(2)));
         assert_eq!(
-            k.step(1, Some(Severity::Warning)),
+            k.step(3, Some(Severity::Warning)),
             vec![TransitionKind::Updated]
         );
-        assert_eq!(k.alerts[0].last_active, t(1));
+        assert_eq!(k.alerts[0].keep_firing_since, None);
+        assert_eq!(k.alerts[0].last_active, t(3));
     }
 
     #[test]
@@ -326,13 +345,27 @@ mod tests {
             w.step(0, Some(Severity::Warning)),
             vec![TransitionKind::Firing]
         );
-        assert!(w.step(5, None).is_empty());
+        // Measured from the first evaluation without the condition (5), not the last with it.
+        assert_eq!(w.step(5, None), vec![TransitionKind::Updated]);
         assert_eq!(w.state(), Some(AlertState::Firing));
-        assert!(w.step(9, None).is_empty());
-        assert_eq!(w.step(10, None), vec![TransitionKind::Resolved]);
-        assert_eq!(w.alerts[0].ends_at, Some(t(10)));
+        assert!(w.step(14, None).is_empty());
+        assert_eq!(w.state(), Some(AlertState::Firing));
+        assert_eq!(w.step(15, None), vec![TransitionKind::Resolved]);
+        assert_eq!(w.alerts[0].ends_at, Some(t(15)));
         // Nothing more to say once resolved.
-        assert!(w.step(11, None).is_empty());
+        assert!(w.step(16, None).is_empty());
+    }
+
+    #[test]
+    fn keep_firing_for_below_the_interval_still_holds_one_evaluation() {
+        // Prometheus: 30 s keep_firing_for at a 1 m interval keeps the alert at the first false
+        // evaluation (0 s < 30 s) and resolves it at the next.
+        let mut w = Walk::new(0, 0);
+        w.timing.keep_firing_for = Duration::seconds(30);
+        w.step(0, Some(Severity::Warning));
+        assert_eq!(w.step(1, None), vec![TransitionKind::Updated]);
+        assert_eq!(w.state(), Some(AlertState::Firing));
+        assert_eq!(w.step(2, None), vec![TransitionKind::Resolved]);
     }
 
     #[test]

@@ -74,6 +74,7 @@ pub fn sample(
                 last_active: at,
                 updated_at: at,
                 severity_changed_at: None,
+                keep_firing_since: None,
             }
         })
         .collect();

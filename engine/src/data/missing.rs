@@ -1,10 +1,21 @@
-//! CloudWatch's four missing-data treatments and the "M of N datapoints" alarm evaluation.
+//! CloudWatch's four missing-data treatments and the "M of N datapoints" alarm evaluation over an
+//! *evaluation range* longer than N.
 //!
-//! Semantics follow CloudWatch's documentation ("Configuring how CloudWatch alarms treat missing
-//! data"): real datapoints always count; when fewer real datapoints than M are present, missing
-//! ones are filled with the treatment's meaning only as often as needed to reach M; when every
-//! datapoint in the range is missing, `missing` gives INSUFFICIENT_DATA, `ignore` keeps the current
-//! state, `breaching` alarms and `notBreaching` is OK.
+//! Semantics follow the CloudWatch user guide ("How alarm state is evaluated when data is
+//! missing" and "Avoiding premature transitions to alarm state"):
+//! - CloudWatch fetches an evaluation range of more datapoints than N (5 for N = 3; see
+//!   [`evaluation_range`]).
+//! - With at least N real datapoints in the range, the N most recent real ones decide, whatever
+//!   the treatment.
+//! - With none, `missing` gives INSUFFICIENT_DATA, `ignore` keeps the current state, `breaching`
+//!   alarms and `notBreaching` is OK.
+//! - With fewer than N, every real datapoint counts and missing ones are filled with the
+//!   treatment's meaning only as often as needed to make N (`breaching` fills are bad,
+//!   `notBreaching` fills are good, `missing` and `ignore` fills take no side).
+//! - Premature transitions: when every real datapoint in the range breaches and the oldest of
+//!   them is at least M periods old, the alarm goes to ALARM under `missing` (the guide's
+//!   `- - X - -`), and keeps its state under `ignore`; a single recent breach (`- - - - X`) alone
+//!   never alarms.
 
 use serde::{Deserialize, Serialize};
 
@@ -70,39 +81,54 @@ impl Verdict {
     }
 }
 
-/// Evaluates "at least `m` of the last `n` slots breach". `slots` holds, oldest first, `Some(true)`
-/// for a breaching datapoint, `Some(false)` for a healthy one and `None` for a missing one.
-pub fn m_of_n(slots: &[Option<bool>], m: usize, treatment: MissingData) -> Verdict {
-    let m = m.max(1);
-    let present = slots.iter().filter(|s| s.is_some()).count();
-    let breaching = slots.iter().filter(|s| **s == Some(true)).count();
-    if present == 0 {
-        return match treatment {
-            MissingData::Breaching if slots.len() >= m => Verdict::Alarm,
-            MissingData::Breaching | MissingData::NotBreaching => Verdict::Ok,
-            MissingData::Missing => Verdict::InsufficientData,
-            MissingData::Ignore => Verdict::Retain,
-        };
-    }
-    if present >= m {
+/// How many datapoints CloudWatch retrieves for an alarm of `n` evaluation periods. The guide
+/// documents only N = 3 → 5; every other N gets the same two extra datapoints (N + 2), so an
+/// alarm of N periods can always look past two missing ones, as the documented case does.
+pub fn evaluation_range(n: usize) -> usize {
+    n.max(1).saturating_add(2)
+}
+
+/// Evaluates "at least `m` of `n` datapoints breach" over an evaluation range. `range` holds,
+/// oldest first, `Some(true)` for a breaching datapoint, `Some(false)` for a healthy one and
+/// `None` for a missing one; it is normally [`evaluation_range`]`(n)` long.
+pub fn m_of_n(range: &[Option<bool>], m: usize, n: usize, treatment: MissingData) -> Verdict {
+    let n = n.max(1);
+    let m = m.clamp(1, n);
+    let real: Vec<(usize, bool)> = range
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| s.map(|b| (i, b)))
+        .collect();
+    if real.len() >= n {
+        // Enough real datapoints: the N most recent decide, the treatment is not needed.
+        let breaching = real[real.len() - n..].iter().filter(|(_, b)| *b).count();
         return if breaching >= m {
             Verdict::Alarm
         } else {
             Verdict::Ok
         };
     }
-    // Fewer real datapoints than M: fill just enough missing ones to reach M.
-    let fill = (m - present).min(slots.len() - present);
-    let alarm = match treatment {
-        MissingData::Breaching => breaching + fill >= m,
-        MissingData::NotBreaching => false,
-        // Filled points take no side, so the real ones decide: all of them must breach.
-        MissingData::Missing | MissingData::Ignore => breaching == present,
-    };
-    if alarm {
-        Verdict::Alarm
-    } else {
-        Verdict::Ok
+    if real.is_empty() {
+        return match treatment {
+            MissingData::Breaching => Verdict::Alarm,
+            MissingData::NotBreaching => Verdict::Ok,
+            MissingData::Missing => Verdict::InsufficientData,
+            MissingData::Ignore => Verdict::Retain,
+        };
+    }
+    // Fewer real datapoints than N: all of them count, plus as few filled ones as make N.
+    let fill = n - real.len();
+    let breaching = real.iter().filter(|(_, b)| *b).count();
+    // The guide's premature-transition rule: every real datapoint breaches and the oldest is at
+    // least M datapoints old (age 1 = the most recent slot of the range).
+    let oldest_age = range.len() - real[0].0;
+    let premature = breaching == real.len() && oldest_age >= m;
+    match treatment {
+        MissingData::Breaching if breaching + fill >= m => Verdict::Alarm,
+        _ if breaching >= m => Verdict::Alarm,
+        MissingData::Missing if premature => Verdict::Alarm,
+        MissingData::Ignore if premature => Verdict::Retain,
+        _ => Verdict::Ok,
     }
 }
 
@@ -124,31 +150,37 @@ mod tests {
             .collect()
     }
 
+    /// Verdicts under missing, ignore, breaching, notBreaching for N = 3 over a range of 5.
     fn row(s: &str, m: usize) -> [Verdict; 4] {
         let v = slots(s);
-        [Missing, Ignore, Breaching, NotBreaching].map(|t| m_of_n(&v, m, t))
+        [Missing, Ignore, Breaching, NotBreaching].map(|t| m_of_n(&v, m, 3, t))
     }
 
     #[test]
-    fn three_of_three_table() {
-        // Evaluation periods 3, datapoints to alarm 3: columns missing, ignore, breaching, notBreaching.
-        assert_eq!(row("0 X X", 3), [Ok, Ok, Ok, Ok]);
-        assert_eq!(row("X X X", 3), [Alarm, Alarm, Alarm, Alarm]);
-        assert_eq!(row("0 - -", 3), [Ok, Ok, Ok, Ok]);
-        assert_eq!(row("- - -", 3), [InsufficientData, Retain, Alarm, Ok]);
-        assert_eq!(row("- - X", 3), [Alarm, Alarm, Alarm, Ok]);
-        assert_eq!(row("0 X -", 3), [Ok, Ok, Ok, Ok]);
-        assert_eq!(row("X X -", 3), [Alarm, Alarm, Alarm, Ok]);
+    fn the_guides_three_of_three_table() {
+        assert_eq!(evaluation_range(3), 5);
+        assert_eq!(row("0 - X - X", 3), [Ok, Ok, Ok, Ok]);
+        assert_eq!(row("0 - - - -", 3), [Ok, Ok, Ok, Ok]);
+        assert_eq!(row("- - - - -", 3), [InsufficientData, Retain, Alarm, Ok]);
+        assert_eq!(row("0 X X - X", 3), [Alarm, Alarm, Alarm, Alarm]);
+        assert_eq!(row("- - X - -", 3), [Alarm, Retain, Alarm, Ok]);
     }
 
     #[test]
-    fn two_of_three_uses_real_points_first() {
-        // Two real datapoints are enough for M=2, so the missing one is never filled.
-        assert_eq!(row("X - 0", 2), [Ok, Ok, Ok, Ok]);
-        assert_eq!(row("X - X", 2), [Alarm, Alarm, Alarm, Alarm]);
-        // One real breaching point, one fill needed.
-        assert_eq!(row("- - X", 2), [Alarm, Alarm, Alarm, Ok]);
-        assert_eq!(row("- 0 -", 2), [Ok, Ok, Ok, Ok]);
+    fn the_guides_two_of_three_table() {
+        assert_eq!(row("0 - X - X", 2), [Alarm, Alarm, Alarm, Alarm]);
+        assert_eq!(row("0 0 X 0 X", 2), [Alarm, Alarm, Alarm, Alarm]);
+        assert_eq!(row("0 - X - -", 2), [Ok, Ok, Alarm, Ok]);
+        assert_eq!(row("- - - - 0", 2), [Ok, Ok, Alarm, Ok]);
+        assert_eq!(row("- - - X -", 2), [Alarm, Retain, Alarm, Ok]);
+    }
+
+    #[test]
+    fn a_recent_lone_breach_is_not_a_premature_alarm() {
+        assert_eq!(row("- - - - X", 3), [Ok, Ok, Alarm, Ok]);
+        assert_eq!(row("- - - X -", 3), [Ok, Ok, Alarm, Ok]);
+        assert_eq!(row("- - - X 0", 3), [Ok, Ok, Ok, Ok]);
+        assert_eq!(row("- - X - 0", 3), [Ok, Ok, Ok, Ok]);
     }
 
     #[test]

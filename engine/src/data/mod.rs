@@ -8,7 +8,7 @@ mod missing;
 mod series;
 mod table;
 
-pub use missing::{MissingData, Verdict};
+pub use missing::{evaluation_range, m_of_n, MissingData, Verdict};
 pub use series::{Comparison, Point, Series};
 pub use table::Table;
 

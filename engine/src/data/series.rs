@@ -1,6 +1,6 @@
 //! A labelled time series with a fixed period, and the functions rules call on it.
 
-use super::missing::{m_of_n, MissingData, Verdict};
+use super::missing::{evaluation_range, m_of_n, MissingData, Verdict};
 use crate::clock::Timestamp;
 use std::collections::BTreeMap;
 
@@ -216,15 +216,18 @@ impl Series {
             .collect()
     }
 
-    /// CloudWatch alarm semantics: at least `m` of the last `n` datapoints compare true against
-    /// `threshold`, with this series' missing-data treatment deciding what absent datapoints mean.
+    /// CloudWatch alarm semantics: at least `m` of `n` datapoints compare true against
+    /// `threshold`, judged over the evaluation range (the last [`evaluation_range`]`(n)` periods),
+    /// with this series' missing-data treatment deciding what absent datapoints mean. The query
+    /// must cover that range (`range: period × evaluation_range(n)`), or the older slots count as
+    /// missing.
     pub fn verdict(&self, cmp: Comparison, threshold: f64, m: usize, n: usize) -> Verdict {
         let slots: Vec<Option<bool>> = self
-            .slots(n.max(1))
+            .slots(evaluation_range(n))
             .into_iter()
             .map(|v| v.map(|v| cmp.holds(v, threshold)))
             .collect();
-        m_of_n(&slots, m, self.missing)
+        m_of_n(&slots, m, n, self.missing)
     }
 
     /// How many of the last `n` datapoints breach (missing ones counted per the treatment).
@@ -299,7 +302,11 @@ mod tests {
         s.end = Some(t(3));
         s.missing = MissingData::NotBreaching;
         assert_eq!(s.verdict(Comparison::Gt, 10.0, 1, 1), Verdict::Alarm);
+        // N = 1 looks back over a range of 3: the last real datapoint still decides...
         s.end = Some(t(5));
+        assert_eq!(s.verdict(Comparison::Gt, 10.0, 1, 1), Verdict::Alarm);
+        // ...until it leaves the range; then the treatment does.
+        s.end = Some(t(6));
         assert_eq!(s.verdict(Comparison::Gt, 10.0, 1, 1), Verdict::Ok);
         s.missing = MissingData::Breaching;
         assert_eq!(s.verdict(Comparison::Gt, 10.0, 1, 1), Verdict::Alarm);

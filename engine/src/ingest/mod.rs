@@ -72,6 +72,7 @@ pub fn merge(
                 last_active: at,
                 updated_at: at,
                 severity_changed_at: None,
+                keep_firing_since: None,
             },
         };
         a.severity = p

@@ -409,6 +409,7 @@ impl Outbox {
                 last_active: at,
                 updated_at: at,
                 severity_changed_at: None,
+                keep_firing_since: None,
             },
         };
         self.store.save_alerts(&[alert], &[]).await

@@ -37,5 +37,6 @@ pub fn alert(alertname: &str, labels: &[(&str, &str)], state: AlertState) -> Ale
         last_active: t(0),
         updated_at: t(0),
         severity_changed_at: None,
+        keep_firing_since: None,
     }
 }

@@ -401,6 +401,11 @@ pub(super) fn register(engine: &mut Engine) {
             .to_string())
         },
     );
+    // How many periods CloudWatch looks back for an alarm of `n` evaluation periods: what a rule
+    // asks its query's `range` to cover for `verdict(op, threshold, m, n)`.
+    engine.register_fn("evaluation_range", |n: INT| -> INT {
+        crate::data::evaluation_range(n.clamp(1, 1_000_000) as usize) as INT
+    });
     engine.register_fn(
         "breaching",
         |s: &mut Series, op: &str, threshold: Dynamic, m: INT, n: INT| -> RhaiResult<bool> {

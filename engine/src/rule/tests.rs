@@ -190,6 +190,7 @@ fn triage_fetch_runs_the_follow_up_query_and_its_wait_is_not_script_time() {
         last_active: Utc::now(),
         updated_at: Utc::now(),
         severity_changed_at: None,
+        keep_firing_since: None,
     };
     let out = engine
         .triage(

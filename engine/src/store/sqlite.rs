@@ -347,6 +347,7 @@ mod tests {
             last_active: t,
             updated_at: t,
             severity_changed_at: None,
+            keep_firing_since: None,
         }
     }
 

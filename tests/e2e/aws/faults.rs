@@ -421,6 +421,7 @@ pub(super) fn notification() -> tripline::notify::Notification {
         last_active: t,
         updated_at: t,
         severity_changed_at: None,
+        keep_firing_since: None,
     };
     tripline::notify::Notification {
         id: "n1".into(),

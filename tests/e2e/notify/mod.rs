@@ -64,6 +64,7 @@ pub fn alert(alertname: &str, labels: &[(&str, &str)], severity: Severity) -> Al
         last_active: t0(),
         updated_at: t0(),
         severity_changed_at: None,
+        keep_firing_since: None,
     }
 }
 

@@ -38,6 +38,7 @@ fn alert(fp: &str, state: AlertState, ends: Option<i64>) -> Alert {
         last_active: t(0),
         updated_at: t(0),
         severity_changed_at: None,
+        keep_firing_since: None,
     }
 }
 

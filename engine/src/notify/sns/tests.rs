@@ -40,6 +40,7 @@ fn alert(state: AlertState) -> Alert {
         last_active: t,
         updated_at: t,
         severity_changed_at: None,
+        keep_firing_since: None,
     }
 }
 
