@@ -8,6 +8,15 @@ fn repo() -> &'static Path {
 }
 
 #[test]
+fn every_row_of_cloudwatchs_missing_data_tables_holds() {
+    // tests/semantics/gen_cloudwatch_cases.py: 14 rows x 4 treatments x from OK / from ALARM.
+    let out = run(repo(), &["test", "tests/semantics"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("\n112 passed, 0 failed"), "{text}");
+}
+
+#[test]
 fn stock_rules_pass_their_fixture_cases() {
     let out = run(repo(), &["test", "rules"]);
     let text = stdout(&out);
