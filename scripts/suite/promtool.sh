@@ -1,0 +1,11 @@
+# Differential test of `for` / `keep_firing_for` against real Prometheus: 300 seeded random
+# timelines through `promtool test rules` and `tripline test` (scripts/suite/promtool_diff.py).
+# Costs about 40 s of CPU (most of it promtool starting once per timeline file).
+suite_promtool() {
+  if ! command -v promtool >/dev/null 2>&1; then
+    sudo_cmd=""
+    [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+    $sudo_cmd apt-get install -y -qq prometheus >/dev/null
+  fi
+  python3 scripts/suite/promtool_diff.py --count 300
+}
