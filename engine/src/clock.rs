@@ -42,6 +42,30 @@ impl Clock for ManualClock {
     }
 }
 
+/// A clock that starts at a given instant and moves in real time: a one-shot run evaluated at
+/// `--at` (or an event's time) paces its deliveries as the receivers see them, in real seconds.
+#[derive(Debug)]
+pub struct RunningClock {
+    start: Timestamp,
+    started: std::time::Instant,
+}
+
+impl RunningClock {
+    pub fn from(start: Timestamp) -> Self {
+        RunningClock {
+            start,
+            started: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Clock for RunningClock {
+    fn now(&self) -> Timestamp {
+        let gone = chrono::Duration::from_std(self.started.elapsed()).unwrap_or_default();
+        self.start.checked_add_signed(gone).unwrap_or(self.start)
+    }
+}
+
 /// Parses durations written the way rule authors write them: `90s`, `5m`, `1h30m`, `1d`, `2w`.
 pub fn parse_duration(s: &str) -> Result<chrono::Duration, String> {
     let s = s.trim();
