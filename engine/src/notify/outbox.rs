@@ -364,7 +364,8 @@ impl Outbox {
         }
         // Groups with an older entry still pending: their newer entries wait (order per group).
         let mut busy_groups: std::collections::HashSet<String> = Default::default();
-        let mut stopped = false;
+        // Set when this pass stops for the receiver: when the next one can go on.
+        let mut stopped: Option<Timestamp> = None;
         for mut e in entries {
             let group = e.notification.group_key.clone();
             if !due(&e) {
@@ -372,11 +373,16 @@ impl Outbox {
                 busy_groups.insert(group);
                 continue;
             }
-            if stopped || busy_groups.contains(&group) {
-                // Due now, but behind this pass's stop or an older entry of its group.
+            if let Some(resume) = stopped {
+                // Due now, but this pass stopped for the receiver: it resumes then.
                 report.paced += 1;
-                report.wake(Some(at));
+                report.wake(Some(resume));
                 busy_groups.insert(group);
+                continue;
+            }
+            if busy_groups.contains(&group) {
+                // Behind an older entry of its group, whose own time is in `wake_at` already.
+                report.paced += 1;
                 continue;
             }
             let Some(notifier) = notifier else {
@@ -402,7 +408,7 @@ impl Outbox {
                     report.paced += 1;
                     report.wake(Some(ready_at));
                     busy_groups.insert(group);
-                    stopped = true;
+                    stopped = Some(ready_at);
                     continue;
                 }
             }
@@ -484,9 +490,10 @@ impl Outbox {
                         self.raise_held_back(receiver, since, &err.message, at)
                             .await?;
                     }
-                    // A failing service: the rest waits for the next pass (soon: `wake_at`), so
-                    // that a hanging receiver costs one timeout per pass, not one per entry.
-                    stopped = true;
+                    // A failing service: the rest waits for the next pass (at once, unless
+                    // held), so that a hanging receiver costs one timeout per pass, not one
+                    // per entry, and the caller can flush in between.
+                    stopped = Some(if throttled { e.next_attempt_at } else { at });
                 }
                 Err(err) => {
                     e.attempts += 1;
