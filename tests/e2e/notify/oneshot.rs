@@ -141,9 +141,6 @@ fn one_lambda_invocation_delivers_all_four_within_its_deadline() {
     let summary = rt
         .block_on(handler.handle_within(&event, Some(deadline)))
         .unwrap();
-    assert!(
-        (1..4).contains(&summary.notifications_sent),
-        "{summary:?}"
-    );
+    assert!((1..4).contains(&summary.notifications_sent), "{summary:?}");
     assert_eq!(rx.accepted().len(), summary.notifications_sent);
 }

@@ -97,7 +97,10 @@ fn a_receiver_answering_429_for_60s_loses_nothing_and_is_paced() {
             assert_eq!(x.state, OutboxState::Delivered, "{x:?}");
             assert_eq!(x.attempts, 1, "a 429 is not an attempt");
         }
-        assert_eq!(entries.iter().map(|x| x.throttled).sum::<u32>() as usize, refused);
+        assert_eq!(
+            entries.iter().map(|x| x.throttled).sum::<u32>() as usize,
+            refused
+        );
         assert!(ops.requests().is_empty(), "nothing failed");
         println!(
             "429 for 60 s: {refused} refused, 8/8 delivered at s={delivered_at:?}, 0 dead-lettered"
@@ -206,7 +209,10 @@ fn a_failing_entry_backs_off_alone_while_other_groups_go_out() {
             .map(|(s, _)| *s)
             .max()
             .unwrap();
-        assert!(others_done <= 12, "the other groups were held back: {when:?}");
+        assert!(
+            others_done <= 12,
+            "the other groups were held back: {when:?}"
+        );
         assert_eq!(
             when.iter().filter(|(_, w)| w.ends_with(":500")).count(),
             4,

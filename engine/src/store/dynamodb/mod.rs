@@ -108,7 +108,8 @@ pub enum Fault {
 }
 
 /// The points a fault can be injected at: after a flush took the lease, and after it wrote
-/// the outbox entries but before the notification log and timers.
+/// outbox entries (a flush that queues nothing does not reach it) but before the notification
+/// log and timers.
 pub const FAULT_POINTS: [&str; 2] = ["flush-after-lock", "flush-after-outbox"];
 
 /// Faults named in `TRIPLINE_FAILPOINTS` (`point=abort|error`, comma-separated), for crash
@@ -428,8 +429,8 @@ impl DynamoStore {
                 // Already there: a re-plan after a crash wrote the same id.
                 written("PutItem", r)?;
             }
+            self.failpoint("flush-after-outbox")?;
         }
-        self.failpoint("flush-after-outbox")?;
         for e in &f.nflog {
             self.put_body(NFLOG, &nflog_key(&e.group_key, &e.receiver), e)
                 .await?;
