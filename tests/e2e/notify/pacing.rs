@@ -238,7 +238,10 @@ fn within_one_group_a_resolve_never_overtakes_the_firing_it_resolves() {
     let (e, _) = engine(dir.path(), &config("order", &slack, &ops, ""));
     rt().block_on(async {
         let a = alert("Slow", &[("host", "h0")], Severity::Critical);
-        e.store().save_alerts(&[a.clone()], &[]).await.unwrap();
+        e.store()
+            .save_alerts(std::slice::from_ref(&a), &[])
+            .await
+            .unwrap();
         e.notify_at(secs(0)).await.unwrap();
         // Resolved while its firing message is still being retried.
         e.store()
