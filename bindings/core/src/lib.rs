@@ -532,14 +532,25 @@ impl Host {
     /// Forgets everything pushed.
     pub fn clear_pushed(&self) {
         let mut p = self.pushed.lock().expect("pushed lock");
-        let names: Vec<String> = p.data.keys().cloned().collect();
-        p.data.clear();
+        let emptied: Vec<(String, QueryData)> = p
+            .data
+            .drain()
+            .map(|(n, d)| {
+                // What the name reads as when nothing was pushed: an empty series, or an empty
+                // set for a name whose series had labels (rules iterate those).
+                let empty = match d {
+                    Pushed::Set(_) => QueryData::SeriesSet(vec![]),
+                    Pushed::Table(_) => QueryData::Table(Table::new(n.clone(), vec![])),
+                    Pushed::One(_) => QueryData::Series(Series::new(n.clone())),
+                };
+                (n, empty)
+            })
+            .collect();
         p.dirty.clear();
         drop(p);
         let engine = self.engine();
-        for n in names {
-            // An empty series under the name: what a name never pushed reads as.
-            engine.push(n.clone(), QueryData::Series(Series::new(n)));
+        for (n, empty) in emptied {
+            engine.push(n, empty);
         }
     }
 

@@ -71,7 +71,7 @@ def _epoch(t: Any) -> float:
     if isinstance(t, _dt.datetime):
         if t.tzinfo is None:
             t = t.replace(tzinfo=_dt.timezone.utc)
-        return t.timestamp()
+        return float(t.timestamp())
     if isinstance(t, bool):
         raise InvalidArgument(f"not an instant: {t!r}")
     if isinstance(t, (int, float)):
@@ -182,6 +182,19 @@ def test_rules(paths: Union[PathLike, Sequence[PathLike]]) -> TestReport:
 test_rules.__test__ = False  # type: ignore[attr-defined]
 
 
+def _raise_failures(report: CycleReport) -> None:
+    err: Optional[TriplineError] = None
+    if report.source_failures:
+        err = SourceError(
+            "sources failed: " + "; ".join(f"{i}: {m}" for i, m in report.source_failures)
+        )
+    elif report.rule_failures:
+        err = RuleError("rules failed: " + "; ".join(f"{i}: {m}" for i, m in report.rule_failures))
+    if err is not None:
+        err.report = report  # type: ignore[attr-defined]
+        raise err
+
+
 class Engine:
     """A Tripline engine: rule instances, sources, store and receivers.
 
@@ -272,23 +285,43 @@ class Engine:
         self._native.clear_pushed()
 
     def run_cycle(
-        self, at: Optional[Instant] = None, *, instances: Optional[Sequence[str]] = None
+        self,
+        at: Optional[Instant] = None,
+        *,
+        instances: Optional[Sequence[str]] = None,
+        raise_on_failure: bool = False,
     ) -> CycleReport:
         """Runs one cycle at `at` (now by default) over `instances` (all by default):
         evaluates, moves alerts through pending/firing/resolved, notifies and delivers.
-        The GIL is released while it runs."""
-        return self._native.run_cycle(
+        The GIL is released while it runs.
+
+        A rule that fails or a source that cannot be read is an error state, raised as a
+        rule-error or source-error alert like any other, and listed in the report. With
+        `raise_on_failure` the cycle still completes (and notifies), then raises `SourceError`
+        or `RuleError` naming the failing instances; the report is the exception's `report`.
+        """
+        report = self._native.run_cycle(
             _opt_epoch(at), list(instances) if instances is not None else None
         )
+        if raise_on_failure:
+            _raise_failures(report)
+        return report
 
     async def run_cycle_async(
-        self, at: Optional[Instant] = None, *, instances: Optional[Sequence[str]] = None
+        self,
+        at: Optional[Instant] = None,
+        *,
+        instances: Optional[Sequence[str]] = None,
+        raise_on_failure: bool = False,
     ) -> CycleReport:
         """`run_cycle` for asyncio hosts: runs in the loop's default executor, so the loop keeps
         serving other tasks meanwhile."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            None, functools.partial(self.run_cycle, at, instances=instances)
+            None,
+            functools.partial(
+                self.run_cycle, at, instances=instances, raise_on_failure=raise_on_failure
+            ),
         )
 
     def deliver(self, at: Optional[Instant] = None) -> List[str]:
