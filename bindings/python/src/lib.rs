@@ -4,6 +4,9 @@
 //! Every call that runs the engine releases the GIL; Python receivers take it back only while
 //! they run.
 
+// `HostError` is built once per failed call and raised at once (see bindings/core).
+#![allow(clippy::result_large_err)]
+
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
@@ -715,12 +718,12 @@ impl PyEngine {
     }
 }
 
+/// (file, rule, case, failure) of one fixture case.
+type CaseRow = (String, String, String, Option<String>);
+
 /// Runs rule fixture cases; returns (file, rule, case, failure-or-None) per case.
 #[pyfunction]
-fn test_rules(
-    py: Python<'_>,
-    paths: Vec<PathBuf>,
-) -> PyResult<Vec<(String, String, String, Option<String>)>> {
+fn test_rules(py: Python<'_>, paths: Vec<PathBuf>) -> PyResult<Vec<CaseRow>> {
     py.allow_threads(|| tripline_bindings::test_rules(&paths))
         .map(|v| {
             v.into_iter()
