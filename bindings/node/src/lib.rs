@@ -22,6 +22,8 @@ use tripline_bindings::{
 };
 
 type Timestamp = chrono::DateTime<chrono::Utc>;
+/// `pushSeries` timestamps: one instant, or many (Dates or epoch milliseconds).
+type Instants = Either4<Timestamp, f64, Vec<Either<Timestamp, f64>>, Float64Array>;
 
 thread_local! {
     /// The error classes `index.js` registered, by kind name, and its receiver wrapper. Never
@@ -507,7 +509,7 @@ impl Engine {
         env: Env,
         name: String,
         values: Either3<f64, Vec<f64>, Float64Array>,
-        timestamps: Option<Either4<Timestamp, f64, Vec<Either<Timestamp, f64>>, Float64Array>>,
+        timestamps: Option<Instants>,
         options: Option<PushOptions>,
     ) -> Result<()> {
         let vs: Vec<f64> = match values {
