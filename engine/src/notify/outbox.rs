@@ -720,6 +720,22 @@ mod tests {
     }
 
     #[test]
+    fn a_receivers_retry_after_is_capped_at_max_backoff() {
+        use crate::notify::http::parse_retry_after;
+        let p = RetryPolicy::default();
+        let cap = Duration::minutes(5);
+        for asked in ["86400", "99999999999", "Thu, 01 Jan 2099 00:00:00 GMT"] {
+            assert_eq!(p.hold(parse_retry_after(asked), 1), cap, "{asked}");
+        }
+        assert_eq!(p.hold(parse_retry_after("1"), 1), Duration::seconds(1));
+        assert_eq!(p.hold(parse_retry_after("0"), 1), Duration::milliseconds(1));
+        // No Retry-After (PagerDuty): exponential by refusals, capped too.
+        assert_eq!(p.hold(None, 1), Duration::seconds(1));
+        assert_eq!(p.hold(None, 4), Duration::seconds(8));
+        assert_eq!(p.hold(None, 40), cap);
+    }
+
+    #[test]
     fn backoff_doubles_and_caps() {
         let p = RetryPolicy::default();
         assert_eq!(p.delay(1), Duration::seconds(1));
