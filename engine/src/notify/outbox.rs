@@ -105,7 +105,10 @@ impl RetryPolicy {
         let factor = 1i32
             .checked_shl(attempts.saturating_sub(1).min(30))
             .unwrap_or(i32::MAX);
-        (self.backoff * factor).min(self.max_backoff)
+        // `backoff * factor` can leave chrono's range for a long configured backoff.
+        self.backoff
+            .checked_mul(factor)
+            .map_or(self.max_backoff, |d| d.min(self.max_backoff))
     }
 }
 
