@@ -414,6 +414,16 @@ pub fn instance_specs(cfg: &Config) -> (Vec<InstanceSpec>, Vec<Error>) {
 
 /// Builds the engine a config describes. All problems found are returned together.
 pub fn build(cfg: &Config, opts: WireOptions) -> Result<Tripline> {
+    build_with_receivers(cfg, opts, vec![])
+}
+
+/// `build`, with receivers the host program implements itself (the Python and Node bindings'
+/// callables) next to the config's `[[receiver]]`s; routes may name them.
+pub fn build_with_receivers(
+    cfg: &Config,
+    opts: WireOptions,
+    host: Vec<Arc<dyn Notifier>>,
+) -> Result<Tripline> {
     let mut problems = Vec::new();
     let e = &cfg.raw.engine;
     let limits = Limits {
@@ -473,12 +483,22 @@ pub fn build(cfg: &Config, opts: WireOptions) -> Result<Tripline> {
             Err(err) => problems.push(err),
         }
     }
+    let host_names: Vec<String> = host.iter().map(|n| n.name().to_string()).collect();
+    for n in host {
+        if !names.insert(n.name().to_string()) {
+            problems.push(Error::Config(format!(
+                "receiver name {:?} is used twice",
+                n.name()
+            )));
+        }
+        b = b.notifier(n);
+    }
     let (specs, instance_problems) = instance_specs(cfg);
     problems.extend(instance_problems);
     for s in specs {
         b = b.instance(s);
     }
-    match crate::pipeline::PipelineConfig::from_config(cfg) {
+    match crate::pipeline::PipelineConfig::from_config_with_receivers(cfg, &host_names) {
         Ok(p) => b = b.pipeline(p),
         Err(err) => problems.extend(err.flatten()),
     }

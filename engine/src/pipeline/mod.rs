@@ -81,12 +81,19 @@ impl PipelineConfig {
     /// Builds and checks `[route]`, `[[inhibit]]`, `[[escalation]]`, `[silences]` and `[notify]`;
     /// every problem is reported at its `path:line:col`.
     pub fn from_config(cfg: &Config) -> Result<Self> {
+        Self::from_config_with_receivers(cfg, &[])
+    }
+
+    /// `from_config` where routes and escalation steps may also name `host` receivers: ones a host
+    /// program adds in code next to the config's `[[receiver]]`s (the Python and Node bindings).
+    pub fn from_config_with_receivers(cfg: &Config, host: &[String]) -> Result<Self> {
         let raw = &cfg.raw;
         let mut errors = Vec::new();
         let receivers: BTreeSet<String> = raw
             .receivers
             .iter()
             .map(|r| r.get_ref().name().to_string())
+            .chain(host.iter().cloned())
             .collect();
         let send_resolved = raw
             .receivers

@@ -330,7 +330,8 @@ async fn run_case(
             rule.meta.id
         }
     };
-    for kind in QUERY_KINDS {
+    // `pushed` too: a case's series stand for what a host program would push.
+    for kind in QUERY_KINDS.iter().chain(&["pushed"]) {
         b = b.source(*kind, fixture.clone());
     }
     let mut params = file_params.clone();

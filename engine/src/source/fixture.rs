@@ -345,7 +345,10 @@ impl FixtureSource {
                 {
                     found.push(self.series_for(f, spec, &w, at).map_err(fail)?);
                 }
-                if shape == Shape::SeriesSet {
+                // A host pushes series with labels as a set under one name (the bindings).
+                let pushed_set =
+                    spec.kind == "pushed" && found.iter().any(|s| !s.labels.is_empty());
+                if shape == Shape::SeriesSet || pushed_set {
                     return Ok(QueryData::SeriesSet(found));
                 }
                 match found.len() {
