@@ -506,6 +506,9 @@ pub fn build_with_receivers(
         Ok(p) => b = b.retry_policy(p),
         Err(err) => problems.extend(err.flatten()),
     }
+    if let Err(err) = deliver_budget(cfg) {
+        problems.extend(err.flatten());
+    }
     if let Some(d) = fetch_timeout {
         b = b.fetch_timeout(d.to_std().unwrap_or_default());
     }
@@ -536,5 +539,13 @@ pub fn retry_policy(cfg: &Config) -> Result<crate::notify::outbox::RetryPolicy> 
         max_attempts: n.max_attempts.max(1),
         backoff: cfg.duration(&n.backoff)?,
         max_backoff: cfg.duration(&n.max_backoff)?,
+        max_age: cfg.duration(&n.max_age)?,
+        held_back_after: cfg.duration(&n.held_back_after)?,
     })
+}
+
+/// `[notify] deliver_budget`: how long a one-shot run goes on delivering after its cycle.
+pub fn deliver_budget(cfg: &Config) -> Result<std::time::Duration> {
+    let d = cfg.duration(&cfg.raw.notify.deliver_budget)?;
+    Ok(d.to_std().unwrap_or_default())
 }
