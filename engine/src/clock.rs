@@ -42,12 +42,6 @@ impl Clock for ManualClock {
     }
 }
 
-<<<<<<< HEAD
-/// The longest duration accepted: what fits in i64 nanoseconds (about 292 years), the limit
-/// Prometheus and Go's `time.Duration` have too. Any instant the engine sees plus or minus this
-/// stays far inside chrono's range, so no arithmetic on a parsed duration can overflow.
-pub const MAX_DURATION_MS: i64 = i64::MAX / 1_000_000;
-=======
 /// A clock that starts at a given instant and moves in real time: a one-shot run evaluated at
 /// `--at` (or an event's time) paces its deliveries as the receivers see them, in real seconds.
 #[derive(Debug)]
@@ -71,7 +65,11 @@ impl Clock for RunningClock {
         self.start.checked_add_signed(gone).unwrap_or(self.start)
     }
 }
->>>>>>> main
+
+/// The longest duration accepted: what fits in i64 nanoseconds (about 292 years), the limit
+/// Prometheus and Go's `time.Duration` have too. Any instant the engine sees plus or minus this
+/// stays far inside chrono's range, so no arithmetic on a parsed duration can overflow.
+pub const MAX_DURATION_MS: i64 = i64::MAX / 1_000_000;
 
 /// Parses durations written the way rule authors write them: `90s`, `5m`, `1h30m`, `1d`, `2w`.
 /// A duration longer than [`MAX_DURATION_MS`] is an error, never an overflow.
