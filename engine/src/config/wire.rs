@@ -166,7 +166,17 @@ pub fn build_source(cfg: &Config, kind: &str, sc: &SourceConfig) -> Result<Arc<d
         SourceConfig::Fixture { files } => {
             let mut data = FixtureData::default();
             for f in files {
-                data.merge(FixtureData::load(&cfg.resolve(f))?);
+                let path = cfg.resolve(f);
+                // A file that cannot be read is the config's problem: located at its name there.
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    let table = cfg.text.find(&format!("[sources.{kind}]")).unwrap_or(0);
+                    let at = cfg.text[table..]
+                        .find(&format!("\"{f}\""))
+                        .map(|o| table + o..table + o + 1)
+                        .unwrap_or(0..0);
+                    cfg.error_at(at, format!("fixture file {}: {e}", path.display()))
+                })?;
+                data.merge(FixtureData::parse(&path, &text)?);
             }
             Arc::new(FixtureSource::new(data))
         }

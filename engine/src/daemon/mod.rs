@@ -4,6 +4,7 @@
 //! cycle in flight before exiting.
 
 mod http;
+mod limits;
 pub mod metrics;
 pub mod scheduler;
 
