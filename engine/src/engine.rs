@@ -412,7 +412,12 @@ impl RuleInstance {
         value: serde_json::Value,
     ) -> std::result::Result<RuleInstance, String> {
         let mut out = self.clone();
-        let text = || value.as_str().map(String::from).unwrap_or(value.to_string());
+        let text = || {
+            value
+                .as_str()
+                .map(String::from)
+                .unwrap_or(value.to_string())
+        };
         match key {
             "for" | "keep_firing_for" => {
                 let d = crate::clock::parse_duration(&text()).map_err(|e| format!("{key}: {e}"))?;
@@ -456,7 +461,11 @@ impl Tripline {
     ) -> Result<Tripline> {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory()?);
         let pushed = Arc::new(PushedSource::default());
-        let outbox = Arc::new(Outbox::new(store.clone(), &notifiers, RetryPolicy::default()));
+        let outbox = Arc::new(Outbox::new(
+            store.clone(),
+            &notifiers,
+            RetryPolicy::default(),
+        ));
         Ok(Tripline {
             rule_engine: self.rule_engine.clone(),
             rules: self.rules.clone(),

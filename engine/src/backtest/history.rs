@@ -178,7 +178,11 @@ impl HistorySource {
                 _ => continue,
             };
             let p = windows[0].period_secs;
-            let start = windows.iter().map(|w| w.start.timestamp()).min().unwrap_or(0);
+            let start = windows
+                .iter()
+                .map(|w| w.start.timestamp())
+                .min()
+                .unwrap_or(0);
             let end = windows.iter().map(|w| w.end.timestamp()).max().unwrap_or(0);
             let mut fine = p;
             for w in &windows {
@@ -264,7 +268,10 @@ impl HistorySource {
                     })
                 });
                 let outcomes = if ok {
-                    let ctx = FetchContext { at: ts(e), deadline };
+                    let ctx = FetchContext {
+                        at: ts(e),
+                        deadline,
+                    };
                     self.inner.fetch(&respecs, &ctx).await
                 } else {
                     respecs
@@ -378,7 +385,10 @@ impl HistorySource {
                 } else {
                     r
                 };
-                let ctx = FetchContext { at: ts(e), deadline };
+                let ctx = FetchContext {
+                    at: ts(e),
+                    deadline,
+                };
                 let out = self.inner.fetch(std::slice::from_ref(&r), &ctx).await;
                 match (out.into_iter().next(), &mut acc) {
                     (_, Err(_)) => {}
@@ -409,7 +419,9 @@ impl HistorySource {
         let mut out: RangeSeries = map
             .iter()
             .filter_map(|(k, p)| match p.as_ref() {
-                Prefetched::Metric { data: Ok((_, s)), .. } => Some((k.clone(), s.clone())),
+                Prefetched::Metric {
+                    data: Ok((_, s)), ..
+                } => Some((k.clone(), s.clone())),
                 Prefetched::PromQl { data: Ok(s), .. } => Some((k.clone(), s.clone())),
                 _ => None,
             })
@@ -475,7 +487,7 @@ impl HistorySource {
                             let i = s.points.partition_point(|p| p.ts.timestamp() < t);
                             let p = s.points.get(i).filter(|p| p.ts.timestamp() == t)?;
                             Some(Series {
-                                points: vec![p.clone()],
+                                points: vec![*p],
                                 period_secs: 0,
                                 end: None,
                                 ..s.clone()
@@ -553,14 +565,20 @@ fn bucket(s: &Series, w: &Window, fine: i64, period: i64, combine: Combine) -> S
             )),
             other => {
                 if let Some((t, v)) = other {
-                    points.push(Point { ts: ts(t), value: v });
+                    points.push(Point {
+                        ts: ts(t),
+                        value: v,
+                    });
                 }
                 Some((slot, p.value))
             }
         };
     }
     if let Some((t, v)) = cur {
-        points.push(Point { ts: ts(t), value: v });
+        points.push(Point {
+            ts: ts(t),
+            value: v,
+        });
     }
     Series {
         name: s.name.clone(),

@@ -326,7 +326,10 @@ impl Tripline {
         let mut total = 0usize;
         for i in &insts {
             let mut v = Vec::new();
-            for t in i.schedule.after(&(range.from - chrono::Duration::seconds(1))) {
+            for t in i
+                .schedule
+                .after(&(range.from - chrono::Duration::seconds(1)))
+            {
                 if t > range.to {
                     break;
                 }
@@ -426,7 +429,10 @@ impl Tripline {
         for (spec, mut ts) in asked.into_values() {
             ts.sort();
             ts.dedup();
-            by_kind.entry(spec.kind.clone()).or_default().push((spec, ts));
+            by_kind
+                .entry(spec.kind.clone())
+                .or_default()
+                .push((spec, ts));
         }
         let mut chart_ranges: Vec<(QuerySpec, Vec<Timestamp>)> = Vec::new();
         let fetches = wrapped.iter().map(|(kind, h)| {
@@ -508,11 +514,13 @@ impl Tripline {
             }
             for tr in &cycle.transitions {
                 let a = &tr.alert;
-                let track = tracks.entry(a.fingerprint.clone()).or_insert_with(|| Track {
-                    instance: a.instance.clone(),
-                    labels: a.labels.clone(),
-                    ..Default::default()
-                });
+                let track = tracks
+                    .entry(a.fingerprint.clone())
+                    .or_insert_with(|| Track {
+                        instance: a.instance.clone(),
+                        labels: a.labels.clone(),
+                        ..Default::default()
+                    });
                 match &tr.kind {
                     TransitionKind::Pending => {
                         track.pending_since = Some(a.active_since);
@@ -595,12 +603,15 @@ impl Tripline {
                 continue;
             }
             let firing_secs = tr.intervals.iter().map(|i| i.duration_secs).sum();
-            subjects.entry(tr.instance).or_default().push(SubjectReport {
-                labels: tr.labels,
-                intervals: tr.intervals,
-                pending: tr.pending,
-                firing_secs,
-            });
+            subjects
+                .entry(tr.instance)
+                .or_default()
+                .push(SubjectReport {
+                    labels: tr.labels,
+                    intervals: tr.intervals,
+                    pending: tr.pending,
+                    firing_secs,
+                });
         }
         let mut instance_reports = Vec::new();
         for (n, inst) in insts.iter().enumerate() {
@@ -641,7 +652,7 @@ impl Tripline {
             by_key.extend(h.range_series());
         }
         for (spec, ts) in chart_ranges {
-            if let Some(s) = fixture_range(&self.sources(), &spec, &ts).await {
+            if let Some(s) = fixture_range(self.sources(), &spec, &ts).await {
                 by_key.insert(spec.key.clone(), s);
             }
         }

@@ -44,11 +44,7 @@ fn peak_text(p: Option<f64>) -> String {
 
 /// The closing line: `backtest: 10080 instants, 10080 evaluations, 4 intervals, 10 requests …`.
 pub fn summary_line(r: &BacktestReport) -> String {
-    let requests: Vec<String> = r
-        .requests
-        .iter()
-        .map(|(k, n)| format!("{k} {n}"))
-        .collect();
+    let requests: Vec<String> = r.requests.iter().map(|(k, n)| format!("{k} {n}")).collect();
     let notified: usize = r.notifications.values().map(|c| c.total()).sum();
     format!(
         "backtest {} → {}: {} instants, {} evaluations, {} firing intervals, {} notifications, requests: {}, {:.1}s",
@@ -234,7 +230,12 @@ fn chart(r: &BacktestReport, inst: &InstanceReport, s: &ChartSeries, o: &mut Str
     let _ = write!(
         o,
         r#"<svg class="chart" viewBox="0 0 {W} {H}" width="{W}" height="{H}" role="img" aria-label="{}"><rect x="{PAD_L}" y="{PAD_T}" width="{}" height="{}" class="plot"/>"#,
-        esc(&format!("{} {} {}", inst.name, s.query, super::subject_text(&s.labels))),
+        esc(&format!(
+            "{} {} {}",
+            inst.name,
+            s.query,
+            super::subject_text(&s.labels)
+        )),
         W - PAD_L - PAD_R,
         H - PAD_T - PAD_B
     );
@@ -282,17 +283,22 @@ fn chart(r: &BacktestReport, inst: &InstanceReport, s: &ChartSeries, o: &mut Str
         let cols = MAX_DRAWN / 2;
         let mut out = Vec::with_capacity(MAX_DRAWN);
         for chunk in pts.chunks(pts.len().div_ceil(cols)) {
-            let mn = chunk.iter().cloned().fold((0.0, f64::INFINITY), |a, b| {
-                if b.1 < a.1 {
-                    b
-                } else {
-                    a
-                }
-            });
-            let mx = chunk
-                .iter()
-                .cloned()
-                .fold((0.0, f64::NEG_INFINITY), |a, b| if b.1 > a.1 { b } else { a });
+            let mn =
+                chunk.iter().cloned().fold(
+                    (0.0, f64::INFINITY),
+                    |a, b| {
+                        if b.1 < a.1 {
+                            b
+                        } else {
+                            a
+                        }
+                    },
+                );
+            let mx =
+                chunk.iter().cloned().fold(
+                    (0.0, f64::NEG_INFINITY),
+                    |a, b| if b.1 > a.1 { b } else { a },
+                );
             if mn.0 <= mx.0 {
                 out.extend([mn, mx]);
             } else {
@@ -431,7 +437,12 @@ pub fn html(r: &BacktestReport, other: Option<(&BacktestReport, &[DiffEntry])>) 
         o.push_str("</table>\n");
     }
     for i in &r.instances {
-        let _ = writeln!(o, "<h2>{} <small>({})</small></h2>", esc(&i.name), esc(&i.rule));
+        let _ = writeln!(
+            o,
+            "<h2>{} <small>({})</small></h2>",
+            esc(&i.name),
+            esc(&i.rule)
+        );
         let mine: Vec<&ChartSeries> = r.series.iter().filter(|s| s.instance == i.name).collect();
         // Series of subjects that fired first.
         let mut ordered: Vec<&ChartSeries> = mine

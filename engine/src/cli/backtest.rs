@@ -45,7 +45,10 @@ pub struct BacktestArgs {
     no_progress: bool,
 }
 
-fn instant(s: &str, now: chrono::DateTime<chrono::Utc>) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+fn instant(
+    s: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
     if s == "now" {
         return Ok(now);
     }
@@ -91,7 +94,11 @@ fn progress_bar(hidden: bool) -> (indicatif::ProgressBar, backtest::ProgressFn) 
     let f: backtest::ProgressFn = Arc::new(move |p: &backtest::Progress| {
         b.set_length(p.instants_total as u64);
         b.set_position(p.instants_done as u64);
-        b.set_prefix(if p.fetching { "fetching history" } else { "replaying" });
+        b.set_prefix(if p.fetching {
+            "fetching history"
+        } else {
+            "replaying"
+        });
         b.set_message(format!("{} requests", p.requests));
     });
     (bar, f)
