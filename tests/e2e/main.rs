@@ -8,6 +8,7 @@ mod backtest;
 mod daemon;
 mod engine;
 mod examples;
+mod hostile;
 mod ingest;
 mod notify;
 mod sources;
