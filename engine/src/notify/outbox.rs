@@ -213,6 +213,8 @@ pub struct DeliveryFailure {
     pub id: String,
     pub receiver: String,
     pub message: String,
+    /// The receiver answered 429 (or throttled): pacing, not a failure.
+    pub rate_limited: bool,
 }
 
 /// What one delivery pass did.
@@ -476,6 +478,7 @@ impl Outbox {
                         id: e.notification.id.clone(),
                         receiver: receiver.to_string(),
                         message: err.message.clone(),
+                        rate_limited: throttled,
                     });
                     report.wake(Some(e.next_attempt_at));
                     busy_groups.insert(group);
@@ -539,6 +542,7 @@ impl Outbox {
             id: e.notification.id.clone(),
             receiver: receiver.clone(),
             message: reason.clone(),
+            rate_limited: false,
         });
         self.raise_meta_alert(
             NOTIFICATION_FAILED,
