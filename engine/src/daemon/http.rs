@@ -100,23 +100,41 @@ async fn metrics(State(s): State<AppState>) -> Response {
         .into_response()
 }
 
+/// `GET /api/v1/alerts`: the pending and firing alerts, each as `tripline alerts --format json`
+/// prints it (with its `status`: silences, inhibitors, acknowledgement). See docs/api.md.
 async fn alerts(State(s): State<AppState>, headers: HeaderMap) -> Response {
     if let Err(r) = authorize(&s, &headers, false) {
         return *r;
     }
-    match s.daemon.engine().await.store().load_alerts().await {
-        Ok(alerts) => Json(
-            alerts
-                .into_iter()
-                .filter(|a| a.is_active())
-                .collect::<Vec<_>>(),
-        )
-        .into_response(),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({"error": e.to_string()})),
-        )
-            .into_response(),
+    let engine = s.daemon.engine().await;
+    let loaded = async {
+        let alerts: Vec<_> = engine
+            .store()
+            .load_alerts()
+            .await?
+            .into_iter()
+            .filter(|a| a.is_active())
+            .collect();
+        let state = engine.store().load_notify_state().await?;
+        Ok::<_, crate::Error>((alerts, state))
+    };
+    match loaded.await {
+        Ok((alerts, state)) => {
+            let statuses = crate::pipeline::status::statuses(
+                engine.pipeline().config(),
+                &alerts,
+                &state,
+                s.daemon.clock.now(),
+            );
+            Json(
+                alerts
+                    .iter()
+                    .map(|a| crate::pipeline::status::alert_json(a, statuses.get(&a.fingerprint)))
+                    .collect::<Vec<_>>(),
+            )
+            .into_response()
+        }
+        Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, e),
     }
 }
 
@@ -244,14 +262,26 @@ async fn ack(
     let firing = match engine.store().load_alerts().await {
         Ok(alerts) => alerts
             .into_iter()
-            .any(|a| a.fingerprint == fp && a.state == crate::alert::AlertState::Firing),
+            .find(|a| a.fingerprint == fp && a.state == crate::alert::AlertState::Firing),
         Err(e) => return json_error(StatusCode::SERVICE_UNAVAILABLE, e),
     };
-    if !firing {
+    let Some(firing) = firing else {
         return json_error(
             StatusCode::NOT_FOUND,
             format!("no firing alert with fingerprint {fp}"),
         );
+    };
+    // A second ack of the same episode tells nobody again (as `tripline ack`).
+    match engine.store().load_notify_state().await {
+        Ok(st) => {
+            if let Some(k) = st.acks.iter().find(|k| k.covers(&firing)) {
+                return Json(serde_json::json!({
+                    "acknowledged": fp, "by": k.by, "at": k.at, "already": true
+                }))
+                .into_response();
+            }
+        }
+        Err(e) => return json_error(StatusCode::SERVICE_UNAVAILABLE, e),
     }
     let ack = crate::pipeline::escalate::Ack {
         fingerprint: fp.clone(),

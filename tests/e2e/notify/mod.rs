@@ -6,6 +6,7 @@ mod daemon;
 mod escalation;
 mod muting;
 mod payloads;
+mod replay;
 mod restart;
 mod retry;
 mod secrets;
