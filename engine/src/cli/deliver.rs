@@ -32,7 +32,7 @@ pub async fn run(a: DeliverArgs) -> anyhow::Result<ExitCode> {
         .to_std()?;
     let opts = match &a.at {
         Some(_) => WireOptions {
-            clock: std::sync::Arc::new(super::OffsetClock::starting_at(super::parse_at(
+            clock: std::sync::Arc::new(tripline::clock::RunningClock::from(super::parse_at(
                 a.at.as_deref(),
             )?)),
             ..Default::default()

@@ -103,26 +103,6 @@ pub fn is_replay(at: Option<&str>, resolved: chrono::DateTime<chrono::Utc>) -> b
     at.is_some() && resolved < chrono::Utc::now() - REPLAY_AFTER
 }
 
-/// A clock that starts at a chosen instant and then runs at wall-clock speed: `deliver --at`
-/// flushes at that instant and still waits out real retry and pacing delays.
-pub struct OffsetClock {
-    offset: chrono::Duration,
-}
-
-impl OffsetClock {
-    pub fn starting_at(at: chrono::DateTime<chrono::Utc>) -> Self {
-        OffsetClock {
-            offset: at - chrono::Utc::now(),
-        }
-    }
-}
-
-impl tripline::clock::Clock for OffsetClock {
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        chrono::Utc::now() + self.offset
-    }
-}
-
 /// Prints alerts for people: worst first, two lines each, runbook link included, and why an
 /// alert is muted when `statuses` knows.
 pub fn print_alerts(

@@ -166,7 +166,17 @@ pub fn build_source(cfg: &Config, kind: &str, sc: &SourceConfig) -> Result<Arc<d
         SourceConfig::Fixture { files } => {
             let mut data = FixtureData::default();
             for f in files {
-                data.merge(FixtureData::load(&cfg.resolve(f))?);
+                let path = cfg.resolve(f);
+                // A file that cannot be read is the config's problem: located at its name there.
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    let table = cfg.text.find(&format!("[sources.{kind}]")).unwrap_or(0);
+                    let at = cfg.text[table..]
+                        .find(&format!("\"{f}\""))
+                        .map(|o| table + o..table + o + 1)
+                        .unwrap_or(0..0);
+                    cfg.error_at(at, format!("fixture file {}: {e}", path.display()))
+                })?;
+                data.merge(FixtureData::parse(&path, &text)?);
             }
             Arc::new(FixtureSource::new(data))
         }
@@ -404,6 +414,16 @@ pub fn instance_specs(cfg: &Config) -> (Vec<InstanceSpec>, Vec<Error>) {
 
 /// Builds the engine a config describes. All problems found are returned together.
 pub fn build(cfg: &Config, opts: WireOptions) -> Result<Tripline> {
+    build_with_receivers(cfg, opts, vec![])
+}
+
+/// `build`, with receivers the host program implements itself (the Python and Node bindings'
+/// callables) next to the config's `[[receiver]]`s; routes may name them.
+pub fn build_with_receivers(
+    cfg: &Config,
+    opts: WireOptions,
+    host: Vec<Arc<dyn Notifier>>,
+) -> Result<Tripline> {
     let mut problems = Vec::new();
     let e = &cfg.raw.engine;
     let limits = Limits {
@@ -463,18 +483,31 @@ pub fn build(cfg: &Config, opts: WireOptions) -> Result<Tripline> {
             Err(err) => problems.push(err),
         }
     }
+    let host_names: Vec<String> = host.iter().map(|n| n.name().to_string()).collect();
+    for n in host {
+        if !names.insert(n.name().to_string()) {
+            problems.push(Error::Config(format!(
+                "receiver name {:?} is used twice",
+                n.name()
+            )));
+        }
+        b = b.notifier(n);
+    }
     let (specs, instance_problems) = instance_specs(cfg);
     problems.extend(instance_problems);
     for s in specs {
         b = b.instance(s);
     }
-    match crate::pipeline::PipelineConfig::from_config(cfg) {
+    match crate::pipeline::PipelineConfig::from_config_with_receivers(cfg, &host_names) {
         Ok(p) => b = b.pipeline(p),
         Err(err) => problems.extend(err.flatten()),
     }
     match retry_policy(cfg) {
         Ok(p) => b = b.retry_policy(p),
         Err(err) => problems.extend(err.flatten()),
+    }
+    if let Err(err) = deliver_budget(cfg) {
+        problems.extend(err.flatten());
     }
     if let Some(d) = fetch_timeout {
         b = b.fetch_timeout(d.to_std().unwrap_or_default());
@@ -506,5 +539,13 @@ pub fn retry_policy(cfg: &Config) -> Result<crate::notify::outbox::RetryPolicy> 
         max_attempts: n.max_attempts.max(1),
         backoff: cfg.duration(&n.backoff)?,
         max_backoff: cfg.duration(&n.max_backoff)?,
+        max_age: cfg.duration(&n.max_age)?,
+        held_back_after: cfg.duration(&n.held_back_after)?,
     })
+}
+
+/// `[notify] deliver_budget`: how long a one-shot run goes on delivering after its cycle.
+pub fn deliver_budget(cfg: &Config) -> Result<std::time::Duration> {
+    let d = cfg.duration(&cfg.raw.notify.deliver_budget)?;
+    Ok(d.to_std().unwrap_or_default())
 }

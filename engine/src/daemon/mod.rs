@@ -4,6 +4,7 @@
 //! cycle in flight before exiting.
 
 mod http;
+mod limits;
 pub mod metrics;
 pub mod scheduler;
 
@@ -297,6 +298,7 @@ impl Daemon {
     /// most a second, less when a paced or retried delivery comes due sooner.
     pub async fn notify_tick(&self, now: Timestamp) -> std::time::Duration {
         let engine = self.engine().await;
+        let mut wake = None;
         match engine.notify_at(now).await {
             Ok((flush, delivery)) => {
                 for n in &flush.commit.notifications {
@@ -314,6 +316,7 @@ impl Daemon {
                         "notify"
                     );
                 }
+                wake = delivery.wake_at;
             }
             Err(e) => tracing::error!("notification pipeline failed: {e}"),
         }
@@ -321,12 +324,12 @@ impl Daemon {
             self.metrics.set("tripline_outbox_depth", &[], n as f64);
         }
         let second = std::time::Duration::from_secs(1);
-        match engine.store().outbox_next_due().await {
-            Ok(Some(next)) => (next - self.clock.now())
+        match wake {
+            Some(next) => (next - self.clock.now())
                 .to_std()
                 .unwrap_or_default()
                 .clamp(std::time::Duration::from_millis(20), second),
-            _ => second,
+            None => second,
         }
     }
 

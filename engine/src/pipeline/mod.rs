@@ -82,12 +82,19 @@ impl PipelineConfig {
     /// Builds and checks `[route]`, `[[inhibit]]`, `[[escalation]]`, `[silences]` and `[notify]`;
     /// every problem is reported at its `path:line:col`.
     pub fn from_config(cfg: &Config) -> Result<Self> {
+        Self::from_config_with_receivers(cfg, &[])
+    }
+
+    /// `from_config` where routes and escalation steps may also name `host` receivers: ones a host
+    /// program adds in code next to the config's `[[receiver]]`s (the Python and Node bindings).
+    pub fn from_config_with_receivers(cfg: &Config, host: &[String]) -> Result<Self> {
         let raw = &cfg.raw;
         let mut errors = Vec::new();
         let receivers: BTreeSet<String> = raw
             .receivers
             .iter()
             .map(|r| r.get_ref().name().to_string())
+            .chain(host.iter().cloned())
             .collect();
         let send_resolved = raw
             .receivers
@@ -233,6 +240,9 @@ pub struct Flush {
     pub inhibited: BTreeSet<String>,
     /// Things a person should know that are not alerts (a silence expired over firing alerts).
     pub notices: Vec<String>,
+    /// Another process holds the flush (a DynamoDB replica's lease): nothing was planned now;
+    /// the holder plans these alerts, or the next flush does once its lease lapses.
+    pub busy: bool,
 }
 
 /// Where a route-test sends an alert.
@@ -515,6 +525,7 @@ impl Pipeline {
                     &alert.labels,
                     r,
                     vec![alert.clone()],
+                    Some(ack.at),
                     at,
                 );
                 n.status = NotificationStatus::Acknowledged;
@@ -588,9 +599,14 @@ impl Pipeline {
             sent_at: at,
         });
         if !alerts.is_empty() {
-            commit
-                .notifications
-                .push(notification(key, &g.labels, receiver, alerts, at));
+            commit.notifications.push(notification(
+                key,
+                &g.labels,
+                receiver,
+                alerts,
+                entry.map(|e| e.sent_at),
+                at,
+            ));
         }
     }
 
@@ -661,12 +677,18 @@ fn receiver_owners<'a>(
     owner
 }
 
-/// A notification with an id unique per group, receiver and instant, stable across retries.
+/// A notification whose id is derived from what it says, not from when it was planned: the
+/// receiver, the group, what the receiver was last told (`generation`: the log entry's instant,
+/// or the ack's) and each alert's fingerprint, state, severity and episode. A flush that dies
+/// after writing the outbox but before the log is planned again onto the same ids (the outbox
+/// keeps the first), so nothing goes out twice under two ids; a repeat or new news has a new
+/// generation or content, so a new id.
 fn notification(
     key: &str,
     group_labels: &Labels,
     receiver: &str,
     alerts: Vec<Alert>,
+    generation: Option<Timestamp>,
     at: Timestamp,
 ) -> Notification {
     let h = crate::alert::fingerprint(receiver, &[("group".to_string(), key.to_string())].into());
@@ -675,8 +697,26 @@ fn notification(
     } else {
         NotificationStatus::Resolved
     };
+    let mut content = Labels::new();
+    content.insert(
+        "generation".into(),
+        generation.map_or_else(|| "new".into(), |t| t.timestamp_millis().to_string()),
+    );
+    for a in &alerts {
+        content.insert(
+            format!("alert:{}", a.fingerprint),
+            format!(
+                "{}/{}/{}/{}",
+                a.state.as_str(),
+                a.severity.as_str(),
+                a.starts_at.unwrap_or(a.active_since).timestamp_millis(),
+                a.ends_at.map_or(0, |t| t.timestamp_millis())
+            ),
+        );
+    }
+    let c = crate::alert::fingerprint(&h, &content);
     Notification {
-        id: format!("{h}-{}", at.timestamp_millis()),
+        id: format!("{h}-{c}"),
         receiver: receiver.to_string(),
         status,
         group_key: key.to_string(),

@@ -5,6 +5,8 @@ mod cli;
 mod daemon;
 mod escalation;
 mod muting;
+mod oneshot;
+mod pacing;
 mod payloads;
 mod replay;
 mod restart;

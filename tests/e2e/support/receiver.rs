@@ -30,6 +30,8 @@ pub struct Request {
     pub body: Vec<u8>,
     /// What the receiver answered (0 for a hang).
     pub answered: u16,
+    /// When the request was read (wall clock of the test process), for pacing checks.
+    pub at: Instant,
 }
 
 impl Request {
@@ -215,6 +217,7 @@ fn serve(
                 headers,
                 body,
                 answered,
+                at: Instant::now(),
             });
             cv.notify_all();
         }
