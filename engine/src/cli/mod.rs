@@ -21,11 +21,22 @@ use tripline::config::Config;
 use tripline::pipeline::status::AlertStatus;
 use tripline::Error;
 
+#[derive(Debug, Clone, Copy, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Logs to stderr; colours only when stderr is a terminal (a file, a pipe or journald gets
+/// plain text, not escape codes).
 pub fn init_logging(level: &str, json: bool) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(!json && std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     if json {
         b.json().init();

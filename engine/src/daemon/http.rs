@@ -1,6 +1,7 @@
 //! Health, metrics and the JSON API. Mutating calls need the bearer token; reads too unless the
 //! config opens them. The token is compared in constant time and never logged.
 
+use super::amapi;
 use super::Daemon;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -17,8 +18,8 @@ pub struct Auth {
 }
 
 #[derive(Clone)]
-struct AppState {
-    daemon: Arc<Daemon>,
+pub(super) struct AppState {
+    pub(super) daemon: Arc<Daemon>,
     auth: Auth,
 }
 
@@ -48,7 +49,11 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// `Ok(())` if the request may proceed.
-fn authorize(state: &AppState, headers: &HeaderMap, mutating: bool) -> Result<(), Box<Response>> {
+pub(super) fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    mutating: bool,
+) -> Result<(), Box<Response>> {
     if !mutating && state.auth.open_reads {
         return Ok(());
     }
@@ -75,7 +80,18 @@ pub fn router(daemon: Arc<Daemon>, auth: Auth) -> Router {
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
         .route("/api/v1/alerts", get(alerts))
-        .route("/api/v2/alerts", post(ingest))
+        .route("/api/v2/alerts", get(amapi::get_alerts).post(ingest))
+        .route("/api/v2/alerts/groups", get(amapi::get_groups))
+        .route(
+            "/api/v2/silences",
+            get(amapi::get_silences).post(amapi::post_silences),
+        )
+        .route(
+            "/api/v2/silence/{id}",
+            get(amapi::get_silence).delete(amapi::delete_silence),
+        )
+        .route("/api/v2/receivers", get(amapi::get_receivers))
+        .route("/api/v2/status", get(amapi::get_status))
         .route(
             "/api/v1/silences",
             get(silences_list)

@@ -367,3 +367,72 @@ fn alerts_show_silences_inhibitions_and_acks_and_a_second_ack_tells_nobody() {
         "ann"
     );
 }
+
+#[test]
+fn notify_preview_renders_the_stored_alerts_or_a_fixture_not_a_canned_sample() {
+    let rx = Receiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    demo(dir.path(), &rx, "0s", "");
+    let preview = |extra: &[&str]| {
+        let mut args = vec!["notify-preview", "--config", "tripline.toml"];
+        args.extend_from_slice(extra);
+        tripline(dir.path(), &rx, &args)
+    };
+    // Nothing stored yet: a sample, and a word saying so.
+    let out = preview(&["--receiver", "hook"]);
+    assert!(
+        stderr(&out).contains("showing a sample group"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(ok(&out).contains("LambdaErrors"));
+
+    ok(&tripline(
+        dir.path(),
+        &rx,
+        &["eval", "--config", "tripline.toml"],
+    ));
+    let sent_before = rx.requests().len();
+    let text = ok(&preview(&["--receiver", "hook"]));
+    // The four groups that reach the hook, one webhook body each, with the stored alerts.
+    let bodies: Vec<serde_json::Value> = serde_json::Deserializer::from_str(&text)
+        .into_iter()
+        .map(|v| v.unwrap())
+        .collect();
+    let names: Vec<&str> = bodies
+        .iter()
+        .map(|b| b["groupLabels"]["alertname"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "mrg-avro-throttles",
+            "mv-mrgd-queue-depth",
+            "save-data-duration",
+            "save-data-iterator-age"
+        ],
+        "{text}"
+    );
+    assert!(!text.contains("LambdaErrors"), "{text}");
+    let slack = ok(&preview(&["--receiver", "slack"]));
+    assert!(slack.contains("save-data-errors"), "{slack}");
+
+    std::fs::write(
+        dir.path().join("alerts.json"),
+        r#"[{"labels":{"alertname":"WorkerDown","worker":"email"},"annotations":{"summary":"email worker is down"}}]"#,
+    )
+    .unwrap();
+    let text = ok(&preview(&[
+        "--receiver",
+        "hook",
+        "--fixture",
+        "alerts.json",
+    ]));
+    let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["groupLabels"]["alertname"], "WorkerDown");
+    assert_eq!(
+        body["alerts"][0]["annotations"]["summary"],
+        "email worker is down"
+    );
+    assert_eq!(rx.requests().len(), sent_before, "a preview sent something");
+}
