@@ -100,9 +100,10 @@ fn demo(dir: &Path) {
 
 #[test]
 fn logs_have_no_colours_off_a_terminal_and_come_as_json_when_asked() {
-    let dir = tempfile::tempdir().unwrap();
-    demo(dir.path());
+    // A fresh store each time: only a first evaluation queues notifications.
     let run = |extra: &[&str], env: &[(&str, &str)]| {
+        let dir = tempfile::tempdir().unwrap();
+        demo(dir.path());
         let mut c = std::process::Command::new(tripline_bin());
         c.args([
             "eval",
