@@ -13,6 +13,7 @@ Usage: bindings/bench/run.py [--build] [--rounds N] [--series N] [--python PY] [
 from __future__ import annotations
 
 import argparse
+import atexit
 import datetime
 import json
 import os
@@ -45,25 +46,26 @@ def main() -> int:
     args = ap.parse_args()
 
     target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+    # Each side imports a copy of its package made right after its build: `maturin develop` and
+    # `napi build` write in place, so a debug build by the suite could otherwise replace the
+    # release module under a running benchmark.
     if args.build:
         subprocess.run(["cargo", "build", "--release", "-q", "-p", "tripline-bindings", "--example", "overhead"], cwd=REPO, check=True)
+    if args.build and "Python" in args.sides:
         venv = str(Path(args.python).resolve().parent.parent)
-        if "Python" in args.sides:
-            subprocess.run([str(Path(args.python).parent / "maturin"), "develop", "--release", "--quiet"],
-                           cwd=REPO / "bindings" / "python", check=True, env={**os.environ, "VIRTUAL_ENV": venv})
-        if "Node" in args.sides:
-            subprocess.run(["npm", "run", "--silent", "build:release"], cwd=REPO / "bindings" / "node", check=True)
-    # The Node side loads a copy of the package, so a debug build (npm test) cannot replace the
-    # release addon under a running benchmark.
+        subprocess.run([str(Path(args.python).parent / "maturin"), "develop", "--release", "--quiet"],
+                       cwd=REPO / "bindings" / "python", check=True, env={**os.environ, "VIRTUAL_ENV": venv})
+    pydir = Path(tempfile.mkdtemp(prefix="tripline-py-bench-"))
+    shutil.copytree(REPO / "bindings" / "python" / "python" / "tripline", pydir / "tripline")
+    os.environ["PYTHONPATH"] = str(pydir)
+    atexit.register(shutil.rmtree, pydir, ignore_errors=True)
+    if args.build and "Node" in args.sides:
+        subprocess.run(["npm", "run", "--silent", "build:release"], cwd=REPO / "bindings" / "node", check=True)
     pkg = Path(tempfile.mkdtemp(prefix="tripline-node-bench-"))
     for f in ("index.js", "errors.js", "tripline.node"):
         shutil.copy(REPO / "bindings" / "node" / f, pkg / f)
     os.environ["TRIPLINE_NODE_PKG"] = str(pkg)
-    # The same for Python: `maturin develop` installs in place, so the suite's debug build would
-    # replace the release module; the benchmark imports a copy.
-    pydir = Path(tempfile.mkdtemp(prefix="tripline-py-bench-"))
-    shutil.copytree(REPO / "bindings" / "python" / "python" / "tripline", pydir / "tripline")
-    os.environ["PYTHONPATH"] = str(pydir)
+    atexit.register(shutil.rmtree, pkg, ignore_errors=True)
 
     sides = {
         "Rust": [str(target / "release" / "examples" / "overhead"), str(args.series)],

@@ -43,7 +43,11 @@ fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let report = rt.block_on(engine.run_cycle_at(at, None))?;
     let cycle = started.elapsed();
-    anyhow::ensure!(report.alerts.len() == n.div_ceil(100), "{} alerts", report.alerts.len());
+    anyhow::ensure!(
+        report.alerts.len() == n.div_ceil(100),
+        "{} alerts",
+        report.alerts.len()
+    );
     println!(
         "{{\"push_ms\": {}, \"cycle_ms\": {}, \"alerts\": {}}}",
         push.as_secs_f64() * 1e3,
