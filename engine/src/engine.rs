@@ -131,6 +131,8 @@ pub struct CycleReport {
     pub delivered: Vec<String>,
     /// Pipeline notices for people (a silence expired while its alerts still fire).
     pub notices: Vec<String>,
+    /// Another replica held the flush lease: this cycle's news is planned by it or later.
+    pub flush_busy: bool,
     /// The delivery pass that ended the cycle.
     pub delivery: crate::notify::outbox::DeliveryReport,
     /// Wall-clock time each instance's `query` + `evaluate` took (fetching excluded).
@@ -434,12 +436,67 @@ impl Tripline {
     /// escalation steps, silences that ended, acks) and makes one delivery pass over the outbox.
     /// A daemon calls it every second or so between cycles, so group waits, escalations and
     /// paced or retried deliveries happen on time; `tripline deliver` and `tripline ack` use it too.
+    ///
+    /// Queued entries are delivered whatever happens to the flush: a failed flush (a store
+    /// error) is returned after the delivery pass, and a busy one (another replica holds the
+    /// DynamoDB flush lease) is no error at all.
     pub async fn notify_at(&self, at: Timestamp) -> Result<(Flush, DeliveryReport)> {
         let _one_at_a_time = self.notify_lock.lock().await;
-        self.expire_ingested(at).await?;
-        let flush = self.pipeline.flush(self.store.as_ref(), at).await?;
+        let flushed = match self.expire_ingested(at).await {
+            Ok(()) => self.pipeline.flush(self.store.as_ref(), at).await,
+            Err(e) => Err(e),
+        };
         let delivery = self.outbox.deliver_due(at).await?;
-        Ok((flush, delivery))
+        Ok((flushed?, delivery))
+    }
+
+    /// What a one-shot run (`tripline eval`, the Lambda handler) does after its cycle: goes on
+    /// delivering what comes due — paced messages, retries — in real time from `from`, for at
+    /// most `budget`. A flush that was busy (another replica's lease) is tried again every few
+    /// seconds meanwhile. What it could not send stays in the outbox for the next run.
+    pub async fn deliver_for(
+        &self,
+        from: Timestamp,
+        budget: std::time::Duration,
+        mut flush_busy: bool,
+    ) -> Result<(Vec<Notification>, DeliveryReport)> {
+        const FLUSH_RETRY: chrono::Duration = chrono::Duration::seconds(5);
+        let clock = crate::clock::RunningClock::from(from);
+        let deadline = from + chrono::Duration::from_std(budget).unwrap_or(chrono::Duration::MAX);
+        let _one_at_a_time = self.notify_lock.lock().await;
+        let mut queued = Vec::new();
+        let mut report = DeliveryReport::default();
+        let mut next_flush = from + FLUSH_RETRY;
+        loop {
+            if flush_busy && clock.now() >= next_flush {
+                let f = self
+                    .pipeline
+                    .flush(self.store.as_ref(), clock.now())
+                    .await?;
+                flush_busy = f.busy;
+                queued.extend(f.commit.notifications);
+                next_flush = clock.now() + FLUSH_RETRY;
+            }
+            let pass = self.outbox.deliver_due(clock.now()).await?;
+            let mut wake = pass.wake_at;
+            report.absorb(pass);
+            if flush_busy {
+                wake = Some(wake.map_or(next_flush, |w| w.min(next_flush)));
+            }
+            let Some(next) = wake else { break };
+            if next > deadline {
+                break;
+            }
+            let now = clock.now();
+            if next > now {
+                let wait = (next - now)
+                    .to_std()
+                    .unwrap_or_default()
+                    .min(std::time::Duration::from_secs(5));
+                tokio::time::sleep(wait).await;
+            }
+        }
+        Ok((queued, report))
     }
 
     /// Resolves ingested alerts whose `endsAt` passed. Reads the store only when one may have:
@@ -734,6 +791,7 @@ impl Tripline {
         // Notify: silence → inhibit → route → group → escalate → dedup → outbox, then one delivery
         // pass (what is not delivered now stays in the outbox for the next pass or process).
         let (flush, delivery) = self.notify_at(at).await?;
+        report.flush_busy = flush.busy;
         report.notices = flush.notices;
         report.notifications = flush.commit.notifications;
         report.delivered = delivery.delivered.clone();

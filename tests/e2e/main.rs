@@ -7,6 +7,7 @@ mod aws;
 mod daemon;
 mod engine;
 mod examples;
+mod hostile;
 mod ingest;
 mod notify;
 mod sources;

@@ -28,7 +28,22 @@ pub async fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
         Ok(e) => e,
         Err(code) => return Ok(code),
     };
-    let report = engine.run_cycle_at(at, None).await?;
+    let budget = match super::load_config(&a.config) {
+        Ok(cfg) => tripline::config::wire::deliver_budget(&cfg)?,
+        Err(code) => return Ok(code),
+    };
+    let mut report = engine.run_cycle_at(at, None).await?;
+    // The documented cron mode: deliver everything due in this run, paced at each receiver's
+    // real rate, within `[notify] deliver_budget`; what is left waits for the next run.
+    let (queued, more) = engine.deliver_for(at, budget, report.flush_busy).await?;
+    report.notifications.extend(queued);
+    report.delivered.extend(more.delivered.iter().cloned());
+    report.delivery_errors.extend(
+        more.retrying
+            .iter()
+            .chain(&more.dead)
+            .map(|f| (f.receiver.clone(), f.message.clone())),
+    );
     let mut out = std::io::stdout().lock();
     match a.format {
         Format::Json => {

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use tripline::clock::parse_duration;
 use tripline::config::wire;
-use tripline::pipeline::matcher::Matcher;
 use tripline::pipeline::silence::Silence;
 
 #[derive(clap::Args)]
@@ -91,10 +90,7 @@ pub async fn run(a: SilenceArgs) -> anyhow::Result<ExitCode> {
             comment,
             ..
         } => {
-            let parsed = matchers
-                .iter()
-                .map(|m| Matcher::parse(m))
-                .collect::<Result<Vec<_>, _>>()
+            let parsed = tripline::pipeline::silence::parse_matchers(&matchers)
                 .map_err(|e| anyhow::anyhow!(e))?;
             let starts_at = instant(&starts, "--starts")?.unwrap_or(now);
             let ends_at = match instant(&until, "--until")? {

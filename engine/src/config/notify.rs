@@ -72,12 +72,26 @@ pub struct NotifyConfig {
     /// before any payload or log line is built.
     #[serde(default = "default_redact")]
     pub redact: Spanned<String>,
-    /// Delivery attempts before a notification is dead-lettered.
+    /// Failed delivery attempts (5xx, timeouts; never 429s) before a notification is
+    /// dead-lettered.
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
+    /// A notification that still fails (429s included) when older than this is dead-lettered.
+    #[serde(default = "default_max_age")]
+    pub max_age: Spanned<String>,
+    /// A receiver that has taken nothing for this long while entries wait raises a
+    /// `ReceiverHeldBack` meta-alert.
+    #[serde(default = "default_held_back_after")]
+    pub held_back_after: Spanned<String>,
+    /// How long a one-shot run (`tripline eval`, the Lambda handler) goes on delivering what
+    /// comes due after its cycle (paced messages, retries), in real time. A Lambda also stops
+    /// before its invocation's deadline.
+    #[serde(default = "default_deliver_budget")]
+    pub deliver_budget: Spanned<String>,
     /// First retry delay after a 5xx or a timeout; doubled each time.
     #[serde(default = "default_backoff")]
     pub backoff: Spanned<String>,
+    /// The longest wait between tries; also caps a receiver's `Retry-After`.
     #[serde(default = "default_max_backoff")]
     pub max_backoff: Spanned<String>,
 }
@@ -96,6 +110,15 @@ fn default_backoff() -> Spanned<String> {
 fn default_max_backoff() -> Spanned<String> {
     Spanned::new(0..0, "5m".into())
 }
+fn default_max_age() -> Spanned<String> {
+    Spanned::new(0..0, "6h".into())
+}
+fn default_held_back_after() -> Spanned<String> {
+    Spanned::new(0..0, "10m".into())
+}
+fn default_deliver_budget() -> Spanned<String> {
+    Spanned::new(0..0, "30s".into())
+}
 
 impl Default for NotifyConfig {
     fn default() -> Self {
@@ -104,6 +127,9 @@ impl Default for NotifyConfig {
             max_attempts: default_max_attempts(),
             backoff: default_backoff(),
             max_backoff: default_max_backoff(),
+            max_age: default_max_age(),
+            held_back_after: default_held_back_after(),
+            deliver_budget: default_deliver_budget(),
         }
     }
 }

@@ -166,7 +166,17 @@ pub fn build_source(cfg: &Config, kind: &str, sc: &SourceConfig) -> Result<Arc<d
         SourceConfig::Fixture { files } => {
             let mut data = FixtureData::default();
             for f in files {
-                data.merge(FixtureData::load(&cfg.resolve(f))?);
+                let path = cfg.resolve(f);
+                // A file that cannot be read is the config's problem: located at its name there.
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    let table = cfg.text.find(&format!("[sources.{kind}]")).unwrap_or(0);
+                    let at = cfg.text[table..]
+                        .find(&format!("\"{f}\""))
+                        .map(|o| table + o..table + o + 1)
+                        .unwrap_or(0..0);
+                    cfg.error_at(at, format!("fixture file {}: {e}", path.display()))
+                })?;
+                data.merge(FixtureData::parse(&path, &text)?);
             }
             Arc::new(FixtureSource::new(data))
         }
@@ -496,6 +506,9 @@ pub fn build_with_receivers(
         Ok(p) => b = b.retry_policy(p),
         Err(err) => problems.extend(err.flatten()),
     }
+    if let Err(err) = deliver_budget(cfg) {
+        problems.extend(err.flatten());
+    }
     if let Some(d) = fetch_timeout {
         b = b.fetch_timeout(d.to_std().unwrap_or_default());
     }
@@ -526,5 +539,13 @@ pub fn retry_policy(cfg: &Config) -> Result<crate::notify::outbox::RetryPolicy> 
         max_attempts: n.max_attempts.max(1),
         backoff: cfg.duration(&n.backoff)?,
         max_backoff: cfg.duration(&n.max_backoff)?,
+        max_age: cfg.duration(&n.max_age)?,
+        held_back_after: cfg.duration(&n.held_back_after)?,
     })
+}
+
+/// `[notify] deliver_budget`: how long a one-shot run goes on delivering after its cycle.
+pub fn deliver_budget(cfg: &Config) -> Result<std::time::Duration> {
+    let d = cfg.duration(&cfg.raw.notify.deliver_budget)?;
+    Ok(d.to_std().unwrap_or_default())
 }

@@ -37,6 +37,16 @@ fn refuse(status: StatusCode, message: &str) -> Box<Response> {
     Box::new(r)
 }
 
+/// The token of an `Authorization: Bearer TOKEN` header. The scheme is case-insensitive
+/// (RFC 9110 §11.1: `bearer`, `BEARER` are the same scheme) and may be followed by several spaces.
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get("authorization")?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start_matches(' '))
+}
+
 /// `Ok(())` if the request may proceed.
 fn authorize(state: &AppState, headers: &HeaderMap, mutating: bool) -> Result<(), Box<Response>> {
     if !mutating && state.auth.open_reads {
@@ -48,11 +58,7 @@ fn authorize(state: &AppState, headers: &HeaderMap, mutating: bool) -> Result<()
             "no API token is configured on this server",
         ));
     };
-    let given = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
+    let given = bearer_token(headers).unwrap_or("");
     if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
         Ok(())
     } else {
@@ -78,6 +84,12 @@ pub fn router(daemon: Arc<Daemon>, auth: Auth) -> Router {
         )
         .route("/api/v1/alerts/{fp}/ack", post(ack))
         .with_state(AppState { daemon, auth })
+        // Per-endpoint body limits; the default limit of axum's extractors is raised to the
+        // largest of them so that it never refuses first.
+        .layer(axum::middleware::from_fn(super::limits::limit_body))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            super::limits::INGEST_BODY,
+        ))
 }
 
 async fn ready(State(s): State<AppState>) -> Response {
@@ -141,7 +153,7 @@ async fn silences_list(State(s): State<AppState>, headers: HeaderMap) -> Respons
 /// Body: `{"matchers": ["team=db"], "duration": "2h" | "ends_at": RFC 3339, "starts_at"?,
 /// "created_by", "comment"}`. Answers 201 with the silence.
 async fn silences_create(State(s): State<AppState>, headers: HeaderMap, body: String) -> Response {
-    use crate::pipeline::{matcher::Matcher, silence::Silence};
+    use crate::pipeline::silence::Silence;
     if let Err(r) = authorize(&s, &headers, true) {
         return *r;
     }
@@ -161,12 +173,7 @@ async fn silences_create(State(s): State<AppState>, headers: HeaderMap, body: St
         Ok(r) => r,
         Err(e) => return json_error(StatusCode::BAD_REQUEST, e),
     };
-    let matchers = match req
-        .matchers
-        .iter()
-        .map(|m| Matcher::parse(m))
-        .collect::<Result<Vec<_>, _>>()
-    {
+    let matchers = match crate::pipeline::silence::parse_matchers(&req.matchers) {
         Ok(m) => m,
         Err(e) => return json_error(StatusCode::BAD_REQUEST, e),
     };
@@ -175,7 +182,10 @@ async fn silences_create(State(s): State<AppState>, headers: HeaderMap, body: St
     let ends_at = match (req.ends_at, &req.duration) {
         (Some(t), _) => t,
         (None, Some(d)) => match crate::clock::parse_duration(d) {
-            Ok(d) => starts_at + d,
+            Ok(d) => match starts_at.checked_add_signed(d) {
+                Some(t) => t,
+                None => return json_error(StatusCode::BAD_REQUEST, "`duration` is out of range"),
+            },
             Err(e) => return json_error(StatusCode::BAD_REQUEST, e),
         },
         (None, None) => return json_error(StatusCode::BAD_REQUEST, "give `ends_at` or `duration`"),

@@ -4,6 +4,7 @@
 //! cycle in flight before exiting.
 
 mod http;
+mod limits;
 pub mod metrics;
 pub mod scheduler;
 
@@ -47,7 +48,7 @@ fn describe(m: &Metrics) {
         ("tripline_api_calls_per_cycle", "gauge", "API requests made by the last cycle, by source."),
         ("tripline_queries_per_cycle", "gauge", "Distinct queries fetched by the last cycle."),
         ("tripline_alerts", "gauge", "Alerts in the store by state."),
-        ("tripline_notifications_total", "counter", "Notifications by receiver and outcome: queued (into the outbox), sent, failed (will retry), dead_lettered."),
+        ("tripline_notifications_total", "counter", "Notifications by receiver and outcome: queued (into the outbox), sent, failed (will retry), rate_limited (a 429: will retry, not counted as an attempt), dead_lettered."),
         ("tripline_outbox_depth", "gauge", "Notifications waiting in the outbox."),
         ("tripline_config_reloads_total", "counter", "Config reloads by result."),
     ] {
@@ -283,6 +284,11 @@ impl Daemon {
         }
         for (outcome, failures) in [("failed", &d.retrying), ("dead_lettered", &d.dead)] {
             for f in failures {
+                let outcome = if f.rate_limited {
+                    "rate_limited"
+                } else {
+                    outcome
+                };
                 self.metrics.inc(
                     "tripline_notifications_total",
                     &[("receiver", &f.receiver), ("outcome", outcome)],
@@ -297,6 +303,7 @@ impl Daemon {
     /// most a second, less when a paced or retried delivery comes due sooner.
     pub async fn notify_tick(&self, now: Timestamp) -> std::time::Duration {
         let engine = self.engine().await;
+        let mut wake = None;
         match engine.notify_at(now).await {
             Ok((flush, delivery)) => {
                 for n in &flush.commit.notifications {
@@ -314,6 +321,7 @@ impl Daemon {
                         "notify"
                     );
                 }
+                wake = delivery.wake_at;
             }
             Err(e) => tracing::error!("notification pipeline failed: {e}"),
         }
@@ -321,12 +329,12 @@ impl Daemon {
             self.metrics.set("tripline_outbox_depth", &[], n as f64);
         }
         let second = std::time::Duration::from_secs(1);
-        match engine.store().outbox_next_due().await {
-            Ok(Some(next)) => (next - self.clock.now())
+        match wake {
+            Some(next) => (next - self.clock.now())
                 .to_std()
                 .unwrap_or_default()
                 .clamp(std::time::Duration::from_millis(20), second),
-            _ => second,
+            None => second,
         }
     }
 

@@ -21,7 +21,9 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<serde_json::Value>| {
         let handler = handler.clone();
         async move {
-            let summary = handler.handle(&ev.payload).await?;
+            let summary = handler
+                .handle_within(&ev.payload, Some(ev.context.deadline()))
+                .await?;
             tracing::info!(summary = %serde_json::to_string(&summary)?, "cycle done");
             Ok::<_, Error>(serde_json::to_value(summary)?)
         }

@@ -25,6 +25,10 @@ pub fn config_path() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/var/task/tripline.toml"))
 }
 
+/// How long before the invocation's deadline delivery stops, leaving time to write the state
+/// and return.
+pub const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// What one invocation returns (the Lambda's JSON result).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Summary {
@@ -33,7 +37,8 @@ pub struct Summary {
     pub rules_evaluated: usize,
     /// Alerts after the cycle by state (`pending`, `firing`, `resolved` this cycle).
     pub alerts_by_state: BTreeMap<String, usize>,
-    /// Notifications delivered by this invocation's delivery pass.
+    /// Notifications delivered by this invocation (its cycle's pass and what it delivered
+    /// within its budget after).
     pub notifications_sent: usize,
     /// Notifications the pipeline queued this cycle (delivered now or by a later invocation).
     pub notifications_queued: usize,
@@ -70,8 +75,19 @@ impl Handler {
         Ok(Handler { cfg })
     }
 
-    /// Runs one cycle for `event` (an EventBridge scheduled event, or any JSON object).
+    /// Runs one cycle for `event` (an EventBridge scheduled event, or any JSON object), then
+    /// delivers what comes due within `[notify] deliver_budget`.
     pub async fn handle(&self, event: &serde_json::Value) -> Result<Summary> {
+        self.handle_within(event, None).await
+    }
+
+    /// `handle` for an invocation that must end by `deadline` (the Lambda context's): delivery
+    /// stops [`DEADLINE_MARGIN`] before it, or at the budget if that comes first.
+    pub async fn handle_within(
+        &self,
+        event: &serde_json::Value,
+        deadline: Option<std::time::SystemTime>,
+    ) -> Result<Summary> {
         let at = event_time(event)?.unwrap_or_else(chrono::Utc::now);
         let engine = wire::build(
             &self.cfg,
@@ -80,7 +96,24 @@ impl Handler {
                 ..Default::default()
             },
         )?;
-        let report = engine.run_cycle_at(at, None).await?;
+        let mut report = engine.run_cycle_at(at, None).await?;
+        let mut budget = wire::deliver_budget(&self.cfg)?;
+        if let Some(d) = deadline {
+            let left = d
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or_default()
+                .saturating_sub(DEADLINE_MARGIN);
+            budget = budget.min(left);
+        }
+        let (queued, more) = engine.deliver_for(at, budget, report.flush_busy).await?;
+        report.notifications.extend(queued);
+        report.delivered.extend(more.delivered.iter().cloned());
+        report.delivery_errors.extend(
+            more.retrying
+                .iter()
+                .chain(&more.dead)
+                .map(|f| (f.receiver.clone(), f.message.clone())),
+        );
         let mut by_state = BTreeMap::new();
         for a in &report.alerts {
             *by_state.entry(a.state.as_str().to_string()).or_insert(0) += 1;

@@ -72,10 +72,10 @@ pub async fn post_json(
     );
     Err(match status.as_u16() {
         // Without `Retry-After` (PagerDuty sends none) the outbox backs off exponentially.
-        408 | 429 | 500..=599 => NotifyError {
-            message,
-            retryable: true,
+        429 => NotifyError::rate_limited(message, retry_after),
+        408 | 500..=599 => NotifyError {
             retry_after,
+            ..NotifyError::retryable(message)
         },
         _ => NotifyError::permanent(message),
     })

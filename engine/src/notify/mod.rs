@@ -73,6 +73,9 @@ pub struct NotifyError {
     pub retryable: bool,
     /// The receiver asked to wait this long (HTTP `Retry-After`).
     pub retry_after: Option<Duration>,
+    /// The receiver is pacing us (HTTP 429, a throttling error): a retry will help, and this
+    /// try does not count as a failed attempt.
+    pub rate_limited: bool,
 }
 
 impl NotifyError {
@@ -81,6 +84,16 @@ impl NotifyError {
             message: message.into(),
             retryable: true,
             retry_after: None,
+            rate_limited: false,
+        }
+    }
+    /// A rate-limit answer, with the wait the receiver asked for.
+    pub fn rate_limited(message: impl Into<String>, retry_after: Option<Duration>) -> Self {
+        NotifyError {
+            message: message.into(),
+            retryable: true,
+            retry_after,
+            rate_limited: true,
         }
     }
     pub fn permanent(message: impl Into<String>) -> Self {
@@ -88,6 +101,7 @@ impl NotifyError {
             message: message.into(),
             retryable: false,
             retry_after: None,
+            rate_limited: false,
         }
     }
 }

@@ -1,10 +1,22 @@
 //! The durable outbox: every notification is in the store before it is sent, and is marked
-//! delivered only on a 2xx. A 429 holds the whole receiver for its `Retry-After`; 5xx and timeouts
-//! back off exponentially; other 4xx, and the last failed retry, dead-letter the entry with the
-//! reason and raise a meta-alert (`NotificationFailed`) that goes through the pipeline like any
-//! alert. Per-receiver token buckets pace a storm instead of dropping it. A restarted process
-//! simply picks up the pending entries. Time comes from the caller (`at`), so tests drive it
-//! with a manual clock.
+//! delivered only on a 2xx.
+//!
+//! * A **429** is the receiver pacing us, not failing: it never counts toward `max_attempts`. It
+//!   holds the whole receiver (every process sharing the store: the hold is a stored mark) for
+//!   its `Retry-After`, capped at `max_backoff` so that no answer can freeze a receiver for a day.
+//! * A **5xx, 408 or timeout** backs that entry off exponentially, on its own: the receiver's
+//!   other groups go on being delivered (no head-of-line blocking). Within one group and
+//!   receiver, entries go out in the order they were queued: a newer one waits for an older one
+//!   still being retried, so a receiver never hears "resolved" before the "firing" it resolves.
+//! * Other 4xx, the `max_attempts`-th failed try, and any failure of an entry older than
+//!   `max_age` dead-letter the entry with the reason and raise a `NotificationFailed`
+//!   meta-alert that goes through the pipeline like any alert. A receiver that has been unable
+//!   to take an entry for `held_back_after` raises `ReceiverHeldBack`. Both resolve on the
+//!   receiver's next success.
+//!
+//! Per-receiver token buckets (in memory) pace a storm instead of dropping it. A restarted
+//! process simply picks up the pending entries. Time comes from the caller (`at`), so tests
+//! drive it with a manual clock.
 
 use super::{Notification, Notifier};
 use crate::alert::{fingerprint, Alert, AlertState, Labels, Severity};
@@ -35,15 +47,26 @@ pub fn send_lease(notifier: &dyn Notifier, n: &Notification) -> Duration {
     SEND_LEASE.max(worst * 2)
 }
 
-/// Rule id of the meta-alerts raised when notifications to a receiver are dead-lettered.
+/// Rule id of the meta-alerts about delivery (`NotificationFailed`, `ReceiverHeldBack`).
 pub const NOTIFY_ERROR: &str = "tripline/notify-error";
+
+/// `alertname` of the meta-alert raised when an entry is dead-lettered.
+pub const NOTIFICATION_FAILED: &str = "NotificationFailed";
+/// `alertname` of the meta-alert raised when a receiver has refused or failed every try for
+/// longer than `held_back_after`.
+pub const RECEIVER_HELD_BACK: &str = "ReceiverHeldBack";
+
+/// The stored mark (`Store::get_meta`) holding a receiver after a 429, until an RFC 3339 instant.
+fn hold_key(receiver: &str) -> String {
+    format!("outbox-hold:{receiver}")
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OutboxState {
     Pending,
     Delivered,
-    /// Given up on: a permanent error, or retries exhausted.
+    /// Given up on: a permanent error, retries exhausted, or too old.
     Dead,
 }
 
@@ -61,12 +84,19 @@ impl OutboxState {
 pub struct OutboxEntry {
     pub notification: Notification,
     pub state: OutboxState,
+    /// Tries that failed or succeeded, not counting rate-limit answers (`throttled`).
     pub attempts: u32,
     pub next_attempt_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivered_at: Option<Timestamp>,
+    /// Answers 429 (rate limited): never counted toward `max_attempts`.
+    #[serde(default)]
+    pub throttled: u32,
+    /// When its first try failed (or was refused), while it has not been delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failing_since: Option<Timestamp>,
 }
 
 impl OutboxEntry {
@@ -78,15 +108,23 @@ impl OutboxEntry {
             attempts: 0,
             last_error: None,
             delivered_at: None,
+            throttled: 0,
+            failing_since: None,
         }
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RetryPolicy {
+    /// Failed tries (5xx, timeouts; never 429s) before an entry is dead-lettered.
     pub max_attempts: u32,
     pub backoff: Duration,
+    /// The longest wait between tries, and the cap on a receiver's `Retry-After`.
     pub max_backoff: Duration,
+    /// An entry that fails when older than this is dead-lettered, whatever the answer.
+    pub max_age: Duration,
+    /// A receiver that has not taken an entry for this long raises `ReceiverHeldBack`.
+    pub held_back_after: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -95,6 +133,8 @@ impl Default for RetryPolicy {
             max_attempts: 10,
             backoff: Duration::seconds(1),
             max_backoff: Duration::minutes(5),
+            max_age: Duration::hours(6),
+            held_back_after: Duration::minutes(10),
         }
     }
 }
@@ -105,7 +145,22 @@ impl RetryPolicy {
         let factor = 1i32
             .checked_shl(attempts.saturating_sub(1).min(30))
             .unwrap_or(i32::MAX);
-        (self.backoff * factor).min(self.max_backoff)
+        self.backoff
+            .checked_mul(factor)
+            .unwrap_or(self.max_backoff)
+            .min(self.max_backoff)
+    }
+
+    /// How long a 429 holds the receiver: what it asked for (at least 1 ms), else the backoff
+    /// for the `throttled`-th refusal; never more than `max_backoff`.
+    pub fn hold(&self, retry_after: Option<std::time::Duration>, throttled: u32) -> Duration {
+        let asked = retry_after.map(|d| Duration::from_std(d).unwrap_or(Duration::MAX));
+        asked
+            .map_or_else(
+                || self.delay(throttled),
+                |a| a.max(Duration::milliseconds(1)),
+            )
+            .min(self.max_backoff)
     }
 }
 
@@ -158,6 +213,8 @@ pub struct DeliveryFailure {
     pub id: String,
     pub receiver: String,
     pub message: String,
+    /// The receiver answered 429 (or throttled): pacing, not a failure.
+    pub rate_limited: bool,
 }
 
 /// What one delivery pass did.
@@ -166,15 +223,25 @@ pub struct DeliveryReport {
     pub delivered: Vec<String>,
     /// Deliveries per receiver.
     pub sent: BTreeMap<String, usize>,
-    /// Failed attempts that will be retried.
+    /// Failed attempts that will be retried (429s included).
     pub retrying: Vec<DeliveryFailure>,
     /// Entries given up on.
     pub dead: Vec<DeliveryFailure>,
-    /// Entries held back by a receiver's pace.
+    /// Due entries held back by a receiver's pace or hold, or behind an older entry of their group.
     pub paced: usize,
+    /// When a next pass can make progress: the earliest of a pending entry coming due, a paced
+    /// receiver's next token and the end of a receiver's hold. `None`: nothing is pending.
+    pub wake_at: Option<Timestamp>,
 }
 
 impl DeliveryReport {
+    /// Adds a later pass's outcome; `wake_at` becomes the later pass's.
+    pub fn absorb(&mut self, o: DeliveryReport) {
+        let wake = o.wake_at;
+        self.merge(o);
+        self.wake_at = wake;
+    }
+
     fn merge(&mut self, o: DeliveryReport) {
         self.delivered.extend(o.delivered);
         for (r, n) in o.sent {
@@ -183,6 +250,14 @@ impl DeliveryReport {
         self.retrying.extend(o.retrying);
         self.dead.extend(o.dead);
         self.paced += o.paced;
+        self.wake(o.wake_at);
+    }
+
+    fn wake(&mut self, t: Option<Timestamp>) {
+        self.wake_at = match (self.wake_at, t) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
     }
 }
 
@@ -223,32 +298,36 @@ impl Outbox {
         &self.store
     }
 
+    pub fn policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+
     /// One pass: tries every pending entry due at `at`, each receiver in order of creation and
     /// receivers side by side.
     pub async fn deliver_due(&self, at: Timestamp) -> Result<DeliveryReport> {
         self.store.prune_outbox(at - KEEP_DONE).await?;
-        let due = self.store.outbox_due(at, 10_000).await?;
-        if due.is_empty() {
+        let pending = self.store.outbox_pending(10_000).await?;
+        if pending.is_empty() {
             return Ok(DeliveryReport::default());
         }
-        let failing: BTreeMap<String, Alert> = self
-            .store
-            .load_alerts_of_instance(NOTIFY_ERROR)
-            .await?
-            .into_iter()
-            .filter(|a| a.rule == NOTIFY_ERROR && a.state == AlertState::Firing)
-            .filter_map(|a| a.labels.get("receiver").cloned().map(|r| (r, a)))
-            .collect();
+        let mut meta: BTreeMap<String, Vec<Alert>> = BTreeMap::new();
+        for a in self.store.load_alerts_of_instance(NOTIFY_ERROR).await? {
+            if a.rule == NOTIFY_ERROR && a.state == AlertState::Firing {
+                if let Some(r) = a.labels.get("receiver") {
+                    meta.entry(r.clone()).or_default().push(a);
+                }
+            }
+        }
         let mut by_receiver: BTreeMap<String, Vec<OutboxEntry>> = BTreeMap::new();
-        for e in due {
+        for e in pending {
             by_receiver
                 .entry(e.notification.receiver.clone())
                 .or_default()
                 .push(e);
         }
         let runs = by_receiver.into_iter().map(|(r, entries)| {
-            let failing = failing.get(&r).cloned();
-            async move { self.deliver_receiver(&r, entries, failing, at).await }
+            let meta = meta.remove(&r).unwrap_or_default();
+            async move { self.deliver_receiver(&r, entries, meta, at).await }
         });
         let mut report = DeliveryReport::default();
         for r in futures::future::join_all(runs).await {
@@ -257,17 +336,57 @@ impl Outbox {
         Ok(report)
     }
 
+    /// Until when a 429 holds `receiver`, if it still does at `at`.
+    async fn held_until(&self, receiver: &str, at: Timestamp) -> Result<Option<Timestamp>> {
+        Ok(self
+            .store
+            .get_meta(&hold_key(receiver))
+            .await?
+            .and_then(|v| chrono::DateTime::parse_from_rfc3339(&v).ok())
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .filter(|t| *t > at))
+    }
+
     async fn deliver_receiver(
         &self,
         receiver: &str,
         entries: Vec<OutboxEntry>,
-        mut failing: Option<Alert>,
+        mut meta: Vec<Alert>,
         at: Timestamp,
     ) -> Result<DeliveryReport> {
         let mut report = DeliveryReport::default();
         let notifier = self.notifiers.get(receiver);
-        let total = entries.len();
-        for (i, mut e) in entries.into_iter().enumerate() {
+        let due = |e: &OutboxEntry| e.next_attempt_at <= at;
+        if notifier.is_some() {
+            if let Some(until) = self.held_until(receiver, at).await? {
+                report.paced = entries.iter().filter(|e| due(e)).count();
+                report.wake(Some(until));
+                return Ok(report);
+            }
+        }
+        // Groups with an older entry still pending: their newer entries wait (order per group).
+        let mut busy_groups: std::collections::HashSet<String> = Default::default();
+        // Set when this pass stops for the receiver: when the next one can go on.
+        let mut stopped: Option<Timestamp> = None;
+        for mut e in entries {
+            let group = e.notification.group_key.clone();
+            if !due(&e) {
+                report.wake(Some(e.next_attempt_at));
+                busy_groups.insert(group);
+                continue;
+            }
+            if let Some(resume) = stopped {
+                // Due now, but this pass stopped for the receiver: it resumes then.
+                report.paced += 1;
+                report.wake(Some(resume));
+                busy_groups.insert(group);
+                continue;
+            }
+            if busy_groups.contains(&group) {
+                // Behind an older entry of its group, whose own time is in `wake_at` already.
+                report.paced += 1;
+                continue;
+            }
             let Some(notifier) = notifier else {
                 self.dead_letter(
                     &mut e,
@@ -287,70 +406,123 @@ impl Outbox {
                     b.take(notifier.cost(&e.notification), at)
                 };
                 if let Err(ready_at) = ready {
-                    self.store.outbox_defer(receiver, ready_at).await?;
-                    report.paced += total - i;
-                    tracing::debug!(receiver, held = total - i, until = %ready_at, "paced");
-                    break;
+                    tracing::debug!(receiver, until = %ready_at, "paced");
+                    report.paced += 1;
+                    report.wake(Some(ready_at));
+                    busy_groups.insert(group);
+                    stopped = Some(ready_at);
+                    continue;
                 }
             }
+            let lease_until = at + send_lease(notifier.as_ref(), &e.notification);
             if !self
                 .store
-                .outbox_claim(
-                    &e.notification.id,
-                    at,
-                    at + send_lease(notifier.as_ref(), &e.notification),
-                )
+                .outbox_claim(&e.notification.id, at, lease_until)
                 .await?
             {
-                continue; // another process is sending it
+                // Another process is sending it; if it dies, the lease hands it back.
+                report.wake(Some(lease_until));
+                busy_groups.insert(group);
+                continue;
             }
-            e.attempts += 1;
             match notifier.notify(&e.notification).await {
                 Ok(()) => {
+                    e.attempts += 1;
                     e.state = OutboxState::Delivered;
                     e.delivered_at = Some(at);
                     e.next_attempt_at = at;
                     e.last_error = None;
+                    e.failing_since = None;
                     self.store.outbox_update(&e).await?;
-                    tracing::info!(receiver, id = %e.notification.id, attempts = e.attempts, "notification delivered");
+                    tracing::info!(receiver, id = %e.notification.id, attempts = e.attempts, throttled = e.throttled, "notification delivered");
                     report.delivered.push(e.notification.id.clone());
                     *report.sent.entry(receiver.to_string()).or_default() += 1;
-                    if let Some(mut a) = failing.take() {
-                        a.state = AlertState::Resolved;
-                        a.ends_at = Some(at);
-                        a.updated_at = at;
-                        self.store.save_alerts(&[a], &[]).await?;
-                    }
+                    self.resolve_meta(&mut meta, at).await?;
                 }
-                Err(err) if err.retryable && e.attempts < self.policy.max_attempts => {
-                    let backoff = self.policy.delay(e.attempts);
-                    let asked = err.retry_after.and_then(|d| Duration::from_std(d).ok());
-                    let delay = asked.map_or(backoff, |a| a.max(Duration::milliseconds(1)));
+                Err(err) if err.retryable => {
+                    let throttled = err.rate_limited;
+                    if throttled {
+                        e.throttled += 1;
+                    } else {
+                        e.attempts += 1;
+                    }
+                    let since = *e.failing_since.get_or_insert(at);
+                    let age = at - e.notification.created_at;
+                    if age >= self.policy.max_age {
+                        let reason = format!(
+                            "gave up after {} ({} attempts, {} rate-limited): {}",
+                            crate::clock::format_duration(age),
+                            e.attempts,
+                            e.throttled,
+                            err.message
+                        );
+                        self.dead_letter(&mut e, reason, at, &mut report).await?;
+                        continue;
+                    }
+                    if !throttled && e.attempts >= self.policy.max_attempts {
+                        let reason =
+                            format!("gave up after {} attempts: {}", e.attempts, err.message);
+                        self.dead_letter(&mut e, reason, at, &mut report).await?;
+                        continue;
+                    }
+                    let delay = if throttled {
+                        self.policy.hold(err.retry_after, e.throttled)
+                    } else {
+                        self.policy.delay(e.attempts)
+                    };
                     e.next_attempt_at = at + delay;
                     e.last_error = Some(err.message.clone());
                     self.store.outbox_update(&e).await?;
-                    tracing::warn!(receiver, id = %e.notification.id, attempt = e.attempts, retry_in_ms = delay.num_milliseconds(), "delivery failed, will retry: {}", err.message);
+                    tracing::warn!(receiver, id = %e.notification.id, attempt = e.attempts, throttled = e.throttled, retry_in_ms = delay.num_milliseconds(), "delivery failed, will retry: {}", err.message);
                     report.retrying.push(DeliveryFailure {
                         id: e.notification.id.clone(),
                         receiver: receiver.to_string(),
-                        message: err.message,
+                        message: err.message.clone(),
+                        rate_limited: throttled,
                     });
-                    // The service is refusing or down: hold its other entries as long.
-                    self.store.outbox_defer(receiver, e.next_attempt_at).await?;
-                    report.paced += total - i - 1;
-                    break;
+                    report.wake(Some(e.next_attempt_at));
+                    busy_groups.insert(group);
+                    if throttled {
+                        // The service asked everyone to wait: hold all of this receiver's entries,
+                        // in every process sharing the store.
+                        self.store
+                            .set_meta(&hold_key(receiver), &e.next_attempt_at.to_rfc3339())
+                            .await?;
+                    }
+                    if at - since >= self.policy.held_back_after {
+                        self.raise_held_back(receiver, since, &err.message, at)
+                            .await?;
+                    }
+                    // A failing service: the rest waits for the next pass (at once, unless
+                    // held), so that a hanging receiver costs one timeout per pass, not one
+                    // per entry, and the caller can flush in between.
+                    stopped = Some(if throttled { e.next_attempt_at } else { at });
                 }
                 Err(err) => {
-                    let reason = if err.retryable {
-                        format!("gave up after {} attempts: {}", e.attempts, err.message)
-                    } else {
-                        format!("permanent error: {}", err.message)
-                    };
+                    e.attempts += 1;
+                    let reason = format!("permanent error: {}", err.message);
                     self.dead_letter(&mut e, reason, at, &mut report).await?;
                 }
             }
         }
         Ok(report)
+    }
+
+    /// The receiver took an entry: its delivery meta-alerts resolve.
+    async fn resolve_meta(&self, meta: &mut Vec<Alert>, at: Timestamp) -> Result<()> {
+        if meta.is_empty() {
+            return Ok(());
+        }
+        let resolved: Vec<Alert> = meta
+            .drain(..)
+            .map(|mut a| {
+                a.state = AlertState::Resolved;
+                a.ends_at = Some(at);
+                a.updated_at = at;
+                a
+            })
+            .collect();
+        self.store.save_alerts(&resolved, &[]).await
     }
 
     async fn dead_letter(
@@ -370,13 +542,44 @@ impl Outbox {
             id: e.notification.id.clone(),
             receiver: receiver.clone(),
             message: reason.clone(),
+            rate_limited: false,
         });
-        self.raise_meta_alert(&receiver, &reason, at).await
+        self.raise_meta_alert(
+            NOTIFICATION_FAILED,
+            &receiver,
+            format!("notifications to {receiver} are failing: {reason}"),
+            at,
+            at,
+        )
+        .await
     }
 
-    async fn raise_meta_alert(&self, receiver: &str, reason: &str, at: Timestamp) -> Result<()> {
+    async fn raise_held_back(
+        &self,
+        receiver: &str,
+        since: Timestamp,
+        last: &str,
+        at: Timestamp,
+    ) -> Result<()> {
+        let summary = format!(
+            "{receiver} has taken no notification for {} (since {}): {last}",
+            crate::clock::format_duration(at - since),
+            since.to_rfc3339()
+        );
+        self.raise_meta_alert(RECEIVER_HELD_BACK, receiver, summary, since, at)
+            .await
+    }
+
+    async fn raise_meta_alert(
+        &self,
+        alertname: &str,
+        receiver: &str,
+        summary: String,
+        since: Timestamp,
+        at: Timestamp,
+    ) -> Result<()> {
         let mut labels = Labels::new();
-        labels.insert("alertname".into(), "NotificationFailed".into());
+        labels.insert("alertname".into(), alertname.into());
         labels.insert("receiver".into(), receiver.into());
         let fp = fingerprint(NOTIFY_ERROR, &labels);
         let existing = self
@@ -387,7 +590,7 @@ impl Outbox {
             .find(|a| a.fingerprint == fp && a.state == AlertState::Firing);
         let alert = match existing {
             Some(mut a) => {
-                a.summary = format!("notifications to {receiver} are failing: {reason}");
+                a.summary = summary;
                 a.last_active = at;
                 a.updated_at = at;
                 a
@@ -399,11 +602,11 @@ impl Outbox {
                 labels,
                 state: AlertState::Firing,
                 severity: Severity::Warning,
-                summary: format!("notifications to {receiver} are failing: {reason}"),
+                summary,
                 runbook: None,
                 value: None,
                 details: Default::default(),
-                active_since: at,
+                active_since: since,
                 starts_at: Some(at),
                 ends_at: None,
                 last_active: at,
@@ -420,7 +623,8 @@ impl Outbox {
     }
 
     /// Delivers until nothing is pending or `within` has passed, waiting (for real) between
-    /// passes for the next entry to come due. For `tripline deliver` and the daemon.
+    /// passes for the next entry to come due or the next paced send. For `tripline deliver`,
+    /// one-shot runs (`eval`, Lambda) and the daemon's drain at shutdown; `clock` must move.
     pub async fn deliver_until_idle(
         &self,
         clock: &dyn Clock,
@@ -429,11 +633,9 @@ impl Outbox {
         let deadline = clock.now() + Duration::from_std(within).unwrap_or(Duration::MAX);
         let mut report = DeliveryReport::default();
         loop {
-            let now = clock.now();
-            report.merge(self.deliver_due(now).await?);
-            let Some(next) = self.store.outbox_next_due().await? else {
-                break;
-            };
+            let pass = self.deliver_due(clock.now()).await?;
+            report.absorb(pass);
+            let Some(next) = report.wake_at else { break };
             let now = clock.now();
             if next > deadline {
                 break;
@@ -519,6 +721,22 @@ mod tests {
         let pd =
             PagerdutyNotifier::new("pd", Secret::new("k".to_string()), None, None, None).unwrap();
         assert_eq!(send_lease(&pd, &n), Duration::seconds(100));
+    }
+
+    #[test]
+    fn a_receivers_retry_after_is_capped_at_max_backoff() {
+        use crate::notify::http::parse_retry_after;
+        let p = RetryPolicy::default();
+        let cap = Duration::minutes(5);
+        for asked in ["86400", "99999999999", "Thu, 01 Jan 2099 00:00:00 GMT"] {
+            assert_eq!(p.hold(parse_retry_after(asked), 1), cap, "{asked}");
+        }
+        assert_eq!(p.hold(parse_retry_after("1"), 1), Duration::seconds(1));
+        assert_eq!(p.hold(parse_retry_after("0"), 1), Duration::milliseconds(1));
+        // No Retry-After (PagerDuty): exponential by refusals, capped too.
+        assert_eq!(p.hold(None, 1), Duration::seconds(1));
+        assert_eq!(p.hold(None, 4), Duration::seconds(8));
+        assert_eq!(p.hold(None, 40), cap);
     }
 
     #[test]

@@ -239,6 +239,9 @@ pub struct Flush {
     pub inhibited: BTreeSet<String>,
     /// Things a person should know that are not alerts (a silence expired over firing alerts).
     pub notices: Vec<String>,
+    /// Another process holds the flush (a DynamoDB replica's lease): nothing was planned now;
+    /// the holder plans these alerts, or the next flush does once its lease lapses.
+    pub busy: bool,
 }
 
 /// Where a route-test sends an alert.
@@ -368,7 +371,25 @@ impl Pipeline {
         for (key, g) in &groups {
             let has_firing = g.alerts.iter().any(|a| a.state == AlertState::Firing);
             let prev = states.get(key.as_str()).copied();
-            let tick = group::tick(prev, key, has_firing, &g.route.timers, at);
+            let mut tick = group::tick(prev, key, has_firing, &g.route.timers, at);
+            let policy = g
+                .route
+                .escalation
+                .as_ref()
+                .and_then(|p| self.cfg.policies.get(p));
+            // Escalation clocks: when each firing alert entered this group.
+            if let (Some(_), Some(s)) = (policy, tick.state.as_mut()) {
+                let before = prev.map(|p| &p.joined);
+                s.joined = g
+                    .alerts
+                    .iter()
+                    .filter(|a| a.state == AlertState::Firing)
+                    .map(|a| {
+                        let was = before.and_then(|j| j.get(&a.fingerprint)).copied();
+                        (a.fingerprint.clone(), escalate::entered(was, a))
+                    })
+                    .collect();
+            }
             match &tick.state {
                 Some(s) if prev != Some(s) => out.commit.groups_saved.push(s.clone()),
                 None if prev.is_some() => out.commit.groups_deleted.push(key.clone()),
@@ -382,12 +403,8 @@ impl Pipeline {
                     targets.push((r, g.alerts.clone()));
                 }
             }
-            if let Some(policy) = g
-                .route
-                .escalation
-                .as_ref()
-                .and_then(|p| self.cfg.policies.get(p))
-            {
+            let joined = tick.state.as_ref().map(|s| &s.joined);
+            if let Some(policy) = policy {
                 for (i, step) in policy.steps.iter().enumerate() {
                     if !policy.is_timed(i) {
                         if tick.flush {
@@ -401,9 +418,14 @@ impl Pipeline {
                         .iter()
                         .filter(|a| {
                             let told = entry.is_some_and(|e| e.firing.contains_key(&a.fingerprint));
+                            let since = joined
+                                .and_then(|j| j.get(&a.fingerprint))
+                                .copied()
+                                .unwrap_or_else(|| escalate::entered(None, a));
                             told || policy.reached(
                                 i,
                                 a,
+                                since,
                                 acks.get(a.fingerprint.as_str()).copied(),
                                 at,
                             )
@@ -521,6 +543,7 @@ impl Pipeline {
                     &alert.labels,
                     r,
                     vec![alert.clone()],
+                    Some(ack.at),
                     at,
                 );
                 n.status = NotificationStatus::Acknowledged;
@@ -594,9 +617,14 @@ impl Pipeline {
             sent_at: at,
         });
         if !alerts.is_empty() {
-            commit
-                .notifications
-                .push(notification(key, &g.labels, receiver, alerts, at));
+            commit.notifications.push(notification(
+                key,
+                &g.labels,
+                receiver,
+                alerts,
+                entry.map(|e| e.sent_at),
+                at,
+            ));
         }
     }
 
@@ -667,12 +695,18 @@ fn receiver_owners<'a>(
     owner
 }
 
-/// A notification with an id unique per group, receiver and instant, stable across retries.
+/// A notification whose id is derived from what it says, not from when it was planned: the
+/// receiver, the group, what the receiver was last told (`generation`: the log entry's instant,
+/// or the ack's) and each alert's fingerprint, state, severity and episode. A flush that dies
+/// after writing the outbox but before the log is planned again onto the same ids (the outbox
+/// keeps the first), so nothing goes out twice under two ids; a repeat or new news has a new
+/// generation or content, so a new id.
 fn notification(
     key: &str,
     group_labels: &Labels,
     receiver: &str,
     alerts: Vec<Alert>,
+    generation: Option<Timestamp>,
     at: Timestamp,
 ) -> Notification {
     let h = crate::alert::fingerprint(receiver, &[("group".to_string(), key.to_string())].into());
@@ -681,8 +715,26 @@ fn notification(
     } else {
         NotificationStatus::Resolved
     };
+    let mut content = Labels::new();
+    content.insert(
+        "generation".into(),
+        generation.map_or_else(|| "new".into(), |t| t.timestamp_millis().to_string()),
+    );
+    for a in &alerts {
+        content.insert(
+            format!("alert:{}", a.fingerprint),
+            format!(
+                "{}/{}/{}/{}",
+                a.state.as_str(),
+                a.severity.as_str(),
+                a.starts_at.unwrap_or(a.active_since).timestamp_millis(),
+                a.ends_at.map_or(0, |t| t.timestamp_millis())
+            ),
+        );
+    }
+    let c = crate::alert::fingerprint(&h, &content);
     Notification {
-        id: format!("{h}-{}", at.timestamp_millis()),
+        id: format!("{h}-{c}"),
         receiver: receiver.to_string(),
         status,
         group_key: key.to_string(),

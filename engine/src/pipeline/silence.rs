@@ -81,6 +81,31 @@ impl Silence {
     }
 }
 
+/// The most matchers one silence may have. Every active silence's matchers are compiled on each
+/// notification pass, so what one request may store is bounded (issue #17).
+pub const MAX_MATCHERS: usize = 64;
+/// The longest matcher, as written (`function=~prd-(a|b|c)`), in bytes: room for long
+/// alternations of names, not for a megabyte regex.
+pub const MAX_MATCHER_LEN: usize = 4096;
+
+/// Parses the matchers of a new silence (from the API or the CLI), refusing more or longer ones
+/// than the limits above before compiling any.
+pub fn parse_matchers(written: &[String]) -> Result<Vec<Matcher>, String> {
+    if written.len() > MAX_MATCHERS {
+        return Err(format!(
+            "a silence has at most {MAX_MATCHERS} matchers, not {}",
+            written.len()
+        ));
+    }
+    if let Some(long) = written.iter().find(|m| m.len() > MAX_MATCHER_LEN) {
+        return Err(format!(
+            "a matcher is at most {MAX_MATCHER_LEN} bytes; one is {}",
+            long.len()
+        ));
+    }
+    written.iter().map(|m| Matcher::parse(m)).collect()
+}
+
 static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// The silence stage: which alerts the active silences mute at `at`.
@@ -185,6 +210,23 @@ mod tests {
             Silence::new(&m, t(0), t(1), "a", "", t(0)).unwrap(),
         );
         assert_ne!(x.id, y.id, "ids are unique");
+    }
+
+    #[test]
+    fn new_silences_have_bounded_matchers() {
+        let many = vec!["a=b".to_string(); MAX_MATCHERS + 1];
+        assert_eq!(
+            parse_matchers(&many).unwrap_err(),
+            "a silence has at most 64 matchers, not 65"
+        );
+        assert_eq!(parse_matchers(&many[1..]).unwrap().len(), MAX_MATCHERS);
+        let long = format!("a=~{}", "x".repeat(MAX_MATCHER_LEN));
+        assert_eq!(
+            parse_matchers(&[long]).unwrap_err(),
+            "a matcher is at most 4096 bytes; one is 4099"
+        );
+        let longest = format!("a=~{}", "x".repeat(MAX_MATCHER_LEN - 3));
+        assert!(parse_matchers(&[longest]).is_ok());
     }
 
     #[test]

@@ -342,7 +342,10 @@ pub(super) fn register(engine: &mut Engine) {
     engine.register_fn("fmt_number", |x: f64| fmt_number(x));
     engine.register_fn("fmt_number", |x: INT| x.to_string());
     engine.register_fn("fmt_duration", |secs: INT| {
-        crate::clock::format_duration(chrono::Duration::seconds(secs))
+        // Out of chrono's range (beyond about 292 million years): the number itself, not a panic.
+        chrono::Duration::try_seconds(secs)
+            .map(crate::clock::format_duration)
+            .unwrap_or_else(|| format!("{secs}s"))
     });
 
     // Series.

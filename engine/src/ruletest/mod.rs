@@ -26,7 +26,8 @@ use crate::clock::{ManualClock, Timestamp};
 use crate::error::{Error, Result};
 use crate::rule::QUERY_KINDS;
 use crate::source::{
-    fixture::parse_time, FixtureData, FixtureError, FixtureSeries, FixtureSource, FixtureTable,
+    fixture::{check_opt_time, check_time, parse_time},
+    FixtureData, FixtureError, FixtureSeries, FixtureSource, FixtureTable,
 };
 use crate::store::SqliteStore;
 use crate::{InstanceSpec, Tripline};
@@ -54,9 +55,11 @@ struct Case {
     params: serde_json::Map<String, serde_json::Value>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
-    #[serde(rename = "for")]
+    #[serde(rename = "for", default, deserialize_with = "check_opt_duration")]
     for_: Option<String>,
+    #[serde(default, deserialize_with = "check_opt_duration")]
     keep_firing_for: Option<String>,
+    #[serde(default, deserialize_with = "check_opt_time")]
     at: Option<String>,
     #[serde(default)]
     expect: Vec<Expected>,
@@ -73,9 +76,21 @@ struct Case {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Step {
+    #[serde(deserialize_with = "check_time")]
     at: String,
     #[serde(default)]
     expect: Vec<Expected>,
+}
+
+/// A duration checked while the file is read, so a bad one is reported at its place in the file.
+fn check_opt_duration<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<String>, D::Error> {
+    let s = Option::<String>::deserialize(d)?;
+    if let Some(s) = &s {
+        crate::clock::parse_duration(s).map_err(serde::de::Error::custom)?;
+    }
+    Ok(s)
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -40,7 +40,7 @@ pub struct FixtureSeries {
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     /// `[time, value]` pairs.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "checked_points")]
     pub points: Vec<(String, f64)>,
 }
 
@@ -65,8 +65,13 @@ impl FixtureData {
     /// Parses JSON or TOML by the file's extension.
     pub fn parse(path: &Path, text: &str) -> Result<FixtureData> {
         if path.extension().is_some_and(|e| e == "json") {
-            serde_json::from_str(text)
-                .map_err(|e| Error::invalid(path, e.line(), e.column(), e.to_string()))
+            serde_json::from_str(text).map_err(|e| {
+                // The location is given once, as path:line:col, not again in serde_json's words.
+                let message = e.to_string();
+                let suffix = format!(" at line {} column {}", e.line(), e.column());
+                let message = message.strip_suffix(&suffix).unwrap_or(&message);
+                Error::invalid(path, e.line(), e.column(), message)
+            })
         } else {
             toml::from_str(text).map_err(|e| {
                 let (l, c) = e
@@ -109,15 +114,50 @@ fn matches(m: &serde_json::Map<String, Value>, spec: &QuerySpec) -> bool {
 }
 
 pub fn parse_time(s: &str, at: Timestamp) -> std::result::Result<Timestamp, String> {
+    let out_of_range = || format!("time {s:?} is out of range");
     if let Some(rest) = s.strip_prefix('-') {
-        return parse_duration(rest).map(|d| at - d);
+        return parse_duration(rest)
+            .and_then(|d| at.checked_sub_signed(d).ok_or_else(out_of_range));
     }
     if let Some(rest) = s.strip_prefix('+') {
-        return parse_duration(rest).map(|d| at + d);
+        return parse_duration(rest)
+            .and_then(|d| at.checked_add_signed(d).ok_or_else(out_of_range));
     }
     chrono::DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&chrono::Utc))
         .map_err(|e| format!("bad time {s:?}: {e} (use RFC 3339 or an offset like -5m)"))
+}
+
+/// A time as written in a fixture or test file, checked while the file is read so that a bad one
+/// (`+5000000000000000000ms`) is reported at its place in the file rather than when a query
+/// first asks for it. Offsets are checked against the epoch: any instant the engine evaluates at,
+/// plus or minus the longest duration, is still a valid time.
+pub(crate) fn check_time<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_time(&s, chrono::DateTime::UNIX_EPOCH).map_err(serde::de::Error::custom)?;
+    Ok(s)
+}
+
+/// [`check_time`] for an optional time.
+pub(crate) fn check_opt_time<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    struct Checked(#[serde(deserialize_with = "check_time")] String);
+    Ok(Option::<Checked>::deserialize(d)?.map(|c| c.0))
+}
+
+fn checked_points<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Vec<(String, f64)>, D::Error> {
+    #[derive(Deserialize)]
+    struct Checked(#[serde(deserialize_with = "check_time")] String);
+    Ok(Vec::<(Checked, f64)>::deserialize(d)?
+        .into_iter()
+        .map(|(t, v)| (t.0, v))
+        .collect())
 }
 
 /// The string leaves of a `match` (or of a spec's params) as (path, value) pairs; the path joins

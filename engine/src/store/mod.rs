@@ -69,6 +69,14 @@ pub trait Store: Send + Sync {
     async fn flush_atomically(&self, plan: &PlanFn) -> Result<Flush>;
     /// Pending outbox entries due at `at`, oldest first.
     async fn outbox_due(&self, at: Timestamp, limit: usize) -> Result<Vec<OutboxEntry>>;
+    /// Every pending entry, due or not, oldest first: a delivery pass needs the ones not due yet
+    /// too, to keep a group's entries in order.
+    async fn outbox_pending(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
+        let mut v = self.outbox_entries().await?;
+        v.retain(|e| e.state == crate::notify::outbox::OutboxState::Pending);
+        v.truncate(limit);
+        Ok(v)
+    }
     /// Every outbox entry (delivered and dead ones until pruned), oldest first.
     async fn outbox_entries(&self) -> Result<Vec<OutboxEntry>>;
     /// How many entries are pending (the daemon's `tripline_outbox_depth`).

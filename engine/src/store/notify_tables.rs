@@ -184,6 +184,13 @@ impl SqliteStore {
         )
     }
 
+    pub(super) fn outbox_pending_sync(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
+        self.outbox_query(
+            "SELECT body, next_attempt_at FROM outbox WHERE state = 'pending' ORDER BY seq LIMIT ?1",
+            params![limit as i64],
+        )
+    }
+
     pub(super) fn outbox_entries_sync(&self) -> Result<Vec<OutboxEntry>> {
         self.outbox_query("SELECT body, next_attempt_at FROM outbox ORDER BY seq", [])
     }

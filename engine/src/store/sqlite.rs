@@ -305,6 +305,9 @@ impl Store for SqliteStore {
     async fn outbox_entries(&self) -> Result<Vec<OutboxEntry>> {
         self.outbox_entries_sync()
     }
+    async fn outbox_pending(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
+        self.outbox_pending_sync(limit)
+    }
     async fn outbox_pending_count(&self) -> Result<usize> {
         self.outbox_pending_count_sync()
     }

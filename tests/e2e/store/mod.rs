@@ -2,6 +2,7 @@
 //! DynamoDB on a real moto server; then replicas sharing one moto table.
 
 mod contract;
+mod halfway;
 mod lambda;
 mod replicas;
 

@@ -104,3 +104,104 @@ fn two_replicas_on_one_dynamodb_table_deliver_each_notification_once_and_survive
     let log = b.log.lock().unwrap().clone();
     assert!(!log.contains("ERROR"), "{log}");
 }
+
+/// Issue #17, points 10 and 11: replica A dies (as by SIGKILL: the injected fault aborts the
+/// process) while holding the flush lease, after writing the outbox entries and before the
+/// notification log. Replica B delivers those queued entries within seconds although the lease
+/// is held; when the lease lapses its own flush plans the same news onto the same ids, so
+/// nothing goes out twice. Then replica C dies right after taking the lease: B delivers the next
+/// alerts once the lease lapses, each once.
+#[test]
+fn a_replica_killed_holding_the_flush_lease_costs_no_duplicate_and_no_stall_of_queued_entries() {
+    let Some(moto) = Moto::start() else { return };
+    let rx = Receiver::start_with(Reply::Status(200));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("tripline.toml"),
+        config(&moto, &rx.url("/hook")).replace("tripline-replicas", "tripline-takeover"),
+    )
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = dynamo(&moto, "tripline-takeover");
+    let seed = |hosts: std::ops::Range<usize>| {
+        let alerts: Vec<_> = hosts
+            .map(|i| alert("Slow", &[("host", &format!("h{i}"))], Severity::Warning))
+            .collect();
+        rt.block_on(store.save_alerts(&alerts, &[])).unwrap();
+    };
+    let ids = |rx: &Receiver| -> Vec<String> {
+        rx.accepted()
+            .iter()
+            .map(|r| r.header("x-tripline-notification-id").unwrap().to_string())
+            .collect()
+    };
+    seed(0..10);
+    let env: Vec<(&str, String)> = moto.env();
+    let with = |fault: Option<&'static str>| {
+        let mut v: Vec<(&str, String)> = env.clone();
+        if let Some(f) = fault {
+            v.push(("TRIPLINE_FAILPOINTS", f.to_string()));
+        }
+        v
+    };
+    let start = |fault: Option<&'static str>| {
+        let v = with(fault);
+        let v: Vec<(&str, &str)> = v.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        Daemon::start(dir.path(), "tripline.toml", &v)
+    };
+
+    let mut a = start(Some("flush-after-outbox=abort"));
+    a.wait_exit(30);
+    let queued = rt.block_on(store.outbox_pending_count()).unwrap();
+    assert_eq!(queued, 10, "A queued the news before it died");
+    assert!(rx.requests().is_empty(), "A died before sending");
+
+    let t0 = std::time::Instant::now();
+    let b = start(None);
+    b.wait_for(20, "B delivering A's queued entries", || {
+        rx.accepted().len() >= 10
+    });
+    let took = t0.elapsed();
+    assert!(
+        took < Duration::from_secs(15),
+        "queued entries waited for the lease: {took:?}"
+    );
+    // The lease (30 s) lapses; B's flushes plan the same 10 again, onto the same ids.
+    std::thread::sleep(Duration::from_secs(35).saturating_sub(t0.elapsed()));
+    let first = ids(&rx);
+    assert_eq!(first.len(), 10, "{first:?}");
+    assert_eq!(
+        first
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        10
+    );
+    seed(10..13);
+    b.wait_for(20, "B flushing again", || rx.accepted().len() >= 13);
+    println!(
+        "A died between outbox and log holding the lease: B delivered its 10 queued entries {took:.1?} after starting; after the lease lapsed, 13 alerts -> {} POSTs, {} distinct ids",
+        ids(&rx).len(),
+        ids(&rx).iter().collect::<std::collections::BTreeSet<_>>().len()
+    );
+
+    // C takes the lease and dies at once; the alerts seeded after wait for the lease, not longer.
+    let mut c = start(Some("flush-after-lock=abort"));
+    c.wait_exit(30);
+    let killed = std::time::Instant::now();
+    seed(13..16);
+    b.wait_for(45, "B taking over C's lease", || rx.accepted().len() >= 16);
+    let takeover = killed.elapsed();
+    std::thread::sleep(Duration::from_secs(3));
+    let all = ids(&rx);
+    let distinct = all.iter().collect::<std::collections::BTreeSet<_>>().len();
+    assert_eq!(all.len(), 16, "{all:?}");
+    assert_eq!(distinct, 16);
+    assert!(takeover <= Duration::from_secs(40), "{takeover:?}");
+    println!("C died holding the lease: the next 3 alerts reached the receiver {takeover:.1?} later (lease 30 s); 16 POSTs, {distinct} distinct ids");
+    let log = b.log.lock().unwrap().clone();
+    assert!(!log.contains("ERROR"), "{log}");
+}

@@ -27,10 +27,15 @@
 //!   the holder reads alerts and pipeline state, plans and writes the commit; then it deletes
 //!   the lease (conditionally on still owning it). Other replicas wait (up to [`FLUSH_WAIT`]) and
 //!   then plan on the holder's written state, so they see its notification log and send nothing
-//!   twice. A replica that dies holding the lease blocks flushing for at most [`FLUSH_LEASE`].
+//!   twice; still held after that, they skip this flush (`Flush::busy`) and go on delivering
+//!   what is queued. A replica that dies holding the lease delays new notifications for at most
+//!   [`FLUSH_LEASE`], never the delivery of queued ones.
 //!   The commit is written in crash-safe order — outbox entries first (idempotent: the put is
 //!   conditional on the id being new), then the notification log and timers — so a crash half
-//!   way re-plans the same notifications, which land on the same outbox ids.
+//!   way re-plans the same notifications, which land on the same outbox ids: a notification's id
+//!   is derived from its receiver, group, the log entry it follows and its alerts, not from the
+//!   instant of the flush (`pipeline::notification`). `TRIPLINE_FAILPOINTS` or
+//!   [`DynamoStore::inject_fault`] stops a flush at these points for crash tests.
 //! * **An outbox claim** (`outbox_claim`) is a conditional `UpdateItem`:
 //!   `#state = pending AND next_attempt_at <= :at`, setting `next_attempt_at` and `lease_until`
 //!   to the end of the send lease. Exactly one replica wins; the loser sees
@@ -67,8 +72,9 @@ type Item = HashMap<String, AttributeValue>;
 
 /// How long one replica may hold the flush lease; a flush takes well under a second.
 pub const FLUSH_LEASE: Duration = Duration::from_secs(30);
-/// How long a flush waits for another replica's lease before giving up with an error.
-pub const FLUSH_WAIT: Duration = Duration::from_secs(40);
+/// How long a flush waits for another replica's lease before it gives up for now
+/// (`Flush::busy`): the holder plans the same alerts, and delivery goes on meanwhile.
+pub const FLUSH_WAIT: Duration = Duration::from_secs(3);
 
 const ALERT: &str = "alert";
 const META: &str = "meta";
@@ -88,6 +94,42 @@ pub struct DynamoStore {
     client: tokio::sync::OnceCell<Client>,
     /// Identifies this process's flush leases.
     owner: String,
+    /// Fault injection for crash tests (see `failpoint`).
+    faults: std::sync::Mutex<Vec<(String, Fault)>>,
+}
+
+/// What an injected fault does when its point is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Ends the process on the spot, as a SIGKILL would (no unwinding, no lease released).
+    Abort,
+    /// Fails that write once with an error.
+    Error,
+}
+
+/// The points a fault can be injected at: after a flush took the lease, and after it wrote
+/// outbox entries (a flush that queues nothing does not reach it) but before the notification
+/// log and timers.
+pub const FAULT_POINTS: [&str; 2] = ["flush-after-lock", "flush-after-outbox"];
+
+/// Faults named in `TRIPLINE_FAILPOINTS` (`point=abort|error`, comma-separated), for crash
+/// tests of whole processes. Unset in production.
+fn faults_from_env() -> Vec<(String, Fault)> {
+    let Ok(v) = std::env::var("TRIPLINE_FAILPOINTS") else {
+        return Vec::new();
+    };
+    v.split(',')
+        .filter_map(|p| {
+            let (name, what) = p.trim().split_once('=').unwrap_or((p.trim(), "error"));
+            let fault = match what {
+                "abort" => Fault::Abort,
+                _ => Fault::Error,
+            };
+            FAULT_POINTS
+                .contains(&name)
+                .then(|| (name.to_string(), fault))
+        })
+        .collect()
 }
 
 impl std::fmt::Debug for DynamoStore {
@@ -193,7 +235,33 @@ impl DynamoStore {
                 std::process::id(),
                 rand::random::<u64>()
             ),
+            faults: std::sync::Mutex::new(faults_from_env()),
         })
+    }
+
+    /// Arms a fault at `point` (one of [`FAULT_POINTS`]); an `Error` fires once.
+    pub fn inject_fault(&self, point: &str, fault: Fault) {
+        self.faults
+            .lock()
+            .expect("faults lock")
+            .push((point.to_string(), fault));
+    }
+
+    fn failpoint(&self, point: &str) -> Result<()> {
+        let mut f = self.faults.lock().expect("faults lock");
+        let Some(i) = f.iter().position(|(p, _)| p == point) else {
+            return Ok(());
+        };
+        match f[i].1 {
+            Fault::Abort => {
+                eprintln!("tripline: injected fault at {point}: aborting");
+                std::process::abort()
+            }
+            Fault::Error => {
+                f.remove(i);
+                Err(Error::Store(format!("injected fault at {point}")))
+            }
+        }
     }
 
     pub fn table(&self) -> &str {
@@ -361,6 +429,7 @@ impl DynamoStore {
                 // Already there: a re-plan after a crash wrote the same id.
                 written("PutItem", r)?;
             }
+            self.failpoint("flush-after-outbox")?;
         }
         for e in &f.nflog {
             self.put_body(NFLOG, &nflog_key(&e.group_key, &e.receiver), e)
@@ -398,8 +467,9 @@ impl DynamoStore {
         Ok(())
     }
 
-    /// Takes the flush lease, waiting for another holder up to `FLUSH_WAIT`.
-    async fn lock_flush(&self) -> Result<()> {
+    /// Takes the flush lease, waiting for another holder up to `FLUSH_WAIT`; false if it is
+    /// still held then.
+    async fn lock_flush(&self) -> Result<bool> {
         let c = self.client().await?;
         let give_up = std::time::Instant::now() + FLUSH_WAIT;
         let mut pause = Duration::from_millis(50);
@@ -419,14 +489,10 @@ impl DynamoStore {
                 .send()
                 .await;
             if written("PutItem", r)? {
-                return Ok(());
+                return Ok(true);
             }
             if std::time::Instant::now() >= give_up {
-                return Err(Error::Store(format!(
-                    "dynamodb table {}: another replica has held the flush lease for over {}s",
-                    self.table,
-                    FLUSH_WAIT.as_secs()
-                )));
+                return Ok(false);
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(500));
@@ -634,15 +700,29 @@ impl Store for DynamoStore {
     }
 
     async fn commit_flush(&self, commit: &FlushCommit) -> Result<()> {
-        self.lock_flush().await?;
+        if !self.lock_flush().await? {
+            return Err(Error::Store(format!(
+                "dynamodb table {}: another replica has held the flush lease for over {}s",
+                self.table,
+                FLUSH_WAIT.as_secs()
+            )));
+        }
+        self.failpoint("flush-after-lock")?;
         let r = self.write_commit(commit).await;
         let u = self.unlock_flush().await;
         r.and(u)
     }
 
     async fn flush_atomically(&self, plan: &PlanFn) -> Result<Flush> {
-        self.lock_flush().await?;
+        if !self.lock_flush().await? {
+            tracing::debug!(table = %self.table, "another replica holds the flush lease; not flushing now");
+            return Ok(Flush {
+                busy: true,
+                ..Default::default()
+            });
+        }
         let r = async {
+            self.failpoint("flush-after-lock")?;
             let alerts = self.load_alerts().await?;
             let state = self.read_state().await?;
             let flush = plan(&alerts, &state);
@@ -663,6 +743,17 @@ impl Store for DynamoStore {
             .await?
             .into_iter()
             .filter(|(_, e, st, _)| st == "pending" && e.next_attempt_at <= at)
+            .map(|(_, e, ..)| e)
+            .take(limit)
+            .collect())
+    }
+
+    async fn outbox_pending(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
+        Ok(self
+            .outbox_items()
+            .await?
+            .into_iter()
+            .filter(|(_, _, st, _)| st == "pending")
             .map(|(_, e, ..)| e)
             .take(limit)
             .collect())
