@@ -19,9 +19,19 @@ use tripline::alert::Alert;
 use tripline::config::Config;
 use tripline::Error;
 
+/// Targets of the HTTP client's own logs, held at `warn` whatever the filter asks: at `debug` they
+/// name every host connected to ("starting new connection: https://hooks.slack.com/"), and a
+/// receiver's URL, host included, can be a secret (issue #17).
+const CONNECTION_LOG_TARGETS: [&str; 5] = ["reqwest", "hyper_util", "hyper", "h2", "rustls"];
+
 pub fn init_logging(level: &str, json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    for target in CONNECTION_LOG_TARGETS {
+        if let Ok(d) = format!("{target}=warn").parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
