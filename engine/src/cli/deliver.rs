@@ -31,12 +31,23 @@ pub async fn run(a: DeliverArgs) -> anyhow::Result<ExitCode> {
         Err(e) => return Ok(report_invalid(e)),
     };
     let clock = engine.clock().clone();
-    let flush = engine
+    // What is queued goes out even if this flush fails (the store, another replica's lease).
+    let flush = match engine
         .pipeline()
         .flush(engine.store().as_ref(), clock.now())
-        .await?;
+        .await
+    {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("tripline: flushing the pipeline failed, delivering what is queued: {e}");
+            Default::default()
+        }
+    };
     for n in &flush.notices {
         println!("notice: {n}");
+    }
+    if flush.busy {
+        println!("notice: another replica holds the flush lease; it plans the news meanwhile");
     }
     let report = engine
         .outbox()

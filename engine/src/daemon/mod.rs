@@ -48,7 +48,7 @@ fn describe(m: &Metrics) {
         ("tripline_api_calls_per_cycle", "gauge", "API requests made by the last cycle, by source."),
         ("tripline_queries_per_cycle", "gauge", "Distinct queries fetched by the last cycle."),
         ("tripline_alerts", "gauge", "Alerts in the store by state."),
-        ("tripline_notifications_total", "counter", "Notifications by receiver and outcome: queued (into the outbox), sent, failed (will retry), dead_lettered."),
+        ("tripline_notifications_total", "counter", "Notifications by receiver and outcome: queued (into the outbox), sent, failed (will retry), rate_limited (a 429: will retry, not counted as an attempt), dead_lettered."),
         ("tripline_outbox_depth", "gauge", "Notifications waiting in the outbox."),
         ("tripline_config_reloads_total", "counter", "Config reloads by result."),
     ] {
@@ -284,6 +284,11 @@ impl Daemon {
         }
         for (outcome, failures) in [("failed", &d.retrying), ("dead_lettered", &d.dead)] {
             for f in failures {
+                let outcome = if f.rate_limited {
+                    "rate_limited"
+                } else {
+                    outcome
+                };
                 self.metrics.inc(
                     "tripline_notifications_total",
                     &[("receiver", &f.receiver), ("outcome", outcome)],

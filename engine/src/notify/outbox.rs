@@ -213,6 +213,8 @@ pub struct DeliveryFailure {
     pub id: String,
     pub receiver: String,
     pub message: String,
+    /// The receiver answered 429 (or throttled): pacing, not a failure.
+    pub rate_limited: bool,
 }
 
 /// What one delivery pass did.
@@ -476,6 +478,7 @@ impl Outbox {
                         id: e.notification.id.clone(),
                         receiver: receiver.to_string(),
                         message: err.message.clone(),
+                        rate_limited: throttled,
                     });
                     report.wake(Some(e.next_attempt_at));
                     busy_groups.insert(group);
@@ -539,6 +542,7 @@ impl Outbox {
             id: e.notification.id.clone(),
             receiver: receiver.clone(),
             message: reason.clone(),
+            rate_limited: false,
         });
         self.raise_meta_alert(
             NOTIFICATION_FAILED,
@@ -717,6 +721,22 @@ mod tests {
         let pd =
             PagerdutyNotifier::new("pd", Secret::new("k".to_string()), None, None, None).unwrap();
         assert_eq!(send_lease(&pd, &n), Duration::seconds(100));
+    }
+
+    #[test]
+    fn a_receivers_retry_after_is_capped_at_max_backoff() {
+        use crate::notify::http::parse_retry_after;
+        let p = RetryPolicy::default();
+        let cap = Duration::minutes(5);
+        for asked in ["86400", "99999999999", "Thu, 01 Jan 2099 00:00:00 GMT"] {
+            assert_eq!(p.hold(parse_retry_after(asked), 1), cap, "{asked}");
+        }
+        assert_eq!(p.hold(parse_retry_after("1"), 1), Duration::seconds(1));
+        assert_eq!(p.hold(parse_retry_after("0"), 1), Duration::milliseconds(1));
+        // No Retry-After (PagerDuty): exponential by refusals, capped too.
+        assert_eq!(p.hold(None, 1), Duration::seconds(1));
+        assert_eq!(p.hold(None, 4), Duration::seconds(8));
+        assert_eq!(p.hold(None, 40), cap);
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! Escalation policies: ordered steps `(after, receiver)`. An alert that keeps firing without
-//! being acknowledged reaches each step's receiver `after` its start (Slack now, PagerDuty after
-//! 15m, the manager after 45m). An acknowledgement (`tripline ack`) stops it; a resolve ends it.
+//! being acknowledged reaches each step's receiver `after` it entered the escalating route (Slack
+//! now, PagerDuty after 15m, the manager after 45m) — as a PagerDuty escalation policy starts at
+//! the incident's trigger. That is when it started firing, or, for an alert that reached the
+//! route later (a warning that became critical), when it did: a backlog that was a warning for
+//! 90 minutes does not reach the 30-minute and 2-hour steps at once when it turns critical. An acknowledgement (`tripline ack`) stops it; a resolve ends it.
 //! Steps after the first are checked on every pipeline run, not on the group's beat, so a page is
 //! not late by up to a `group_interval`.
 
@@ -43,14 +46,38 @@ fn episode_start(a: &Alert) -> Timestamp {
     a.starts_at.unwrap_or(a.active_since)
 }
 
+/// When `alert` entered an escalating group, given when it was last recorded there (`prev`):
+/// kept while the firing episode lasts; otherwise the episode's start, or its last severity
+/// change if later (the change that brought it onto a severity-matched route).
+pub fn entered(prev: Option<Timestamp>, alert: &Alert) -> Timestamp {
+    let start = episode_start(alert);
+    match prev {
+        Some(t) if t >= start => t,
+        _ => alert
+            .severity_changed_at
+            .filter(|t| *t > start)
+            .unwrap_or(start),
+    }
+}
+
 impl EscalationPolicy {
-    /// Whether `alert` has reached step `i` at `at` and is still to be escalated.
-    pub fn reached(&self, i: usize, alert: &Alert, ack: Option<&Ack>, at: Timestamp) -> bool {
+    /// Whether `alert`, on the escalating route since `since` (see `entered`), has reached step
+    /// `i` at `at` and is still to be escalated.
+    pub fn reached(
+        &self,
+        i: usize,
+        alert: &Alert,
+        since: Timestamp,
+        ack: Option<&Ack>,
+        at: Timestamp,
+    ) -> bool {
         let Some(step) = self.steps.get(i) else {
             return false;
         };
         alert.state == AlertState::Firing
-            && episode_start(alert) + step.after <= at
+            && since
+                .checked_add_signed(step.after)
+                .is_some_and(|t| t <= at)
             && !ack.is_some_and(|a| a.covers(alert))
     }
 
@@ -92,21 +119,46 @@ mod tests {
         let p = policy();
         let mut a = alert("x", &[], AlertState::Firing);
         a.starts_at = Some(t(0));
-        assert!(p.reached(0, &a, None, t(0)));
-        assert!(!p.reached(1, &a, None, t(14)));
-        assert!(p.reached(1, &a, None, t(15)));
-        assert!(!p.reached(2, &a, None, t(44)));
+        let since = entered(None, &a);
+        assert_eq!(since, t(0));
+        assert!(p.reached(0, &a, since, None, t(0)));
+        assert!(!p.reached(1, &a, since, None, t(14)));
+        assert!(p.reached(1, &a, since, None, t(15)));
+        assert!(!p.reached(2, &a, since, None, t(44)));
         let ack = Ack {
             fingerprint: a.fingerprint.clone(),
             by: "ann".into(),
             at: t(20),
             announced: false,
         };
-        assert!(!p.reached(2, &a, Some(&ack), t(45)), "acked: no manager");
-        // A new episode after the ack escalates again.
+        assert!(
+            !p.reached(2, &a, since, Some(&ack), t(45)),
+            "acked: no manager"
+        );
+        // A new episode after the ack escalates again, on its own clock.
         a.starts_at = Some(t(60));
-        assert!(p.reached(1, &a, Some(&ack), t(75)));
+        let since = entered(Some(since), &a);
+        assert_eq!(since, t(60));
+        assert!(p.reached(1, &a, since, Some(&ack), t(75)));
         a.state = AlertState::Resolved;
-        assert!(!p.reached(1, &a, None, t(80)), "a resolve ends it");
+        assert!(!p.reached(1, &a, since, None, t(80)), "a resolve ends it");
+    }
+
+    #[test]
+    fn the_clock_starts_when_the_alert_entered_the_escalating_route() {
+        let p = policy();
+        // A warning since t(0) that turned critical at t(90): it joins the critical route then.
+        let mut a = alert("x", &[], AlertState::Firing);
+        a.starts_at = Some(t(0));
+        a.severity_changed_at = Some(t(90));
+        let since = entered(None, &a);
+        assert_eq!(since, t(90));
+        assert!(!p.reached(1, &a, since, None, t(90)), "not 15m at once");
+        assert!(p.reached(1, &a, since, None, t(105)));
+        assert!(!p.reached(2, &a, since, None, t(134)));
+        assert!(p.reached(2, &a, since, None, t(135)));
+        // Once recorded, a later severity change within the route does not restart it.
+        a.severity_changed_at = Some(t(100));
+        assert_eq!(entered(Some(since), &a), t(90));
     }
 }

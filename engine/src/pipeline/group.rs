@@ -20,6 +20,10 @@ pub struct GroupState {
     pub key: String,
     pub created_at: Timestamp,
     pub next_flush: Timestamp,
+    /// For a group on an escalating route: when each firing alert entered it, where its
+    /// escalation clock starts (`escalate::entered`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub joined: std::collections::BTreeMap<String, Timestamp>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +69,7 @@ pub fn tick(
                 key: key.to_string(),
                 created_at: at,
                 next_flush: at + t.group_wait,
+                joined: Default::default(),
             };
             let flush = at >= s.next_flush;
             if flush {

@@ -371,7 +371,25 @@ impl Pipeline {
         for (key, g) in &groups {
             let has_firing = g.alerts.iter().any(|a| a.state == AlertState::Firing);
             let prev = states.get(key.as_str()).copied();
-            let tick = group::tick(prev, key, has_firing, &g.route.timers, at);
+            let mut tick = group::tick(prev, key, has_firing, &g.route.timers, at);
+            let policy = g
+                .route
+                .escalation
+                .as_ref()
+                .and_then(|p| self.cfg.policies.get(p));
+            // Escalation clocks: when each firing alert entered this group.
+            if let (Some(_), Some(s)) = (policy, tick.state.as_mut()) {
+                let before = prev.map(|p| &p.joined);
+                s.joined = g
+                    .alerts
+                    .iter()
+                    .filter(|a| a.state == AlertState::Firing)
+                    .map(|a| {
+                        let was = before.and_then(|j| j.get(&a.fingerprint)).copied();
+                        (a.fingerprint.clone(), escalate::entered(was, a))
+                    })
+                    .collect();
+            }
             match &tick.state {
                 Some(s) if prev != Some(s) => out.commit.groups_saved.push(s.clone()),
                 None if prev.is_some() => out.commit.groups_deleted.push(key.clone()),
@@ -385,12 +403,8 @@ impl Pipeline {
                     targets.push((r, g.alerts.clone()));
                 }
             }
-            if let Some(policy) = g
-                .route
-                .escalation
-                .as_ref()
-                .and_then(|p| self.cfg.policies.get(p))
-            {
+            let joined = tick.state.as_ref().map(|s| &s.joined);
+            if let Some(policy) = policy {
                 for (i, step) in policy.steps.iter().enumerate() {
                     if !policy.is_timed(i) {
                         if tick.flush {
@@ -404,9 +418,14 @@ impl Pipeline {
                         .iter()
                         .filter(|a| {
                             let told = entry.is_some_and(|e| e.firing.contains_key(&a.fingerprint));
+                            let since = joined
+                                .and_then(|j| j.get(&a.fingerprint))
+                                .copied()
+                                .unwrap_or_else(|| escalate::entered(None, a));
                             told || policy.reached(
                                 i,
                                 a,
+                                since,
                                 acks.get(a.fingerprint.as_str()).copied(),
                                 at,
                             )

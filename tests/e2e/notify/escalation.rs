@@ -237,3 +237,84 @@ fn unacknowledged_it_reaches_the_manager_at_45m() {
         assert_eq!(seen(&rx), [("manager".to_string(), "firing".to_string())]);
     });
 }
+
+/// Issue #17, point 9: a backlog that was a warning for 90 minutes and turns critical reaches
+/// the critical route's escalation steps counted from then (30 min, 2 h), not at once.
+#[test]
+fn an_alert_turning_critical_escalates_from_when_it_became_critical() {
+    use super::alert;
+    use tripline::alert::Severity;
+    let rx = Receiver::start_with(Reply::Status(200));
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        r#"
+stock_rules = false
+[store]
+type = "memory"
+
+[[receiver]]
+type = "webhook"
+name = "chat"
+url = "{chat}"
+
+[[receiver]]
+type = "webhook"
+name = "pager"
+url = "{pager}"
+
+[[receiver]]
+type = "webhook"
+name = "manager"
+url = "{manager}"
+
+[[escalation]]
+name = "critical"
+steps = [
+  {{ after = "0s", receiver = "chat" }},
+  {{ after = "30m", receiver = "pager" }},
+  {{ after = "2h", receiver = "manager" }},
+]
+
+[route]
+receiver = "chat"
+group_by = ["alertname"]
+group_wait = "0s"
+  [[route.routes]]
+  matchers = ["severity=critical"]
+  escalation = "critical"
+"#,
+        chat = rx.url("/chat"),
+        pager = rx.url("/pager"),
+        manager = rx.url("/manager"),
+    );
+    let (e, _) = engine(dir.path(), &config);
+    rt().block_on(async {
+        let mut a = alert("Backlog", &[("queue", "orders")], Severity::Warning);
+        e.store()
+            .save_alerts(std::slice::from_ref(&a), &[])
+            .await
+            .unwrap();
+        let mut first_at = std::collections::BTreeMap::new();
+        for m in 0..=240 {
+            if m == 90 {
+                // What the state machine records when the severity rises.
+                a.severity = Severity::Critical;
+                a.severity_changed_at = Some(mins(90));
+                a.updated_at = mins(90);
+                e.store()
+                    .save_alerts(std::slice::from_ref(&a), &[])
+                    .await
+                    .unwrap();
+            }
+            e.notify_at(mins(m)).await.unwrap();
+            for r in rx.accepted() {
+                let path = r.path.trim_start_matches('/').to_string();
+                first_at.entry(path).or_insert(m);
+            }
+        }
+        // The pager 30 min and the manager 2 h after it turned critical at 90.
+        assert_eq!(first_at.get("pager"), Some(&120), "{first_at:?}");
+        assert_eq!(first_at.get("manager"), Some(&210), "{first_at:?}");
+        println!("warning at 0, critical at 90: first sent at (minute) {first_at:?}");
+    });
+}

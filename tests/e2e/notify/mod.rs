@@ -1,6 +1,7 @@
 //! The notification pipeline end to end: real stores, real HTTP to local receivers
 //! (`support::receiver`), the `tripline` binary where a process boundary matters.
 
+mod chaos;
 mod cli;
 mod daemon;
 mod escalation;

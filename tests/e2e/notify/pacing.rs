@@ -261,3 +261,85 @@ fn within_one_group_a_resolve_never_overtakes_the_firing_it_resolves() {
         assert!(accepted[1].contains("RESOLVED"), "{accepted:?}");
     });
 }
+
+/// The same in real time, through `tripline run`: Slack (defaults: 1/s, burst 1) answers 429
+/// `Retry-After: 1` for 60 s, then 200. About 70 s: `#[ignore]`d in `cargo test`, run by
+/// `scripts/suite/chaos.sh`.
+#[test]
+#[ignore = "realtime: about 70 s; run by scripts/suite/chaos.sh"]
+fn realtime_429_for_60s_through_the_daemon_loses_nothing() {
+    use crate::support::daemon::Daemon;
+    use std::time::{Duration, Instant};
+    use tripline::store::{SqliteStore, Store};
+    let slack = Receiver::start_with(Reply::TooManyRequests {
+        retry_after_secs: 1,
+    });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("tripline.toml"),
+        r#"
+stock_rules = false
+[server]
+listen = "127.0.0.1:0"
+[store]
+type = "sqlite"
+path = "state.db"
+
+[[receiver]]
+type = "slack"
+name = "slack"
+url_env = "TRIPLINE_TEST_REALTIME_SLACK"
+
+[route]
+receiver = "slack"
+group_by = ["host"]
+group_wait = "0s"
+"#,
+    )
+    .unwrap();
+    let store = SqliteStore::open(dir.path().join("state.db")).unwrap();
+    let rt = rt();
+    rt.block_on(async {
+        let alerts: Vec<_> = (0..8)
+            .map(|i| alert("Slow", &[("host", &format!("h{i}"))], Severity::Critical))
+            .collect();
+        store.save_alerts(&alerts, &[]).await.unwrap();
+    });
+    let url = slack.url("/services/T0/B0/realtime");
+    let d = Daemon::start(
+        dir.path(),
+        "tripline.toml",
+        &[("TRIPLINE_TEST_REALTIME_SLACK", url.as_str())],
+    );
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_secs(60));
+    slack.reply(Reply::Status(200));
+    d.wait_for(30, "8 deliveries", || slack.accepted().len() >= 8);
+    let reqs = slack.requests();
+    let refused: Vec<&crate::support::receiver::Request> =
+        reqs.iter().filter(|r| r.answered == 429).collect();
+    // Told to wait a second each time, it never came sooner.
+    let gaps: Vec<f64> = refused
+        .windows(2)
+        .map(|w| (w[1].at - w[0].at).as_secs_f64())
+        .collect();
+    assert!(gaps.iter().all(|g| *g >= 0.95), "{gaps:?}");
+    assert!((50..=61).contains(&refused.len()), "{}", refused.len());
+    let acc = slack.accepted();
+    assert_eq!(acc.len(), 8);
+    let paced: Vec<f64> = acc
+        .windows(2)
+        .map(|w| (w[1].at - w[0].at).as_secs_f64())
+        .collect();
+    assert!(paced.iter().all(|g| *g >= 0.9), "{paced:?}");
+    let entries = rt.block_on(store.outbox_entries()).unwrap();
+    assert!(entries
+        .iter()
+        .all(|e| e.state == OutboxState::Delivered && e.attempts == 1));
+    println!(
+        "realtime: 429 for {:.0} s ({} refused, never sooner than 1 s apart), then 8/8 delivered, gaps {:?} s, 0 dead-lettered",
+        (acc[0].at - t0).as_secs_f64().min(60.0),
+        refused.len(),
+        paced.iter().map(|g| format!("{g:.2}")).collect::<Vec<_>>()
+    );
+}

@@ -158,6 +158,7 @@ async fn silences_acks_and_flush_commits(a: Arc<dyn Store>, b: Arc<dyn Store>) {
         key: "g1".into(),
         created_at: t(1),
         next_flush: t(31),
+        joined: Default::default(),
     };
     b.commit_flush(&FlushCommit {
         nflog: vec![nflog("g1", "ops"), nflog("g0", "pager")],

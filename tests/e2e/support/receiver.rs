@@ -19,6 +19,10 @@ pub enum Reply {
     },
     /// Accept the request and never answer (until the client gives up, or 30 s).
     Hang,
+    /// Read the request and close the connection without a word.
+    Drop,
+    /// One of these at random (by weight) for each request, from a seeded generator.
+    Random(Vec<(u32, Reply)>),
 }
 
 #[derive(Debug, Clone)]
@@ -58,6 +62,32 @@ impl Request {
 struct State {
     requests: Vec<Request>,
     replies: Vec<Reply>,
+    /// xorshift state for `Reply::Random`.
+    rng: u64,
+}
+
+impl State {
+    fn pick(&mut self, choices: &[(u32, Reply)]) -> Reply {
+        if self.rng == 0 {
+            self.rng = 0x9e37_79b9_7f4a_7c15;
+        }
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let total: u64 = choices
+            .iter()
+            .map(|(w, _)| u64::from(*w))
+            .sum::<u64>()
+            .max(1);
+        let mut n = self.rng % total;
+        for (w, r) in choices {
+            if n < u64::from(*w) {
+                return r.clone();
+            }
+            n -= u64::from(*w);
+        }
+        Reply::Status(200)
+    }
 }
 
 pub struct Receiver {
@@ -198,16 +228,20 @@ fn serve(
         }
         let reply = {
             let mut g = state.0.lock().unwrap();
-            if g.replies.is_empty() {
+            let r = if g.replies.is_empty() {
                 default.lock().unwrap().clone()
             } else {
                 g.replies.remove(0)
+            };
+            match r {
+                Reply::Random(choices) => g.pick(&choices),
+                r => r,
             }
         };
         let answered = match &reply {
             Reply::Status(s) => *s,
             Reply::TooManyRequests { .. } => 429,
-            Reply::Hang => 0,
+            Reply::Hang | Reply::Drop | Reply::Random(_) => 0,
         };
         {
             let (lock, cv) = &*state;
@@ -222,6 +256,7 @@ fn serve(
             cv.notify_all();
         }
         let response = match reply {
+            Reply::Drop | Reply::Random(_) => return,
             Reply::Hang => {
                 let until = Instant::now() + Duration::from_secs(30);
                 while Instant::now() < until && !stop.load(Ordering::SeqCst) {

@@ -2,8 +2,9 @@
 //! `default` text and a JSON document for program subscribers (see `payload`), and message
 //! attributes `status`, `severity`, `fingerprint`, `rule` and `runbook` for subscription filter
 //! policies. FIFO topics (`.fifo`) get the group key as message group and the notification id
-//! as deduplication id. Throttling, 5xx and connection failures are retryable; the outbox
-//! decides when to try again.
+//! as deduplication id. 5xx and connection failures are retryable; throttling is rate limiting
+//! (like an HTTP 429, it never counts toward `max_attempts`); the outbox decides when to try
+//! again.
 
 pub mod payload;
 
@@ -122,7 +123,16 @@ impl Notifier for SnsNotifier {
             Err(e) => {
                 let c = classify("Publish", &e);
                 let message = format!("sns {}: {}", self.name, c.message);
-                Err(if c.retryable {
+                // SNS pacing us (account or topic throughput): like an HTTP 429, not a failure.
+                let throttled = e.as_service_error().is_some_and(|se| {
+                    matches!(
+                        se.meta().code(),
+                        Some("Throttling" | "ThrottlingException" | "ThrottledException")
+                    )
+                }) || e.raw_response().is_some_and(|r| r.status().as_u16() == 429);
+                Err(if throttled {
+                    NotifyError::rate_limited(message, None)
+                } else if c.retryable {
                     NotifyError::retryable(message)
                 } else {
                     NotifyError::permanent(message)
