@@ -404,6 +404,103 @@ fn instantiate(rules: &RuleSet, spec: InstanceSpec) -> Result<RuleInstance> {
     })
 }
 
+impl RuleInstance {
+    /// This instance with one setting changed, for `tripline backtest --set`: a rule parameter,
+    /// or `for`, `keep_firing_for`, `every`, `severity`. The value is checked as the config
+    /// file's would be.
+    pub(crate) fn with_setting(
+        &self,
+        key: &str,
+        value: serde_json::Value,
+    ) -> std::result::Result<RuleInstance, String> {
+        let mut out = self.clone();
+        let text = || {
+            value
+                .as_str()
+                .map(String::from)
+                .unwrap_or(value.to_string())
+        };
+        match key {
+            "for" | "keep_firing_for" => {
+                let d = crate::clock::parse_duration(&text()).map_err(|e| format!("{key}: {e}"))?;
+                if key == "for" {
+                    out.timing.for_ = d;
+                } else {
+                    out.timing.keep_firing_for = d;
+                }
+            }
+            "every" => out.schedule = crate::rule::parse_schedule(&text())?,
+            "severity" => out.severity = Some(text().parse()?),
+            param => {
+                let mut given: serde_json::Map<String, serde_json::Value> = out
+                    .params
+                    .iter()
+                    .filter_map(|(k, v)| {
+                        rhai::serde::from_dynamic(v)
+                            .ok()
+                            .map(|v| (k.to_string(), v))
+                    })
+                    .collect();
+                given.insert(param.to_string(), value);
+                out.params = resolve_params(&self.rule, &given)?;
+                out.params_shared = rhai::Dynamic::from_map(out.params.clone()).into_shared();
+                out.specs = Arc::default();
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Tripline {
+    /// A throw-away twin of this engine for a backtest: the same rules and pipeline, the given
+    /// instances, sources and receivers, a fresh in-memory store and the given clock.
+    pub(crate) fn replica(
+        &self,
+        instances: Vec<RuleInstance>,
+        sources: Sources,
+        notifiers: Vec<Arc<dyn Notifier>>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Tripline> {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory()?);
+        let pushed = Arc::new(PushedSource::default());
+        let outbox = Arc::new(Outbox::new(
+            store.clone(),
+            &notifiers,
+            RetryPolicy::default(),
+        ));
+        Ok(Tripline {
+            rule_engine: self.rule_engine.clone(),
+            rules: self.rules.clone(),
+            instances,
+            sources,
+            pushed,
+            store,
+            clock,
+            notifiers,
+            pipeline: Pipeline::new(self.pipeline.config().clone()),
+            outbox,
+            notify_lock: tokio::sync::Mutex::new(()),
+            ingest_next_expiry: std::sync::Mutex::new(chrono::DateTime::<chrono::Utc>::MIN_UTC),
+            fetch_timeout: self.fetch_timeout,
+            retention: self.retention,
+            load_errors: vec![],
+        })
+    }
+
+    pub(crate) fn sources(&self) -> &Sources {
+        &self.sources
+    }
+
+    /// An instance's query specs at `at`, as a cycle would plan them.
+    pub(crate) fn plan_at(
+        &self,
+        inst: &RuleInstance,
+        at: Timestamp,
+    ) -> std::result::Result<Arc<BTreeMap<String, QuerySpec>>, RuleFailure> {
+        self.plan(inst, at)
+    }
+}
+
 /// What happened to one instance's evaluation.
 enum Outcome {
     Evaluated(crate::rule::Evaluation),

@@ -35,6 +35,7 @@
 
 pub mod alert;
 pub mod aws;
+pub mod backtest;
 #[doc(hidden)]
 pub mod bench;
 pub mod clock;

@@ -92,6 +92,9 @@ enum Command {
     NotifyPreview(cli::notify_preview::NotifyPreviewArgs),
     /// Print the receivers an alert with the given labels would reach.
     RouteTest(cli::route_test::RouteTestArgs),
+    /// Replay rules over a past range: firing intervals, notifications that would have been sent,
+    /// and with --set/--compare the difference. Sends nothing.
+    Backtest(cli::backtest::BacktestArgs),
     /// Run as a daemon: cron schedules, HTTP health/metrics/API, SIGHUP reload, SIGTERM drain.
     Run(cli::run::RunArgs),
 }
@@ -128,6 +131,7 @@ fn main() -> ExitCode {
             Command::NotifyPreview(a) => cli::notify_preview::run(a).await,
             Command::RouteTest(a) => cli::route_test::run(a).await,
             Command::Run(a) => cli::run::run(a).await,
+            Command::Backtest(a) => cli::backtest::run(a).await,
         }
     });
     match result {

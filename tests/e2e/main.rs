@@ -4,6 +4,7 @@
 mod support;
 
 mod aws;
+mod backtest;
 mod daemon;
 mod engine;
 mod examples;

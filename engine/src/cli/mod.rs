@@ -2,6 +2,7 @@
 
 pub mod ack;
 pub mod alerts;
+pub mod backtest;
 pub mod check;
 pub mod deliver;
 pub mod demo;

@@ -403,6 +403,10 @@ impl Source for FixtureSource {
     async fn fetch(&self, specs: &[QuerySpec], ctx: &FetchContext) -> Vec<QueryOutcome> {
         specs.iter().map(|s| self.answer(s, ctx.at)).collect()
     }
+
+    fn history(&self) -> super::HistorySupport {
+        super::HistorySupport::AnyInstant
+    }
 }
 
 #[cfg(test)]

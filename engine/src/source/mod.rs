@@ -45,6 +45,24 @@ pub trait Source: Send + Sync {
     fn requests(&self) -> u64 {
         0
     }
+
+    /// How this source can answer about the past, for backtests (`crate::backtest`).
+    fn history(&self) -> HistorySupport {
+        HistorySupport::None
+    }
+}
+
+/// How a source answers queries about past instants, which decides how a backtest fetches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistorySupport {
+    /// Only the present (a database row count, a Redis list length, an HTTP probe).
+    None,
+    /// Any instant, directly and cheaply (fixtures): asked once per evaluation instant.
+    AnyInstant,
+    /// CloudWatch metric windows: fetched once over the whole range, sliced per instant.
+    MetricRange,
+    /// PromQL: `query_range` over the whole range, sliced per instant.
+    PromQlRange,
 }
 
 /// The result shape a query kind produces.

@@ -404,4 +404,8 @@ impl Source for CloudWatchSource {
     fn requests(&self) -> u64 {
         self.client.requests()
     }
+
+    fn history(&self) -> super::HistorySupport {
+        super::HistorySupport::MetricRange
+    }
 }

@@ -334,6 +334,10 @@ impl Source for PrometheusSource {
     fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
     }
+
+    fn history(&self) -> super::HistorySupport {
+        super::HistorySupport::PromQlRange
+    }
 }
 
 #[cfg(test)]

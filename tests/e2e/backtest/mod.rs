@@ -1,0 +1,4 @@
+//! `tripline backtest` end to end: hand-computed timelines over fixture days, CloudWatch on moto
+//! counted on the wire, the HTML report in headless Chromium, and receivers that hear nothing.
+
+mod fixture_day;
