@@ -90,7 +90,8 @@ def run(ctx: Context) -> list[Section]:
     write_config(empty, 0)
 
     def eval_cmd(dir) -> list[str]:
-        return [str(ctx.tripline), "eval", "--config", str(dir / "tripline.toml"), "--at", AT]
+        # `--notify`: AT is in the past, and a replay without it stores nothing (no steady state).
+        return [str(ctx.tripline), "eval", "--config", str(dir / "tripline.toml"), "--at", AT, "--notify"]
 
     # Warm-up (page cache; the first eval creates the SQLite file and fires the alerts, every
     # later one is the steady state a scheduled `eval` sees).

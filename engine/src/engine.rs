@@ -111,6 +111,18 @@ pub fn resolve_params(
     Ok(out)
 }
 
+/// What a cycle does with what it found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CycleMode {
+    /// Write the alerts' new state, queue notifications and make a delivery pass.
+    #[default]
+    Live,
+    /// Evaluate against the stored state but write nothing and send nothing: the report's
+    /// `notifications` are what a live cycle would have queued (`tripline eval --dry-run`, and
+    /// replays of past instants).
+    DryRun,
+}
+
 /// What one cycle did.
 #[derive(Debug, Clone, Default)]
 pub struct CycleReport {
@@ -710,6 +722,17 @@ impl Tripline {
         at: Timestamp,
         only: Option<&[String]>,
     ) -> Result<CycleReport> {
+        self.run_cycle_with(at, only, CycleMode::Live).await
+    }
+
+    /// Runs one cycle at `at` in `mode`: live, or a dry run that leaves the store and the
+    /// receivers untouched.
+    pub async fn run_cycle_with(
+        &self,
+        at: Timestamp,
+        only: Option<&[String]>,
+        mode: CycleMode,
+    ) -> Result<CycleReport> {
         let due: Vec<&RuleInstance> = self
             .instances
             .iter()
@@ -864,6 +887,11 @@ impl Tripline {
             .filter(|t| t.kind == TransitionKind::Dropped)
             .map(|t| t.alert.fingerprint.clone())
             .collect();
+        if mode == CycleMode::DryRun {
+            return self
+                .dry_run_notifications(report, stored, transitions, at)
+                .await;
+        }
         self.store.save_alerts(&changed, &deleted).await?;
         self.store.prune_resolved(at - self.retention).await?;
 
@@ -899,6 +927,48 @@ impl Tripline {
             .map(|f| (f.receiver.clone(), f.message.clone()))
             .collect();
         report.delivery = delivery;
+        report.transitions = transitions;
+        Ok(report)
+    }
+
+    /// The end of a dry run: the alerts as a live cycle would have left them, and the
+    /// notifications the pipeline would queue for them, planned without committing anything.
+    async fn dry_run_notifications(
+        &self,
+        mut report: CycleReport,
+        stored: Vec<Alert>,
+        transitions: Vec<Transition>,
+        at: Timestamp,
+    ) -> Result<CycleReport> {
+        let mut after: BTreeMap<String, Alert> = stored
+            .into_iter()
+            .map(|a| (a.fingerprint.clone(), a))
+            .collect();
+        for t in &transitions {
+            match t.kind {
+                TransitionKind::Dropped => {
+                    after.remove(&t.alert.fingerprint);
+                }
+                _ => {
+                    after.insert(t.alert.fingerprint.clone(), t.alert.clone());
+                }
+            }
+        }
+        let after: Vec<Alert> = after.into_values().collect();
+        let resolved_now: std::collections::HashSet<&str> = transitions
+            .iter()
+            .filter(|t| t.kind != TransitionKind::Dropped)
+            .map(|t| t.alert.fingerprint.as_str())
+            .collect();
+        report.alerts = after
+            .iter()
+            .filter(|a| a.is_active() || resolved_now.contains(a.fingerprint.as_str()))
+            .cloned()
+            .collect();
+        let state = self.store.load_notify_state().await?;
+        let flush = self.pipeline.plan(&after, &state, at);
+        report.notices = flush.notices;
+        report.notifications = flush.commit.notifications;
         report.transitions = transitions;
         Ok(report)
     }

@@ -54,7 +54,7 @@ pub mod source;
 pub mod store;
 
 pub use engine::{
-    resolve_params, CycleReport, InstanceSpec, RuleInstance, Tripline, TriplineBuilder, RULE_ERROR,
-    SOURCE_ERROR,
+    resolve_params, CycleMode, CycleReport, InstanceSpec, RuleInstance, Tripline, TriplineBuilder,
+    RULE_ERROR, SOURCE_ERROR,
 };
 pub use error::{Error, Result};

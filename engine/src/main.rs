@@ -63,7 +63,10 @@ struct Args {
     /// Log level filter (also RUST_LOG), e.g. `info` or `tripline=debug`.
     #[arg(long, global = true, default_value = "warn")]
     log: String,
-    /// Log as JSON lines.
+    /// Log line format: `text`, or `json` (one JSON object per line, for log shippers).
+    #[arg(long, global = true, env = "TRIPLINE_LOG_FORMAT", value_enum, default_value_t = cli::LogFormat::Text)]
+    log_format: cli::LogFormat,
+    /// Same as `--log-format json`.
     #[arg(long, global = true)]
     log_json: bool,
     #[command(subcommand)]
@@ -107,7 +110,10 @@ fn main() -> ExitCode {
     } else {
         args.log.as_str()
     };
-    cli::init_logging(level, args.log_json);
+    cli::init_logging(
+        level,
+        args.log_json || matches!(args.log_format, cli::LogFormat::Json),
+    );
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

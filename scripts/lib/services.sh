@@ -5,6 +5,7 @@
 #   TRIPLINE_PROMETHEUS=/usr/bin/prometheus
 #   TRIPLINE_PG_BIN=/usr/lib/postgresql/<version>/bin   (initdb, pg_ctl)
 #   TRIPLINE_REDIS_SERVER=/usr/bin/redis-server
+#   TRIPLINE_AMTOOL=/usr/bin/amtool   (prometheus-alertmanager: the Alertmanager API v2 tests)
 # Debian does not start any of them here: the tests start their own on loopback and stop them.
 
 install_test_deps_services() {
@@ -12,6 +13,7 @@ install_test_deps_services() {
   command -v prometheus >/dev/null 2>&1 || [ -x /usr/bin/prometheus ] || missing+=(prometheus)
   command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || missing+=(redis-server)
   compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+  command -v amtool >/dev/null 2>&1 || [ -x /usr/bin/amtool ] || missing+=(prometheus-alertmanager)
   command -v openssl >/dev/null 2>&1 || missing+=(openssl)   # test certificates for TLS
   if [ ${#missing[@]} -gt 0 ]; then
     local sudo=""
@@ -27,6 +29,7 @@ install_test_deps_services() {
   TRIPLINE_REDIS_SERVER=$(command -v redis-server || echo /usr/bin/redis-server)
   # The newest installed PostgreSQL major version.
   TRIPLINE_PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
-  export TRIPLINE_PROMETHEUS TRIPLINE_PG_BIN TRIPLINE_REDIS_SERVER
-  echo "prometheus: $TRIPLINE_PROMETHEUS; postgresql: $TRIPLINE_PG_BIN; redis: $TRIPLINE_REDIS_SERVER"
+  TRIPLINE_AMTOOL=$(command -v amtool || echo /usr/bin/amtool)
+  export TRIPLINE_PROMETHEUS TRIPLINE_PG_BIN TRIPLINE_REDIS_SERVER TRIPLINE_AMTOOL
+  echo "prometheus: $TRIPLINE_PROMETHEUS; postgresql: $TRIPLINE_PG_BIN; redis: $TRIPLINE_REDIS_SERVER; amtool: $TRIPLINE_AMTOOL"
 }

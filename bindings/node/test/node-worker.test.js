@@ -31,9 +31,6 @@ test('an error rate over 5% and a backlog over 1000 fire, once each, with their 
   ])
   const after = await monitor.check(minutes(1))
   assert.deepEqual(after.alerts.map((a) => a.state), ['resolved', 'resolved'])
-  // Resolutions are announced at the group's next interval (group_interval = "5m").
-  assert.equal(sent.length, 2)
-  await monitor.engine.deliver(minutes(6))
   assert.deepEqual(sent.slice(2).map((n) => n.status), ['resolved', 'resolved'])
 })
 

@@ -412,8 +412,17 @@ fn py_receiver(name: String, callable: PyObject) -> Arc<dyn Notifier> {
             tokio::task::spawn_blocking(move || {
                 Python::with_gil(|py| {
                     let arg = Py::new(py, PyNotification(n)).map_err(|e| e.to_string())?;
-                    match callable.call1(py, (arg,)) {
-                        Ok(_) => Ok(()),
+                    // An `async def` receiver returns a coroutine: run it to completion here
+                    // (this is a worker thread, with no event loop), or it never runs at all.
+                    let called = callable.call1(py, (arg,)).and_then(|r| {
+                        let asyncio = py.import("asyncio")?;
+                        if asyncio.call_method1("iscoroutine", (&r,))?.is_truthy()? {
+                            asyncio.call_method1("run", (r,))?;
+                        }
+                        Ok(())
+                    });
+                    match called {
+                        Ok(()) => Ok(()),
                         Err(e) => {
                             let text = e.to_string();
                             // The host sees its own traceback, as for any unhandled exception.

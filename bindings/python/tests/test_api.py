@@ -353,6 +353,23 @@ def test_a_python_receiver_gets_each_notification() -> None:
     assert [x.id for x in r.notifications] == [n.id]
 
 
+def test_an_async_receiver_is_awaited_and_its_exception_is_a_failed_delivery() -> None:
+    got: List[str] = []
+
+    async def inbox(n: tripline.Notification) -> None:
+        await asyncio.sleep(0)
+        got.append(n.status)
+
+    async def broken(n: tripline.Notification) -> None:
+        raise RuntimeError("webhook refused")
+
+    e = depth_engine(inbox=inbox, broken=broken)
+    e.push_series("depth", 250, T0)
+    r = e.run_cycle(T0)
+    assert got == ["firing"]
+    assert [x for x, _ in r.delivery_errors] == ["broken"] and "webhook refused" in r.delivery_errors[0][1]
+
+
 def test_a_receiver_that_raises_is_retried_until_it_delivers() -> None:
     calls: List[str] = []
 

@@ -1,5 +1,6 @@
 //! `tripline ack FINGERPRINT`: someone took the alert. Escalation stops for its current episode,
-//! and receivers that were told of it and track incidents (PagerDuty) are told at once.
+//! and receivers that were told of it and track incidents (PagerDuty) are told at once. A second
+//! ack of the same firing episode says who took it first and tells nobody again.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,6 +38,22 @@ pub async fn run(a: AckArgs) -> anyhow::Result<ExitCode> {
             a.fingerprint, alert.state
         );
         return Ok(ExitCode::from(1));
+    }
+    // A second ack of the same episode changes nothing: it must not tell the receivers again.
+    if let Some(k) = store
+        .load_notify_state()
+        .await?
+        .acks
+        .iter()
+        .find(|k| k.covers(alert))
+    {
+        println!(
+            "already acknowledged {} by {} at {}: nothing sent",
+            a.fingerprint,
+            k.by,
+            k.at.to_rfc3339()
+        );
+        return Ok(ExitCode::SUCCESS);
     }
     store
         .ack(&Ack {

@@ -1,6 +1,11 @@
-use super::{alert_json, load_config, print_alerts, Format};
+//! `tripline alerts --config F`: the alerts in the store, each with why it is muted (the silences
+//! and alerts that mute it) and who acknowledged it. `--format json` prints what
+//! `GET /api/v1/alerts` answers.
+
+use super::{alert_json, load_config, print_alerts, report_invalid, Format};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use tripline::pipeline::{status, PipelineConfig};
 
 #[derive(clap::Args)]
 pub struct AlertsArgs {
@@ -18,6 +23,10 @@ pub async fn run(a: AlertsArgs) -> anyhow::Result<ExitCode> {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
+    let pipeline = match PipelineConfig::from_config(&cfg) {
+        Ok(p) => p,
+        Err(e) => return Ok(report_invalid(e)),
+    };
     let store = tripline::config::wire::build_store(&cfg)?;
     let alerts: Vec<_> = store
         .load_alerts()
@@ -25,15 +34,20 @@ pub async fn run(a: AlertsArgs) -> anyhow::Result<ExitCode> {
         .into_iter()
         .filter(|x| a.all || x.is_active())
         .collect();
+    let state = store.load_notify_state().await?;
+    let statuses = status::statuses(&pipeline, &alerts, &state, chrono::Utc::now());
     let mut out = std::io::stdout().lock();
     match a.format {
         Format::Json => {
-            let v: Vec<serde_json::Value> = alerts.iter().map(alert_json).collect();
+            let v: Vec<serde_json::Value> = alerts
+                .iter()
+                .map(|x| alert_json(x, statuses.get(&x.fingerprint)))
+                .collect();
             serde_json::to_writer_pretty(&mut out, &v)?;
             use std::io::Write;
             writeln!(out)?;
         }
-        Format::Text => print_alerts(&alerts, &mut out),
+        Format::Text => print_alerts(&alerts, Some(&statuses), &mut out),
     }
     Ok(ExitCode::SUCCESS)
 }

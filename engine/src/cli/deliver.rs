@@ -1,6 +1,7 @@
 //! `tripline deliver --config F`: flush the pipeline at now and deliver the outbox until it is
 //! empty or `--within` has passed, waiting out retries and pacing. Resumes whatever a previous
-//! process left undelivered.
+//! process left undelivered. `--at T` flushes at T (group timers, escalation steps due then) and
+//! lets time run on from there, so retries and pacing still wait in real time.
 
 use super::{load_config, report_invalid};
 use std::path::PathBuf;
@@ -16,6 +17,9 @@ pub struct DeliverArgs {
     /// Give up waiting after this long (pending entries stay for the next run).
     #[arg(long, default_value = "60s")]
     within: String,
+    /// Flush instant (RFC 3339); default now. Delivery goes on from there at wall-clock pace.
+    #[arg(long)]
+    at: Option<String>,
 }
 
 pub async fn run(a: DeliverArgs) -> anyhow::Result<ExitCode> {
@@ -26,7 +30,16 @@ pub async fn run(a: DeliverArgs) -> anyhow::Result<ExitCode> {
     let within = parse_duration(&a.within)
         .map_err(|e| anyhow::anyhow!("--within: {e}"))?
         .to_std()?;
-    let engine = match wire::build(&cfg, WireOptions::default()) {
+    let opts = match &a.at {
+        Some(_) => WireOptions {
+            clock: std::sync::Arc::new(tripline::clock::RunningClock::from(super::parse_at(
+                a.at.as_deref(),
+            )?)),
+            ..Default::default()
+        },
+        None => WireOptions::default(),
+    };
+    let engine = match wire::build(&cfg, opts) {
         Ok(e) => e,
         Err(e) => return Ok(report_invalid(e)),
     };

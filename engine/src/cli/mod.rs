@@ -13,11 +13,13 @@ pub mod run;
 pub mod silence;
 pub mod test;
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 use tripline::alert::Alert;
 use tripline::config::Config;
+use tripline::pipeline::status::AlertStatus;
 use tripline::Error;
 
 /// Targets of the HTTP client's own logs, held at `warn` whatever the filter asks: at `debug` they
@@ -25,7 +27,17 @@ use tripline::Error;
 /// receiver's URL, host included, can be a secret (issue #17).
 const CONNECTION_LOG_TARGETS: [&str; 5] = ["reqwest", "hyper_util", "hyper", "h2", "rustls"];
 
+#[derive(Debug, Clone, Copy, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Logs to stderr; colours only when stderr is a terminal (a file, a pipe or journald gets
+/// plain text, not escape codes).
 pub fn init_logging(level: &str, json: bool) {
+    use std::io::IsTerminal;
     let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     for target in CONNECTION_LOG_TARGETS {
@@ -35,6 +47,7 @@ pub fn init_logging(level: &str, json: bool) {
     }
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(!json && std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     if json {
         b.json().init();
@@ -98,27 +111,27 @@ pub enum Format {
     Json,
 }
 
-/// The alert fields the CLI prints as JSON.
-pub fn alert_json(a: &Alert) -> serde_json::Value {
-    serde_json::json!({
-        "fingerprint": a.fingerprint,
-        "rule": a.rule,
-        "instance": a.instance,
-        "state": a.state,
-        "severity": a.severity,
-        "labels": a.labels,
-        "summary": a.summary,
-        "runbook": a.runbook,
-        "value": a.value,
-        "starts_at": a.starts_at,
-        "active_since": a.active_since,
-        "ends_at": a.ends_at,
-        "details": a.details,
-    })
+/// The alert fields the CLI prints as JSON (`GET /api/v1/alerts` prints the same).
+pub fn alert_json(a: &Alert, status: Option<&AlertStatus>) -> serde_json::Value {
+    tripline::pipeline::status::alert_json(a, status)
 }
 
-/// Prints alerts for people: worst first, two lines each, runbook link included.
-pub fn print_alerts(alerts: &[Alert], out: &mut dyn Write) {
+/// How far before now an explicit `--at` must be to count as a replay of the past (a script's
+/// `--at "$(date)"` is a second or so old by the time it runs, and is no replay).
+pub const REPLAY_AFTER: chrono::Duration = chrono::Duration::minutes(1);
+
+/// Whether `--at` names an instant in the past (a replay).
+pub fn is_replay(at: Option<&str>, resolved: chrono::DateTime<chrono::Utc>) -> bool {
+    at.is_some() && resolved < chrono::Utc::now() - REPLAY_AFTER
+}
+
+/// Prints alerts for people: worst first, two lines each, runbook link included, and why an
+/// alert is muted when `statuses` knows.
+pub fn print_alerts(
+    alerts: &[Alert],
+    statuses: Option<&BTreeMap<String, AlertStatus>>,
+    out: &mut dyn Write,
+) {
     let mut sorted: Vec<&Alert> = alerts.iter().collect();
     sorted.sort_by(|a, b| {
         b.is_active()
@@ -151,6 +164,21 @@ pub fn print_alerts(alerts: &[Alert], out: &mut dyn Write) {
         }
         if let Some(e) = a.details.get("error").and_then(|e| e.as_str()) {
             tail.push_str(&format!(" error={e}"));
+        }
+        if let Some(st) = statuses.and_then(|s| s.get(&a.fingerprint)) {
+            if !st.silenced_by.is_empty() {
+                tail.push_str(&format!(" silenced_by={}", st.silenced_by.join(",")));
+            }
+            if !st.inhibited_by.is_empty() {
+                tail.push_str(&format!(" inhibited_by={}", st.inhibited_by.join(",")));
+            }
+            if let Some(k) = &st.acked {
+                tail.push_str(&format!(
+                    " acked_by={} acked_at={}",
+                    k.by,
+                    k.at.format("%H:%M:%SZ")
+                ));
+            }
         }
         let _ = writeln!(out, "{tail}");
     }

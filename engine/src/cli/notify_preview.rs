@@ -1,6 +1,8 @@
-//! `tripline notify-preview --config F --receiver NAME`: what that receiver would be sent for a
-//! sample group of alerts, rendered exactly as delivery renders it, without sending anything.
-//! Secrets (routing keys) show as `***`.
+//! `tripline notify-preview --config F --receiver NAME`: what that receiver would be sent,
+//! rendered exactly as delivery renders it, without sending anything — for the alerts the
+//! config's store holds now that reach it (grouped as the pipeline groups them), for the alerts
+//! of a fixture file (`--fixture`, Alertmanager's postable-alert JSON), or for a canned sample
+//! (`--sample`, or when nothing reaches the receiver). Secrets (routing keys) show as `***`.
 
 use super::{load_config, report_invalid};
 use std::path::PathBuf;
@@ -18,9 +20,16 @@ pub struct NotifyPreviewArgs {
     receiver: String,
     #[arg(long, value_enum, default_value_t = PreviewStatus::Firing)]
     status: PreviewStatus,
-    /// Alerts in the sample group.
-    #[arg(long, default_value_t = 2)]
-    alerts: usize,
+    /// Alerts in the sample group (implies --sample).
+    #[arg(long)]
+    alerts: Option<usize>,
+    /// Render a canned sample group instead of the stored alerts.
+    #[arg(long, conflicts_with = "fixture")]
+    sample: bool,
+    /// Render these alerts instead of the stored ones: a JSON array as Prometheus posts to
+    /// Alertmanager (`[{"labels": {...}, "annotations": {...}}]`).
+    #[arg(long)]
+    fixture: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -124,14 +133,123 @@ pub async fn run(a: NotifyPreviewArgs) -> anyhow::Result<ExitCode> {
         PreviewStatus::Resolved => NotificationStatus::Resolved,
         PreviewStatus::Acknowledged => NotificationStatus::Acknowledged,
     };
-    let mut n = sample(&a.receiver, a.alerts, status, chrono::Utc::now());
-    for alert in &mut n.alerts {
-        pipeline.redactor.alert(alert);
+    let now = chrono::Utc::now();
+    let groups = if a.sample || a.alerts.is_some() {
+        vec![]
+    } else {
+        let alerts = match &a.fixture {
+            Some(f) => {
+                let text = std::fs::read_to_string(f)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))?;
+                let posted: Vec<tripline::ingest::PostableAlert> = serde_json::from_str(&text)
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "{}:{}:{}: not Alertmanager alerts: {e}",
+                            f.display(),
+                            e.line(),
+                            e.column()
+                        )
+                    })?;
+                tripline::ingest::merge(posted, &[], now).map_err(anyhow::Error::msg)?
+            }
+            None => {
+                tripline::config::wire::build_store(&cfg)?
+                    .load_alerts()
+                    .await?
+            }
+        };
+        let wanted = if status == NotificationStatus::Resolved {
+            AlertState::Resolved
+        } else {
+            AlertState::Firing
+        };
+        let chosen: Vec<Alert> = alerts.into_iter().filter(|x| x.state == wanted).collect();
+        groups_for(&pipeline, &a.receiver, &chosen, status, now)
+    };
+    let groups = if groups.is_empty() {
+        if !a.sample && a.alerts.is_none() {
+            eprintln!(
+                "tripline: no {} alert {} reaches {:?}; showing a sample group",
+                status.as_str(),
+                if a.fixture.is_some() {
+                    "of the fixture"
+                } else {
+                    "in the store"
+                },
+                a.receiver
+            );
+        }
+        vec![sample(&a.receiver, a.alerts.unwrap_or(2), status, now)]
+    } else {
+        groups
+    };
+    for mut n in groups {
+        for alert in &mut n.alerts {
+            pipeline.redactor.alert(alert);
+        }
+        render(rc, &n)?;
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The groups the pipeline would send `receiver` for these alerts: one notification per group
+/// key, its alerts ordered as delivery orders them.
+fn groups_for(
+    pipeline: &PipelineConfig,
+    receiver: &str,
+    alerts: &[Alert],
+    status: NotificationStatus,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Vec<Notification> {
+    use tripline::pipeline::group::{group_key, group_labels};
+    let mut groups: std::collections::BTreeMap<String, Notification> = Default::default();
+    for alert in alerts {
+        for r in pipeline.route.matching(alert) {
+            let steps = r
+                .escalation
+                .as_ref()
+                .and_then(|p| pipeline.policies.get(p))
+                .map(|p| p.steps.iter().any(|s| s.receiver == receiver))
+                .unwrap_or(false);
+            if r.receiver.as_deref() != Some(receiver) && !steps {
+                continue;
+            }
+            let labels = group_labels(r, &alert.labels, alert);
+            let key = group_key(r, &labels);
+            groups
+                .entry(key.clone())
+                .or_insert_with(|| Notification {
+                    id: "preview".into(),
+                    receiver: receiver.into(),
+                    status,
+                    group_key: key,
+                    group_labels: labels,
+                    alerts: vec![],
+                    created_at: at,
+                    acknowledged_by: (status == NotificationStatus::Acknowledged)
+                        .then(|| "preview".to_string()),
+                })
+                .alerts
+                .push(alert.clone());
+        }
+    }
+    let mut out: Vec<Notification> = groups.into_values().collect();
+    for n in &mut out {
+        n.alerts.sort_by(|a, b| {
+            b.severity
+                .cmp(&a.severity)
+                .then_with(|| a.labels.cmp(&b.labels))
+        });
+    }
+    out
+}
+
+fn render(rc: &ReceiverConfig, n: &Notification) -> anyhow::Result<()> {
+    let n = n.clone();
     let body = match rc {
         ReceiverConfig::Console { .. } => {
             print!("{}", console::render_text(&n));
-            return Ok(ExitCode::SUCCESS);
+            return Ok(());
         }
         ReceiverConfig::Sns { .. } => {
             let p = tripline::notify::sns::payload::build(
@@ -145,5 +263,5 @@ pub async fn run(a: NotifyPreviewArgs) -> anyhow::Result<ExitCode> {
         ReceiverConfig::Webhook { max_alerts, .. } => webhook::render(&n, *max_alerts),
     };
     println!("{}", serde_json::to_string_pretty(&body)?);
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

@@ -138,6 +138,14 @@ pub async fn run(a: SilenceArgs) -> anyhow::Result<ExitCode> {
             }
         }
         SilenceCommand::Expire { id, .. } => {
+            let known = store.list_silences().await?;
+            if let Some(s) = known.iter().find(|s| s.id == id && s.is_expired(now)) {
+                eprintln!(
+                    "tripline: silence {id} already expired at {}",
+                    s.ends_at.to_rfc3339()
+                );
+                return Ok(ExitCode::from(1));
+            }
             if !store.expire_silence(&id, now).await? {
                 eprintln!("tripline: no silence with id {id}");
                 return Ok(ExitCode::from(1));

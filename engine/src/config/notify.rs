@@ -17,7 +17,9 @@ pub struct RouteConfig {
     pub receiver: Option<Spanned<String>>,
     /// Escalation policy name; its steps name the receivers instead of `receiver`.
     pub escalation: Option<Spanned<String>>,
-    /// Labels whose values form a group; `["..."]` groups by every label. Inherited.
+    /// Labels whose values form a group; `["..."]` (Alertmanager's spelling) or `"all"` groups
+    /// by every label. Inherited.
+    #[serde(default, deserialize_with = "group_by")]
     pub group_by: Option<Vec<String>>,
     /// Wait before a new group's first notification (default 30s). Inherited.
     pub group_wait: Option<Spanned<String>>,
@@ -30,6 +32,24 @@ pub struct RouteConfig {
     pub continue_: bool,
     #[serde(default)]
     pub routes: Vec<Spanned<RouteConfig>>,
+}
+
+/// `group_by`: a list of labels, or the string `"all"` (or `"..."`), which is `["..."]`.
+fn group_by<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum GroupBy {
+        List(Vec<String>),
+        Word(String),
+    }
+    match GroupBy::deserialize(d)? {
+        GroupBy::List(l) => Ok(Some(l)),
+        GroupBy::Word(w) if w == "all" || w == "..." => Ok(Some(vec!["...".into()])),
+        GroupBy::Word(w) => Err(serde::de::Error::custom(format!(
+            "group_by = {w:?}: give a list of labels, e.g. [\"alertname\"], or \"all\" \
+             (every label, Alertmanager's [\"...\"])"
+        ))),
+    }
 }
 
 /// Mutes target alerts while a source alert with the same `equal` labels fires.

@@ -1,6 +1,7 @@
 //! Health, metrics and the JSON API. Mutating calls need the bearer token; reads too unless the
 //! config opens them. The token is compared in constant time and never logged.
 
+use super::amapi;
 use super::Daemon;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -17,8 +18,8 @@ pub struct Auth {
 }
 
 #[derive(Clone)]
-struct AppState {
-    daemon: Arc<Daemon>,
+pub(super) struct AppState {
+    pub(super) daemon: Arc<Daemon>,
     auth: Auth,
 }
 
@@ -48,7 +49,11 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// `Ok(())` if the request may proceed.
-fn authorize(state: &AppState, headers: &HeaderMap, mutating: bool) -> Result<(), Box<Response>> {
+pub(super) fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    mutating: bool,
+) -> Result<(), Box<Response>> {
     if !mutating && state.auth.open_reads {
         return Ok(());
     }
@@ -75,7 +80,18 @@ pub fn router(daemon: Arc<Daemon>, auth: Auth) -> Router {
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
         .route("/api/v1/alerts", get(alerts))
-        .route("/api/v2/alerts", post(ingest))
+        .route("/api/v2/alerts", get(amapi::get_alerts).post(ingest))
+        .route("/api/v2/alerts/groups", get(amapi::get_groups))
+        .route(
+            "/api/v2/silences",
+            get(amapi::get_silences).post(amapi::post_silences),
+        )
+        .route(
+            "/api/v2/silence/{id}",
+            get(amapi::get_silence).delete(amapi::delete_silence),
+        )
+        .route("/api/v2/receivers", get(amapi::get_receivers))
+        .route("/api/v2/status", get(amapi::get_status))
         .route(
             "/api/v1/silences",
             get(silences_list)
@@ -112,23 +128,41 @@ async fn metrics(State(s): State<AppState>) -> Response {
         .into_response()
 }
 
+/// `GET /api/v1/alerts`: the pending and firing alerts, each as `tripline alerts --format json`
+/// prints it (with its `status`: silences, inhibitors, acknowledgement). See docs/api.md.
 async fn alerts(State(s): State<AppState>, headers: HeaderMap) -> Response {
     if let Err(r) = authorize(&s, &headers, false) {
         return *r;
     }
-    match s.daemon.engine().await.store().load_alerts().await {
-        Ok(alerts) => Json(
-            alerts
-                .into_iter()
-                .filter(|a| a.is_active())
-                .collect::<Vec<_>>(),
-        )
-        .into_response(),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({"error": e.to_string()})),
-        )
-            .into_response(),
+    let engine = s.daemon.engine().await;
+    let loaded = async {
+        let alerts: Vec<_> = engine
+            .store()
+            .load_alerts()
+            .await?
+            .into_iter()
+            .filter(|a| a.is_active())
+            .collect();
+        let state = engine.store().load_notify_state().await?;
+        Ok::<_, crate::Error>((alerts, state))
+    };
+    match loaded.await {
+        Ok((alerts, state)) => {
+            let statuses = crate::pipeline::status::statuses(
+                engine.pipeline().config(),
+                &alerts,
+                &state,
+                s.daemon.clock.now(),
+            );
+            Json(
+                alerts
+                    .iter()
+                    .map(|a| crate::pipeline::status::alert_json(a, statuses.get(&a.fingerprint)))
+                    .collect::<Vec<_>>(),
+            )
+            .into_response()
+        }
+        Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, e),
     }
 }
 
@@ -214,14 +248,26 @@ async fn ack(
     let firing = match engine.store().load_alerts().await {
         Ok(alerts) => alerts
             .into_iter()
-            .any(|a| a.fingerprint == fp && a.state == crate::alert::AlertState::Firing),
+            .find(|a| a.fingerprint == fp && a.state == crate::alert::AlertState::Firing),
         Err(e) => return json_error(StatusCode::SERVICE_UNAVAILABLE, e),
     };
-    if !firing {
+    let Some(firing) = firing else {
         return json_error(
             StatusCode::NOT_FOUND,
             format!("no firing alert with fingerprint {fp}"),
         );
+    };
+    // A second ack of the same episode tells nobody again (as `tripline ack`).
+    match engine.store().load_notify_state().await {
+        Ok(st) => {
+            if let Some(k) = st.acks.iter().find(|k| k.covers(&firing)) {
+                return Json(serde_json::json!({
+                    "acknowledged": fp, "by": k.by, "at": k.at, "already": true
+                }))
+                .into_response();
+            }
+        }
+        Err(e) => return json_error(StatusCode::SERVICE_UNAVAILABLE, e),
     }
     let ack = crate::pipeline::escalate::Ack {
         fingerprint: fp.clone(),

@@ -3,6 +3,7 @@
 //! reloads on SIGHUP (keeping the old config if the new one is bad) and on SIGTERM finishes the
 //! cycle in flight before exiting.
 
+mod amapi;
 mod http;
 mod limits;
 pub mod metrics;
@@ -32,16 +33,19 @@ pub struct Daemon {
     clock: Arc<dyn Clock>,
     /// Wakes the notification loop early (alerts just arrived through the API).
     wake: tokio::sync::Notify,
+    /// When this process started (Alertmanager's `uptime` in `GET /api/v2/status`).
+    started_at: Timestamp,
 }
 
 fn describe(m: &Metrics) {
     for (name, kind, help) in [
         ("tripline_cycles_total", "counter", "Evaluation cycles run."),
-        ("tripline_cycle_duration_seconds", "gauge", "Duration of the last cycle."),
+        ("tripline_cycle_duration_seconds", "histogram", "Duration of evaluation cycles (plan, fetch, evaluate, store, notify)."),
+        ("tripline_last_cycle_duration_seconds", "gauge", "Duration of the last cycle."),
         ("tripline_missed_cycles_total", "counter", "Scheduled ticks that were missed (a pause or a slow cycle) and folded into one evaluation."),
         ("tripline_evaluations_total", "counter", "Rule instance evaluations."),
-        ("tripline_evaluation_duration_seconds_sum", "counter", "Time spent in query+evaluate per rule instance."),
-        ("tripline_evaluation_duration_seconds_count", "counter", "Evaluations timed per rule instance."),
+        ("tripline_evaluation_duration_seconds", "histogram", "Time spent in query+evaluate per rule instance (fetching excluded)."),
+        ("tripline_rule_evaluation_failures_total", "counter", "Rule instance evaluations that failed, in the script or because a source failed (as Prometheus's prometheus_rule_evaluation_failures_total)."),
         ("tripline_rule_errors_total", "counter", "Rule instance evaluations that failed in the script."),
         ("tripline_source_errors_total", "counter", "Rule instance evaluations that failed because a source failed."),
         ("tripline_source_requests_total", "counter", "API requests made by each source."),
@@ -76,6 +80,7 @@ impl Daemon {
             metrics,
             ready: AtomicBool::new(true),
             last_run: Mutex::new(HashMap::new()),
+            started_at: clock.now(),
             clock,
             wake: tokio::sync::Notify::new(),
         }))
@@ -191,23 +196,35 @@ impl Daemon {
     ) {
         let m = &self.metrics;
         m.inc("tripline_cycles_total", &[], 1.0);
-        m.set("tripline_cycle_duration_seconds", &[], took.as_secs_f64());
+        m.observe("tripline_cycle_duration_seconds", &[], took.as_secs_f64());
+        m.set(
+            "tripline_last_cycle_duration_seconds",
+            &[],
+            took.as_secs_f64(),
+        );
         m.set("tripline_queries_per_cycle", &[], r.queries as f64);
         for (instance, d) in &r.eval_durations {
             m.inc("tripline_evaluations_total", &[("instance", instance)], 1.0);
-            m.inc(
-                "tripline_evaluation_duration_seconds_sum",
+            m.observe(
+                "tripline_evaluation_duration_seconds",
                 &[("instance", instance)],
                 d.as_secs_f64(),
-            );
-            m.inc(
-                "tripline_evaluation_duration_seconds_count",
-                &[("instance", instance)],
-                1.0,
             );
         }
         for (instance, _) in &r.rule_failures {
             m.inc("tripline_rule_errors_total", &[("instance", instance)], 1.0);
+        }
+        for instance in r
+            .rule_failures
+            .iter()
+            .map(|(i, _)| i)
+            .chain(r.source_failures.iter().map(|(i, _)| i))
+        {
+            m.inc(
+                "tripline_rule_evaluation_failures_total",
+                &[("instance", instance)],
+                1.0,
+            );
         }
         for (instance, f) in &r.source_failures {
             m.inc(

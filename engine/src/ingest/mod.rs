@@ -31,6 +31,11 @@ pub struct PostableAlert {
     pub generator_url: Option<String>,
 }
 
+/// Go's zero `time.Time` (0001-01-01T00:00:00Z), which Go clients send for "not set".
+fn is_go_zero(t: &Timestamp) -> bool {
+    t.timestamp() == -62_135_596_800
+}
+
 /// Merges posted alerts into the stored ones. Returns the alerts to write.
 pub fn merge(
     posted: Vec<PostableAlert>,
@@ -40,10 +45,14 @@ pub fn merge(
     let by_fp: BTreeMap<&str, &Alert> =
         stored.iter().map(|a| (a.fingerprint.as_str(), a)).collect();
     let mut out: BTreeMap<String, Alert> = BTreeMap::new();
-    for p in posted {
+    for mut p in posted {
         if p.labels.is_empty() {
             return Err("an alert needs at least one label".into());
         }
+        // Go clients (amtool) send an unset time as Go's zero time; Alertmanager reads it as unset.
+        p.starts_at = p.starts_at.filter(|t| !is_go_zero(t));
+        p.ends_at = p.ends_at.filter(|t| !is_go_zero(t));
+        p.generator_url = p.generator_url.filter(|g| !g.is_empty());
         let fp = fingerprint(INGESTED, &p.labels);
         let ends = p.ends_at.unwrap_or(at + RESOLVE_TIMEOUT);
         let prev = out
@@ -178,6 +187,13 @@ mod tests {
                 .is_empty()
         );
         assert!(merge(post(r#"[{"labels":{}}]"#), &[], t0).is_err());
+        // amtool's `alert add`: unset times as Go's zero time mean "now" and "no end".
+        let amtool = r#"[{"labels":{"alertname":"Muted"},"startsAt":"0001-01-01T00:00:00.000Z",
+                         "endsAt":"0001-01-01T00:00:00.000Z","generatorURL":""}]"#;
+        let a = merge(post(amtool), &[], t0).unwrap();
+        assert_eq!(a[0].state, AlertState::Firing);
+        assert_eq!(a[0].starts_at, Some(t0));
+        assert!(expired(&a, t0 + Duration::minutes(4)).is_empty());
     }
 
     #[tokio::test]

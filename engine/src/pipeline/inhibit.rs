@@ -10,7 +10,7 @@
 
 use super::matcher::{all_match, LabelSource, Matcher};
 use crate::alert::{Alert, AlertState};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, Clone)]
 pub struct InhibitRule {
@@ -57,6 +57,31 @@ impl Inhibitor {
             for target in &firing {
                 if sources.iter().any(|s| rule.inhibits(s, target)) {
                     out.insert(target.fingerprint.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// For each inhibited firing alert, the fingerprints of the firing alerts inhibiting it
+    /// (what Alertmanager's API reports as `inhibitedBy`). Same decision as `muted`.
+    pub fn inhibited_by(&self, alerts: &[Alert]) -> BTreeMap<String, BTreeSet<String>> {
+        let firing: Vec<&Alert> = alerts
+            .iter()
+            .filter(|a| a.state == AlertState::Firing)
+            .collect();
+        let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for rule in &self.rules {
+            let sources: Vec<&Alert> = firing
+                .iter()
+                .copied()
+                .filter(|a| all_match(&rule.source_matchers, *a))
+                .collect();
+            for target in &firing {
+                for s in sources.iter().filter(|s| rule.inhibits(s, target)) {
+                    out.entry(target.fingerprint.clone())
+                        .or_default()
+                        .insert(s.fingerprint.clone());
                 }
             }
         }
@@ -133,9 +158,16 @@ mod tests {
         );
         assert_eq!(
             inh.muted(&[down.clone(), q1.clone(), q2]),
-            [q1.fingerprint].into()
+            [q1.fingerprint.clone()].into()
         );
-        assert!(inh.muted(&[down]).is_empty(), "never itself");
+        assert!(
+            inh.muted(std::slice::from_ref(&down)).is_empty(),
+            "never itself"
+        );
+        assert_eq!(
+            inh.inhibited_by(&[down.clone(), q1.clone()]),
+            [(q1.fingerprint.clone(), [down.fingerprint.clone()].into())].into()
+        );
     }
 
     #[test]

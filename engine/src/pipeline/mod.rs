@@ -18,6 +18,7 @@ pub mod inhibit;
 pub mod matcher;
 pub mod route;
 pub mod silence;
+pub mod status;
 #[cfg(test)]
 pub(crate) mod testutil;
 

@@ -289,6 +289,20 @@ group_interval = "1m"
     }
 
     #[test]
+    fn group_by_all_is_alertmanagers_dots() {
+        // docs/notifications.md documents `group_by = "all"`; Alertmanager spells it ["..."].
+        for spelling in ["\"all\"", "\"...\"", "[\"...\"]"] {
+            let r = tree(&format!(
+                "[route]\nreceiver = \"slack\"\ngroup_by = {spelling}\n"
+            ))
+            .unwrap();
+            assert_eq!(r.group_by, GroupBy::All, "{spelling}");
+        }
+        let e = tree("[route]\nreceiver = \"slack\"\ngroup_by = \"alertname\"\n").unwrap_err();
+        assert!(e.contains("give a list of labels"), "{e}");
+    }
+
+    #[test]
     fn problems_are_located() {
         let text = "[route]\nreceiver = \"slack\"\n\n[[route.routes]]\nmatchers = [\"team=~(\"]\nreceiver = \"nobody\"\ngroup_wait = \"5\"\n";
         let e = tree(text).unwrap_err();

@@ -39,6 +39,14 @@ impl Silence {
         if ends_at <= starts_at {
             return Err("a silence must end after it starts".into());
         }
+        // As Alertmanager's API: a silence over by the time it is made mutes nothing, and
+        // accepting it without a word hides a typo in the date.
+        if ends_at <= created_at {
+            return Err(format!(
+                "the silence would end at {}, which has already passed",
+                ends_at.to_rfc3339()
+            ));
+        }
         let matchers: Vec<String> = matchers.iter().map(|m| m.to_string()).collect();
         let seed = format!(
             "{}|{}|{}|{}",
@@ -246,6 +254,10 @@ mod tests {
             Silence::new(&m, t(0), t(1), "a", "", t(0)).unwrap(),
         );
         assert_ne!(x.id, y.id, "ids are unique");
+        // Made at t(5) to run from t(0) to t(1): already over.
+        assert!(Silence::new(&m, t(0), t(1), "a", "", t(5))
+            .unwrap_err()
+            .contains("already passed"));
     }
 
     #[test]

@@ -228,6 +228,7 @@ params = {{ function = "{SCHEDULED}" }}
             "tripline.toml",
             "--at",
             &at.to_rfc3339(),
+            "--notify",
             "--format",
             "json",
         ],

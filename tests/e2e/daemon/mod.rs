@@ -1,5 +1,8 @@
 //! `tripline run`: schedule, health, metrics, API auth, SIGHUP reload, SIGTERM.
 
+mod amtool;
+mod operability;
+
 use crate::support::daemon::Daemon;
 use crate::support::http::{get, request};
 use std::collections::BTreeMap;
@@ -108,7 +111,9 @@ fn serves_health_metrics_and_an_authenticated_api() {
         "tripline_alerts{state=\"firing\"}",
         "tripline_queries_per_cycle",
         "tripline_api_calls_per_cycle{source=\"cloudwatch\"}",
-        "tripline_cycle_duration_seconds",
+        "tripline_cycle_duration_seconds_count",
+        "tripline_cycle_duration_seconds_bucket{le=\"+Inf\"}",
+        "tripline_last_cycle_duration_seconds",
     ] {
         assert!(m.contains_key(name), "{name} missing from {m:#?}");
     }

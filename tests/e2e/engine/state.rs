@@ -33,6 +33,7 @@ fn eval(dir: &std::path::Path, at: &str) -> Vec<serde_json::Value> {
             "tripline.toml",
             "--at",
             at,
+            "--notify",
             "--format",
             "json",
         ],

@@ -388,7 +388,7 @@ fn eval_runs_group_across_processes() {
     let eval = |at: &str| {
         let out = run(
             dir.path(),
-            &["eval", "--config", "tripline.toml", "--at", at],
+            &["eval", "--config", "tripline.toml", "--at", at, "--notify"],
         );
         assert!(out.status.success(), "{}", stderr(&out));
     };

@@ -9,6 +9,7 @@ mod muting;
 mod oneshot;
 mod pacing;
 mod payloads;
+mod replay;
 mod restart;
 mod retry;
 mod secrets;

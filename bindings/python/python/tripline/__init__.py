@@ -61,7 +61,8 @@ __all__ = [
 
 #: An instant: an aware `datetime` (a naive one is taken as UTC) or seconds since the epoch.
 Instant = Union[_dt.datetime, float, int]
-#: A receiver: called with each `Notification`; raising makes the delivery fail and be retried.
+#: A receiver: called with each `Notification` (an `async def` is awaited); raising makes the
+#: delivery fail and be retried.
 Receiver = Callable[[Notification], Any]
 #: A path as `str` or `os.PathLike`.
 PathLike = Union[str, "os.PathLike[str]"]
@@ -242,7 +243,9 @@ class Engine:
     def add_receiver(self, name: str, receiver: Receiver) -> None:
         """Adds a Python receiver: `receiver(notification)` is called for each notification
         routed to `name` (every alert, when the config has no `[route]`). An exception fails the
-        delivery, which is kept in the outbox and retried. Add receivers before the first cycle.
+        delivery, which is kept in the outbox and retried. An `async def` receiver is awaited
+        (on a worker thread of its own, not the host's event loop). Add receivers before the
+        first cycle.
         """
         self._native.add_receiver(name, receiver)
 
