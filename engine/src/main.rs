@@ -1,6 +1,54 @@
 //! The `tripline` command: a thin shell over the library.
 
+// Every command exits quietly when its output is a closed pipe (`tripline … | head`), as
+// ripgrep does: these shadow std's `print!`/`println!`, which panic with "failed printing to
+// stdout: Broken pipe", in every module below, and `eprintln!`, which would panic the same way
+// on a closed stderr. Errors returned up to `main` are handled there.
+macro_rules! print {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = write!(std::io::stdout(), $($t)*) {
+            crate::quiet_on_closed_pipe(e);
+        }
+    }};
+}
+macro_rules! println {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($t)*) {
+            crate::quiet_on_closed_pipe(e);
+        }
+    }};
+}
+macro_rules! eprintln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
 mod cli;
+
+/// Ends the process at once, successfully and silently, when stdout was closed by its reader;
+/// any other failure to write the output is reported.
+fn quiet_on_closed_pipe(e: std::io::Error) {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("tripline: cannot write the output: {e}");
+    std::process::exit(1);
+}
+
+/// Whether an error is, at bottom, stdout closed by its reader.
+fn is_closed_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<serde_json::Error>()
+                .and_then(|j| j.io_error_kind())
+                .is_some_and(|k| k == std::io::ErrorKind::BrokenPipe)
+    })
+}
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -94,6 +142,7 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(code) => code,
+        Err(e) if is_closed_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tripline: {e:#}");
             ExitCode::from(1)

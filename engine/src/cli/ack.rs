@@ -75,7 +75,20 @@ pub async fn run(a: AckArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .filter(|n| delivery.delivered.contains(&n.id))
     {
-        println!("told {} ({})", n.receiver, n.status.as_str());
+        let tells = engine
+            .notifiers()
+            .iter()
+            .find(|r| r.name() == n.receiver)
+            .is_none_or(|r| r.tells_acks());
+        if tells {
+            println!("told {} ({})", n.receiver, n.status.as_str());
+        } else {
+            // Delivered in the outbox's sense, but the receiver sent nothing: say so.
+            println!(
+                "not told {}: its format has no acknowledged state",
+                n.receiver
+            );
+        }
     }
     for f in delivery.retrying.iter().chain(&delivery.dead) {
         eprintln!("tripline: delivery to {} failed: {}", f.receiver, f.message);

@@ -22,6 +22,11 @@ use tripline::config::Config;
 use tripline::pipeline::status::AlertStatus;
 use tripline::Error;
 
+/// Targets of the HTTP client's own logs, held at `warn` whatever the filter asks: at `debug` they
+/// name every host connected to ("starting new connection: https://hooks.slack.com/"), and a
+/// receiver's URL, host included, can be a secret (issue #17).
+const CONNECTION_LOG_TARGETS: [&str; 5] = ["reqwest", "hyper_util", "hyper", "h2", "rustls"];
+
 #[derive(Debug, Clone, Copy, Default, clap::ValueEnum)]
 pub enum LogFormat {
     #[default]
@@ -33,8 +38,13 @@ pub enum LogFormat {
 /// plain text, not escape codes).
 pub fn init_logging(level: &str, json: bool) {
     use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    for target in CONNECTION_LOG_TARGETS {
+        if let Ok(d) = format!("{target}=warn").parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(!json && std::io::stderr().is_terminal())

@@ -149,6 +149,10 @@ pub struct EngineConfig {
     /// Operations one rule call may run.
     #[serde(default = "default_max_operations")]
     pub max_operations: u64,
+    /// Alerts one rule instance may report in one cycle; beyond it the evaluation fails with a
+    /// `RuleError` naming this cap, and the instance's alerts keep their state.
+    #[serde(default = "default_max_alerts_per_instance")]
+    pub max_alerts_per_instance: usize,
     /// Budget for fetching a cycle's data, retries included.
     #[serde(default = "default_fetch_timeout")]
     pub fetch_timeout: Spanned<String>,
@@ -163,6 +167,9 @@ fn default_rule_deadline() -> Spanned<String> {
 fn default_max_operations() -> u64 {
     2_000_000
 }
+fn default_max_alerts_per_instance() -> usize {
+    crate::rule::Limits::default().max_alerts
+}
 fn default_fetch_timeout() -> Spanned<String> {
     Spanned::new(0..0, "30s".into())
 }
@@ -175,6 +182,7 @@ impl Default for EngineConfig {
         EngineConfig {
             rule_deadline: default_rule_deadline(),
             max_operations: default_max_operations(),
+            max_alerts_per_instance: default_max_alerts_per_instance(),
             fetch_timeout: default_fetch_timeout(),
             resolved_retention: default_retention(),
         }

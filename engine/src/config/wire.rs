@@ -428,6 +428,7 @@ pub fn build_with_receivers(
     let e = &cfg.raw.engine;
     let limits = Limits {
         max_operations: e.max_operations,
+        max_alerts: e.max_alerts_per_instance,
         deadline: cfg
             .duration(&e.rule_deadline)
             .map(|d| d.to_std().unwrap_or_default())

@@ -191,47 +191,7 @@ async fn silences_create(State(s): State<AppState>, headers: HeaderMap, body: St
     if let Err(r) = authorize(&s, &headers, true) {
         return *r;
     }
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct NewSilence {
-        matchers: Vec<String>,
-        starts_at: Option<crate::clock::Timestamp>,
-        ends_at: Option<crate::clock::Timestamp>,
-        duration: Option<String>,
-        #[serde(default)]
-        created_by: String,
-        #[serde(default)]
-        comment: String,
-    }
-    let req: NewSilence = match serde_json::from_str(&body) {
-        Ok(r) => r,
-        Err(e) => return json_error(StatusCode::BAD_REQUEST, e),
-    };
-    let matchers = match crate::pipeline::silence::parse_matchers(&req.matchers) {
-        Ok(m) => m,
-        Err(e) => return json_error(StatusCode::BAD_REQUEST, e),
-    };
-    let now = s.daemon.clock.now();
-    let starts_at = req.starts_at.unwrap_or(now);
-    let ends_at = match (req.ends_at, &req.duration) {
-        (Some(t), _) => t,
-        (None, Some(d)) => match crate::clock::parse_duration(d) {
-            Ok(d) => match starts_at.checked_add_signed(d) {
-                Some(t) => t,
-                None => return json_error(StatusCode::BAD_REQUEST, "`duration` is out of range"),
-            },
-            Err(e) => return json_error(StatusCode::BAD_REQUEST, e),
-        },
-        (None, None) => return json_error(StatusCode::BAD_REQUEST, "give `ends_at` or `duration`"),
-    };
-    let silence = match Silence::new(
-        &matchers,
-        starts_at,
-        ends_at,
-        req.created_by,
-        req.comment,
-        now,
-    ) {
+    let silence = match Silence::from_request(&body, s.daemon.clock.now()) {
         Ok(x) => x,
         Err(e) => return json_error(StatusCode::BAD_REQUEST, e),
     };

@@ -125,6 +125,12 @@ pub trait Notifier: Send + Sync {
     fn request_timeout(&self) -> Option<std::time::Duration> {
         None
     }
+
+    /// Whether an `acknowledged` notification is sent at all; `false` for receivers whose format
+    /// has no such state (the Alertmanager webhook), which accept it and send nothing.
+    fn tells_acks(&self) -> bool {
+        true
+    }
 }
 
 /// Builds an HTTP or console receiver from its config. Secrets are read from the environment

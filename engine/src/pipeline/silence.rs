@@ -67,6 +67,42 @@ impl Silence {
         })
     }
 
+    /// A silence from the body of `POST /api/v1/silences` at `now`: `{"matchers": ["team=db"],
+    /// "duration": "2h" | "ends_at": RFC 3339, "starts_at"?, "created_by"?, "comment"?}`. Every
+    /// error is the request's fault (a 400), never a panic.
+    pub fn from_request(body: &str, now: Timestamp) -> Result<Self, String> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct NewSilence {
+            matchers: Vec<String>,
+            starts_at: Option<Timestamp>,
+            ends_at: Option<Timestamp>,
+            duration: Option<String>,
+            #[serde(default)]
+            created_by: String,
+            #[serde(default)]
+            comment: String,
+        }
+        let req: NewSilence = serde_json::from_str(body).map_err(|e| e.to_string())?;
+        let matchers = parse_matchers(&req.matchers)?;
+        let starts_at = req.starts_at.unwrap_or(now);
+        let ends_at = match (req.ends_at, &req.duration) {
+            (Some(t), _) => t,
+            (None, Some(d)) => starts_at
+                .checked_add_signed(crate::clock::parse_duration(d)?)
+                .ok_or("`duration` is out of range")?,
+            (None, None) => return Err("give `ends_at` or `duration`".into()),
+        };
+        Silence::new(
+            &matchers,
+            starts_at,
+            ends_at,
+            req.created_by,
+            req.comment,
+            now,
+        )
+    }
+
     pub fn is_active(&self, at: Timestamp) -> bool {
         self.starts_at <= at && at < self.ends_at
     }

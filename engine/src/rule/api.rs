@@ -140,10 +140,14 @@ pub(super) struct Collector {
     retained: Vec<Labels>,
     retain_all: bool,
     error: Option<String>,
+    max_alerts: usize,
+    /// Set when `fire()` was called beyond `max_alerts`: the evaluation fails whatever the
+    /// script did next (it may have caught the error).
+    pub(super) capped: bool,
 }
 
 impl Collector {
-    pub(super) fn new(meta: &RuleMeta) -> Self {
+    pub(super) fn new(meta: &RuleMeta, max_alerts: usize) -> Self {
         Collector {
             default_severity: meta.severity,
             default_runbook: meta.runbook.clone(),
@@ -151,7 +155,17 @@ impl Collector {
             retained: vec![],
             retain_all: false,
             error: None,
+            max_alerts,
+            capped: false,
         }
+    }
+
+    /// What a call beyond the cap is told.
+    pub(super) fn cap_message(max_alerts: usize) -> String {
+        format!(
+            "fire() was called more than {max_alerts} times in one evaluate \
+             (engine.max_alerts_per_instance); none of this cycle's alerts were kept"
+        )
     }
 
     pub(super) fn finish(self) -> Result<super::Evaluation, String> {
@@ -213,6 +227,11 @@ fn number(d: &Dynamic, what: &str) -> RhaiResult<f64> {
 
 fn fire(m: Map) -> RhaiResult<()> {
     with_collector(|c| {
+        if c.capped || c.fired.len() >= c.max_alerts {
+            c.capped = true;
+            c.fired.clear();
+            return Err(Collector::cap_message(c.max_alerts).into());
+        }
         let mut cand = AlertCandidate {
             labels: Labels::new(),
             severity: c.default_severity,

@@ -118,7 +118,7 @@ impl RuleEngine {
         at: Timestamp,
     ) -> Result<Evaluation, RuleFailure> {
         let data = api::data_map(data);
-        api::install_collector(api::Collector::new(&rule.meta));
+        api::install_collector(api::Collector::new(&rule.meta, self.limits.max_alerts));
         let r = sandbox::call(
             self,
             rule,
@@ -127,6 +127,26 @@ impl RuleEngine {
             (Dynamic::from_map(data), params.clone()),
         );
         let collector = api::take_collector().expect("collector installed above");
+        if collector.capped {
+            // Located at the fire() call that went over, even if the script caught its error.
+            let what = format!(
+                "stopped by the sandbox (max_alerts_per_instance): {}",
+                api::Collector::cap_message(self.limits.max_alerts)
+            );
+            let message = match r {
+                // `path:line:col: Runtime error: …` at the call that went over.
+                Err(f) => match f.message.find(": Runtime error: ") {
+                    Some(i) => format!("{}: {what}", &f.message[..i]),
+                    None => f.message,
+                },
+                Ok(_) => format!("{}: {what}", rule.origin.display()),
+            };
+            return Err(RuleFailure {
+                stage: "evaluate",
+                message,
+                limit: Some("max_alerts_per_instance"),
+            });
+        }
         r.map(drop)?;
         collector.finish().map_err(|m| RuleFailure {
             stage: "evaluate",

@@ -26,6 +26,10 @@ pub struct Limits {
     pub max_array_size: usize,
     pub max_map_size: usize,
     pub max_modules: usize,
+    /// Alerts one `evaluate` call may report (`fire()` calls); beyond it the call stops and the
+    /// instance's evaluation fails with a `RuleError` naming this limit (issue #17: 200,000
+    /// `fire()` calls once stored 200,000 alerts, 2.1 GB).
+    pub max_alerts: usize,
 }
 
 impl Default for Limits {
@@ -39,6 +43,7 @@ impl Default for Limits {
             max_array_size: 100_000,
             max_map_size: 10_000,
             max_modules: 32,
+            max_alerts: 10_000,
         }
     }
 }

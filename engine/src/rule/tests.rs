@@ -203,3 +203,37 @@ fn triage_fetch_runs_the_follow_up_query_and_its_wait_is_not_script_time() {
     assert_eq!(out.get("rows").unwrap().as_int().unwrap(), 2);
     assert_eq!(out.get("group").unwrap().to_string(), "/aws/lambda/f");
 }
+
+#[test]
+fn alerts_per_call() {
+    let limits = Limits {
+        max_alerts: 100,
+        ..Limits::default()
+    };
+    let fire_forever =
+        "let i = 0; loop { fire(#{ summary: `a${i}`, labels: #{ i: i } }); i += 1; }";
+    let f = failure(limits.clone(), fire_forever);
+    assert_eq!(f.limit, Some("max_alerts_per_instance"), "{f}");
+    assert_eq!(
+        f.message,
+        "hostile.rhai:4:19: stopped by the sandbox (max_alerts_per_instance): fire() was called \
+         more than 100 times in one evaluate (engine.max_alerts_per_instance); none of this \
+         cycle's alerts were kept"
+    );
+    // Catching the error does not get round the cap.
+    let caught = "for i in 0..1000 { try { fire(#{ summary: `a${i}` }); } catch (e) { } }";
+    let f = failure(limits.clone(), caught);
+    assert_eq!(f.limit, Some("max_alerts_per_instance"), "{f}");
+    assert!(
+        f.message
+            .starts_with("hostile.rhai: stopped by the sandbox (max_alerts_per_instance)"),
+        "{f}"
+    );
+    // Exactly the cap is allowed.
+    let engine = RuleEngine::new(limits, &[]);
+    let rule = rule_with(&engine, "for i in 0..100 { fire(#{ summary: `a${i}` }); }");
+    let e = engine
+        .evaluate(&rule, &[], &Dynamic::from_map(Map::new()), Utc::now())
+        .unwrap();
+    assert_eq!(e.fired.len(), 100);
+}

@@ -104,7 +104,8 @@ group_wait = "0s"
         "the failures are logged:\n{all}"
     );
     assert!(all.contains("dead-lettered"), "{all}");
-    assert!(all.lines().count() > 20, "trace logging is on:\n{all}");
+    // Tripline's own debug lines (the HTTP client's are held at warn: they name hosts).
+    assert!(all.contains("DEBUG"), "trace logging is on:\n{all}");
     assert_clean(&all);
     assert!(!all.contains("hunter2"), "redacted detail leaked");
     // Both receivers were really called with the secrets.

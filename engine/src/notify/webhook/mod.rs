@@ -122,6 +122,10 @@ impl Notifier for WebhookNotifier {
         Some(self.timeout)
     }
 
+    fn tells_acks(&self) -> bool {
+        false
+    }
+
     async fn notify(&self, n: &Notification) -> Result<(), NotifyError> {
         if n.status == NotificationStatus::Acknowledged {
             return Ok(());
