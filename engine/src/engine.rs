@@ -151,6 +151,21 @@ pub struct CycleReport {
     pub eval_durations: Vec<(String, Duration)>,
 }
 
+impl CycleReport {
+    /// Folds a one-shot run's delivery (`Tripline::deliver_for`) into the cycle's report: what it
+    /// queued, what it delivered, and the receivers' errors of what is retrying or dead.
+    pub fn absorb_delivery(&mut self, queued: Vec<Notification>, more: &DeliveryReport) {
+        self.notifications.extend(queued);
+        self.delivered.extend(more.delivered.iter().cloned());
+        self.delivery_errors.extend(
+            more.retrying
+                .iter()
+                .chain(&more.dead)
+                .map(|f| (f.receiver.clone(), f.message.clone())),
+        );
+    }
+}
+
 pub struct Tripline {
     rule_engine: Arc<RuleEngine>,
     rules: RuleSet,

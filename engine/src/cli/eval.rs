@@ -89,14 +89,7 @@ pub async fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
         // The documented cron mode: deliver everything due in this run, paced at each receiver's
         // real rate, within `[notify] deliver_budget`; what is left waits for the next run.
         let (queued, more) = engine.deliver_for(at, budget, report.flush_busy).await?;
-        report.notifications.extend(queued);
-        report.delivered.extend(more.delivered.iter().cloned());
-        report.delivery_errors.extend(
-            more.retrying
-                .iter()
-                .chain(&more.dead)
-                .map(|f| (f.receiver.clone(), f.message.clone())),
-        );
+        report.absorb_delivery(queued, &more);
     }
     let mut out = std::io::stdout().lock();
     match a.format {

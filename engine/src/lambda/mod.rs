@@ -106,14 +106,7 @@ impl Handler {
             budget = budget.min(left);
         }
         let (queued, more) = engine.deliver_for(at, budget, report.flush_busy).await?;
-        report.notifications.extend(queued);
-        report.delivered.extend(more.delivered.iter().cloned());
-        report.delivery_errors.extend(
-            more.retrying
-                .iter()
-                .chain(&more.dead)
-                .map(|f| (f.receiver.clone(), f.message.clone())),
-        );
+        report.absorb_delivery(queued, &more);
         let mut by_state = BTreeMap::new();
         for a in &report.alerts {
             *by_state.entry(a.state.as_str().to_string()).or_insert(0) += 1;
