@@ -131,11 +131,12 @@ async fn two_of_three_datapoints() {
         states("notBreaching", 2, 3, &values).await,
         vec![None, None, Some(F), Some(R), None]
     );
-    // With `breaching`, the lone real breach at the start is topped up by one missing datapoint;
-    // once two real datapoints exist nothing is filled, so [- 50 1] is OK.
+    // With `breaching`, CloudWatch fills missing datapoints "as few times as possible" to reach
+    // N real-or-filled ones: [X X 50] and [X 50 1] both need fills that breach, so both alarm;
+    // from the third minute three real datapoints exist and nothing is filled.
     assert_eq!(
         states("breaching", 2, 3, &values).await,
-        vec![Some(F), Some(R), Some(F), Some(R), None]
+        vec![Some(F), Some(F), Some(F), Some(R), None]
     );
 }
 

@@ -618,14 +618,17 @@ impl Host {
             .map(|m| Matcher::parse(m))
             .collect::<Result<Vec<_>, _>>()
             .map_err(HostError::value)?;
+        // A host that says when the silence starts runs on its own time line (a replay, a test,
+        // a backfill): "already over" is judged from that start, not from the wall clock.
         let now = chrono::Utc::now();
+        let made_at = starts_at.map_or(now, |s| s.min(now));
         let s = Silence::new(
             &parsed,
             starts_at.unwrap_or(now),
             ends_at,
             created_by,
             comment,
-            now,
+            made_at,
         )
         .map_err(HostError::value)?;
         let engine = self.used_engine();
@@ -633,10 +636,10 @@ impl Host {
         Ok(s.id)
     }
 
-    /// Silences in the store; expired ones only with `all`.
-    pub fn silences(&self, all: bool) -> HostResult<Vec<Silence>> {
+    /// Silences in the store; expired ones (at `at`, default now) only with `all`.
+    pub fn silences(&self, all: bool, at: Option<Timestamp>) -> HostResult<Vec<Silence>> {
         let engine = self.engine();
-        let now = chrono::Utc::now();
+        let now = at.unwrap_or_else(chrono::Utc::now);
         Ok(runtime()
             .block_on(engine.store().list_silences())?
             .into_iter()
@@ -644,10 +647,11 @@ impl Host {
             .collect())
     }
 
-    /// Ends a silence now; false when there is no such active silence.
-    pub fn expire_silence(&self, id: &str) -> HostResult<bool> {
+    /// Ends a silence at `at` (default now); false when there is no such silence active then.
+    pub fn expire_silence(&self, id: &str, at: Option<Timestamp>) -> HostResult<bool> {
         let engine = self.used_engine();
-        Ok(runtime().block_on(engine.store().expire_silence(id, chrono::Utc::now()))?)
+        let at = at.unwrap_or_else(chrono::Utc::now);
+        Ok(runtime().block_on(engine.store().expire_silence(id, at))?)
     }
 
     /// Acknowledges a firing alert, as `tripline ack` does: escalation stops for this episode

@@ -674,11 +674,17 @@ impl Engine {
         r.map_err(|e| js_error(&env, e))
     }
 
-    /// Active and pending silences (`all` adds expired ones).
+    /// Active and pending silences at `at` (now); `all` adds expired ones.
     #[napi]
-    pub fn silences(&self, env: Env, all: Option<bool>) -> Result<Vec<Silence>> {
+    pub fn silences(
+        &self,
+        env: Env,
+        all: Option<bool>,
+        at: Option<Either<Timestamp, f64>>,
+    ) -> Result<Vec<Silence>> {
+        let at = at_of(at).map_err(|e| js_error(&env, e))?;
         self.host
-            .silences(all.unwrap_or(false))
+            .silences(all.unwrap_or(false), at)
             .map(|v| {
                 v.into_iter()
                     .map(|s| Silence {
@@ -694,10 +700,18 @@ impl Engine {
             .map_err(|e| js_error(&env, e))
     }
 
-    /// Ends a silence now; false when there was no such active silence.
+    /// Ends a silence at `at` (now); false when there was no such silence active then.
     #[napi]
-    pub fn expire_silence(&self, env: Env, id: String) -> Result<bool> {
-        self.host.expire_silence(&id).map_err(|e| js_error(&env, e))
+    pub fn expire_silence(
+        &self,
+        env: Env,
+        id: String,
+        at: Option<Either<Timestamp, f64>>,
+    ) -> Result<bool> {
+        let at = at_of(at).map_err(|e| js_error(&env, e))?;
+        self.host
+            .expire_silence(&id, at)
+            .map_err(|e| js_error(&env, e))
     }
 }
 

@@ -690,10 +690,10 @@ impl PyEngine {
     }
 
     /// Silences as dicts (id, matchers, starts_at, ends_at, created_by, comment).
-    #[pyo3(signature = (all=false))]
-    fn silences(&self, py: Python<'_>, all: bool) -> PyResult<Vec<PyObject>> {
+    #[pyo3(signature = (all=false, at=None))]
+    fn silences(&self, py: Python<'_>, all: bool, at: Option<f64>) -> PyResult<Vec<PyObject>> {
         let list = py
-            .allow_threads(|| self.0.silences(all))
+            .allow_threads(|| self.0.silences(all, ts(at)?))
             .map_err(|e| raise(py, e))?;
         list.into_iter()
             .map(|s| {
@@ -709,8 +709,9 @@ impl PyEngine {
             .collect()
     }
 
-    fn expire_silence(&self, py: Python<'_>, id: String) -> PyResult<bool> {
-        py.allow_threads(|| self.0.expire_silence(&id))
+    #[pyo3(signature = (id, at=None))]
+    fn expire_silence(&self, py: Python<'_>, id: String, at: Option<f64>) -> PyResult<bool> {
+        py.allow_threads(|| self.0.expire_silence(&id, ts(at)?))
             .map_err(|e| raise(py, e))
     }
 

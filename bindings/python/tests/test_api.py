@@ -429,10 +429,15 @@ def test_a_silence_mutes_matching_alerts_until_it_is_expired() -> None:
     assert s["ends_at"] - s["starts_at"] == dt.timedelta(hours=2)
     e.push_series("depth", 250, T0)
     assert e.run_cycle(T0).firing and got == []
-    assert e.expire_silence(sid) is True
+    later = T0 + dt.timedelta(minutes=1)
+    assert e.expire_silence(sid, at=later) is True
+    assert e.expire_silence(sid, at=later) is False
     assert e.expire_silence("no-such-silence") is False
-    e.run_cycle(dt.datetime.now(UTC))
+    assert e.silences(at=later) == [] and len(e.silences(all=True, at=later)) == 1
+    e.run_cycle(later)
     assert got == ["firing"]
+    with pytest.raises(tripline.InvalidArgument, match="already passed"):
+        e.add_silence(["queue=emails"], ends_at=dt.datetime.now(UTC) - dt.timedelta(minutes=1))
     with pytest.raises(tripline.InvalidArgument):
         e.add_silence(["queue=~("], duration="1h")
     with pytest.raises(tripline.InvalidArgument, match="duration"):

@@ -356,13 +356,13 @@ class Engine:
             end = base + _duration_secs(duration if duration is not None else "1h")
         return self._native.add_silence(list(matchers), end, start, created_by, comment)
 
-    def silences(self, *, all: bool = False) -> List[Dict[str, Any]]:
-        """Active and pending silences (`all=True` adds expired ones)."""
-        return self._native.silences(all)
+    def silences(self, *, all: bool = False, at: Optional[Instant] = None) -> List[Dict[str, Any]]:
+        """Active and pending silences at `at` (now); `all=True` adds expired ones."""
+        return self._native.silences(all, _opt_epoch(at))
 
-    def expire_silence(self, silence_id: str) -> bool:
-        """Ends a silence now; False when there was no such active silence."""
-        return self._native.expire_silence(silence_id)
+    def expire_silence(self, silence_id: str, at: Optional[Instant] = None) -> bool:
+        """Ends a silence at `at` (now); False when there was no such silence active then."""
+        return self._native.expire_silence(silence_id, _opt_epoch(at))
 
     def ack(self, fingerprint: str, by: str, at: Optional[Instant] = None) -> List[str]:
         """Acknowledges a firing alert (as `tripline ack`): its escalation stops and receivers
