@@ -622,6 +622,14 @@ impl Host {
         // a backfill): "already over" is judged from that start, not from the wall clock.
         let now = chrono::Utc::now();
         let made_at = starts_at.map_or(now, |s| s.min(now));
+        // Given only an end that is behind us, the problem is the end, not the order of the two
+        // (which the default start, now, would otherwise report).
+        if starts_at.is_none() && ends_at <= now {
+            return Err(HostError::value(format!(
+                "the silence would end at {}, which has already passed",
+                ends_at.to_rfc3339()
+            )));
+        }
         let s = Silence::new(
             &parsed,
             starts_at.unwrap_or(now),
@@ -651,7 +659,17 @@ impl Host {
     pub fn expire_silence(&self, id: &str, at: Option<Timestamp>) -> HostResult<bool> {
         let engine = self.used_engine();
         let at = at.unwrap_or_else(chrono::Utc::now);
-        Ok(runtime().block_on(engine.store().expire_silence(id, at))?)
+        // The store's expire_silence answers whether the silence exists; the host asks whether
+        // there was one to end, so a silence already over at `at` is a false too.
+        runtime().block_on(async {
+            let store = engine.store();
+            let active = store
+                .list_silences()
+                .await?
+                .iter()
+                .any(|s| s.id == id && !s.is_expired(at));
+            Ok::<bool, HostError>(active && store.expire_silence(id, at).await?)
+        })
     }
 
     /// Acknowledges a firing alert, as `tripline ack` does: escalation stops for this episode
