@@ -2,3 +2,4 @@
 //! counted on the wire, the HTML report in headless Chromium, and receivers that hear nothing.
 
 mod fixture_day;
+mod html_chromium;
