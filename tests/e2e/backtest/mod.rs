@@ -3,3 +3,5 @@
 
 mod fixture_day;
 mod html_chromium;
+mod moto_week;
+mod vmalert_replay;
