@@ -19,7 +19,8 @@ pub struct Series {
     pub period_secs: i64,
     /// Sorted by `ts`, one point per period at most.
     pub points: Vec<Point>,
-    /// End (exclusive) of the window the points were asked for, aligned to `period_secs`.
+    /// End (exclusive) of the window the points were asked for: the evaluation instant aligned
+    /// down to the minute (windows slide); buckets count back from it.
     pub end: Option<Timestamp>,
     pub missing: MissingData,
 }
