@@ -168,8 +168,10 @@ impl HistorySource {
             spec: QuerySpec,
             combine: Combine,
         }
-        // (fine, period, end, on the clock grid) → (start, specs).
-        let mut groups: BTreeMap<(i64, i64, i64, bool), (i64, Vec<Planned>)> = BTreeMap::new();
+        /// (fine, period, end, on the clock grid).
+        type GroupKey = (i64, i64, i64, bool);
+        // → (start, specs).
+        let mut groups: BTreeMap<GroupKey, (i64, Vec<Planned>)> = BTreeMap::new();
         for (spec, instants) in asked {
             let windows: Result<Vec<Window>, String> =
                 instants.iter().map(|t| metric_window(spec, *t)).collect();
