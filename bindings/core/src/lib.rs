@@ -659,8 +659,6 @@ impl Host {
     pub fn expire_silence(&self, id: &str, at: Option<Timestamp>) -> HostResult<bool> {
         let engine = self.used_engine();
         let at = at.unwrap_or_else(chrono::Utc::now);
-        // The store's expire_silence answers whether the silence exists; the host asks whether
-        // there was one to end, so a silence already over at `at` is a false too.
         runtime().block_on(async {
             let store = engine.store();
             let active = store
@@ -668,7 +666,7 @@ impl Host {
                 .await?
                 .iter()
                 .any(|s| s.id == id && !s.is_expired(at));
-            Ok::<bool, HostError>(active && store.expire_silence(id, at).await?)
+            Ok(active && store.expire_silence(id, at).await?)
         })
     }
 
