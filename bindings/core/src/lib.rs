@@ -373,6 +373,7 @@ fn build(recipe: &Recipe, receivers: &[Arc<dyn Notifier>]) -> HostResult<Triplin
                     severity,
                     runbook: i.runbook.clone(),
                     location: None,
+                    param_locations: Default::default(),
                 });
             }
             Ok(b.build()?)

@@ -476,6 +476,24 @@ impl Config {
         Error::invalid(&self.path, l, c, message)
     }
 
+    /// An error at byte `offset` of the value of a string whose span is `span`: the position is
+    /// mapped through the TOML string's quotes and escapes, so that `matchers = ["a==b"]` points
+    /// at the second `=`. Falls back to the string's start when the mapping is unclear.
+    pub fn error_in_string(
+        &self,
+        span: std::ops::Range<usize>,
+        offset: usize,
+        message: impl Into<String>,
+    ) -> Error {
+        let at = self
+            .text
+            .get(span.clone())
+            .and_then(|raw| string_offset(raw, offset))
+            .map(|o| span.start + o)
+            .unwrap_or(span.start);
+        self.error_at(at..at + 1, message)
+    }
+
     /// Resolves a path written in the config relative to the config file's directory.
     pub fn resolve(&self, p: &str) -> PathBuf {
         let p = Path::new(p);
@@ -490,6 +508,29 @@ impl Config {
         parse_duration(s.get_ref()).map_err(|e| self.error_at(s.span(), e))
     }
 
+    /// The span of each parameter value of each `[[rule]]` table, in file order (disabled ones
+    /// included), for errors about a value: `params = { threshold = "10" }` points at `"10"`.
+    pub fn param_spans(&self) -> Vec<BTreeMap<String, std::ops::Range<usize>>> {
+        #[derive(Deserialize)]
+        struct Rules {
+            #[serde(default)]
+            rule: Vec<RuleParams>,
+        }
+        #[derive(Deserialize)]
+        struct RuleParams {
+            #[serde(default)]
+            params: BTreeMap<String, Spanned<toml::Value>>,
+        }
+        toml::from_str::<Rules>(&self.text)
+            .map(|r| {
+                r.rule
+                    .into_iter()
+                    .map(|p| p.params.into_iter().map(|(k, v)| (k, v.span())).collect())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     pub fn rules_dirs(&self) -> Vec<PathBuf> {
         self.raw
             .rules_dirs
@@ -499,9 +540,65 @@ impl Config {
     }
 }
 
+/// The byte offset in `raw` (a TOML string as written, quotes included) of byte `offset` of its
+/// value. Single-line basic and literal strings; `None` for others.
+fn string_offset(raw: &str, offset: usize) -> Option<usize> {
+    if raw.starts_with("\"\"\"") || raw.starts_with("'''") {
+        return None;
+    }
+    if raw.starts_with('\'') {
+        return (offset <= raw.len().saturating_sub(2)).then_some(1 + offset);
+    }
+    if !raw.starts_with('"') {
+        return None;
+    }
+    // Walk the raw text, counting the decoded bytes each piece stands for.
+    let b = raw.as_bytes();
+    let (mut i, mut decoded) = (1, 0);
+    while i < b.len() {
+        if decoded >= offset {
+            return Some(i);
+        }
+        match b[i] {
+            b'"' => return None,
+            b'\\' => {
+                let (len, out) = match b.get(i + 1)? {
+                    b'u' => (
+                        6,
+                        char::from_u32(u32::from_str_radix(raw.get(i + 2..i + 6)?, 16).ok()?)?
+                            .len_utf8(),
+                    ),
+                    b'U' => (
+                        10,
+                        char::from_u32(u32::from_str_radix(raw.get(i + 2..i + 10)?, 16).ok()?)?
+                            .len_utf8(),
+                    ),
+                    _ => (2, 1),
+                };
+                i += len;
+                decoded += out;
+            }
+            _ => {
+                i += 1;
+                decoded += 1;
+            }
+        }
+    }
+    (decoded >= offset).then_some(i.min(raw.len()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn offsets_inside_strings_map_through_escapes() {
+        assert_eq!(string_offset("\"a==b\"", 2), Some(3));
+        assert_eq!(string_offset("'a==b'", 2), Some(3));
+        assert_eq!(string_offset(r#""a=\"b\"x""#, 3), Some(5));
+        assert_eq!(string_offset(r#""\u00e9=x""#, 2), Some(7));
+        assert_eq!(string_offset("\"\"\"a\"\"\"", 0), None);
+    }
 
     #[test]
     fn line_index_agrees_with_line_col() {
