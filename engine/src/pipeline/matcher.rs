@@ -354,16 +354,18 @@ pub fn parse_matchers(input: &str) -> Result<Vec<Matcher>, MatcherError> {
             }
         };
         i += 1;
-        let m = Matcher::new(name, op, value).map_err(|m| {
-            // A bad name is at the name, a bad regex at the value.
-            err(
-                if m.starts_with("invalid label name") {
-                    name_at
-                } else {
-                    value_at
-                },
-                m,
-            )
+        let m = Matcher::new(&name, op, &value).map_err(|m| {
+            // A bad name is at the name, a bad regex at the value, with the value escaped as
+            // the correction (what was likely meant is the literal text).
+            if m.starts_with("invalid label name") {
+                err(name_at, m)
+            } else {
+                let mut e = err(value_at, m);
+                e.suggestion = Matcher::new(&name, op, regex::escape(&value))
+                    .ok()
+                    .map(|m| m.to_string());
+                e
+            }
         })?;
         out.push(m);
         match at(i)? {
@@ -390,7 +392,13 @@ pub fn parse_matchers(input: &str) -> Result<Vec<Matcher>, MatcherError> {
         Some((o, Tok::Close)) => {
             return Err(err(*o, "unexpected `}`: there is no opening brace".into()))
         }
-        t if open => return Err(unexpected(t, "a closing brace")),
+        t if open => {
+            let mut e = unexpected(t, "a closing brace");
+            if t.is_none() {
+                e.suggestion = Some(format!("{}}}", input.trim_end()));
+            }
+            return Err(e);
+        }
         _ => {}
     }
     match at(i)? {
@@ -621,6 +629,11 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "invalid matcher \"severity==critical\", column 10: unexpected `=`: expected a label value; did you mean `severity=\"critical\"`?"
+        );
+        let e = parse_matchers("job=~Worker(Down").unwrap_err();
+        assert_eq!(
+            (e.offset, e.suggestion.as_deref()),
+            (5, Some(r#"job=~"Worker\\(Down""#))
         );
     }
 
