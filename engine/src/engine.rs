@@ -101,18 +101,22 @@ fn resolve_params_at(
     given: &serde_json::Map<String, serde_json::Value>,
 ) -> std::result::Result<rhai::Map, (Option<String>, String)> {
     let mut out = rhai::Map::new();
+    // Unknown names first: a misspelt name explains a "wrong" value better than its type does.
+    if let Some(k) = given.keys().find(|k| !rule.meta.params.contains_key(*k)) {
+        let known: Vec<&str> = rule.meta.params.keys().map(|s| s.as_str()).collect();
+        return Err((
+            Some(k.clone()),
+            format!(
+                "rule {} has no parameter {k:?} (it takes: {}){}",
+                rule.meta.id,
+                known.join(", "),
+                crate::suggest::did_you_mean(k, known.iter().copied())
+            ),
+        ));
+    }
     for (k, v) in given {
         let Some(spec) = rule.meta.params.get(k) else {
-            let known: Vec<&str> = rule.meta.params.keys().map(|s| s.as_str()).collect();
-            return Err((
-                Some(k.clone()),
-                format!(
-                    "rule {} has no parameter {k:?} (it takes: {}){}",
-                    rule.meta.id,
-                    known.join(", "),
-                    crate::suggest::did_you_mean(k, known.iter().copied())
-                ),
-            ));
+            continue;
         };
         spec.check(k, v).map_err(|m| {
             (

@@ -119,3 +119,42 @@ fn silence_add_refuses_what_alertmanager_refuses() {
         "{list}"
     );
 }
+
+/// `tripline alerts MATCHER…` filters as `amtool alert query` does, on the demo's alerts.
+#[test]
+fn alerts_filters_by_matchers() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &["demo", "--dir", "d"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let d = dir.path().join("d");
+    let names = |args: &[&str]| -> Vec<String> {
+        let mut a = vec!["alerts", "--config", "tripline.toml", "--format", "json"];
+        a.extend(args);
+        let out = run(&d, &a);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        let mut n: Vec<String> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["labels"]["alertname"].as_str().unwrap_or("").to_string())
+            .collect();
+        n.sort();
+        n
+    };
+    let all = names(&[]);
+    assert!(all.len() >= 2, "{all:?}");
+    let errors = names(&[r#"alertname=~".*errors""#]);
+    assert!(!errors.is_empty(), "{all:?}");
+    assert!(errors.iter().all(|n| n.ends_with("errors")), "{errors:?}");
+    let one = names(&[&format!("{{alertname=\"{}\"}}", all[0])]);
+    assert!(
+        one.iter().all(|n| n == &all[0]) && !one.is_empty(),
+        "{one:?}"
+    );
+    let none = names(&["alertname=nothing-is-called-this"]);
+    assert!(none.is_empty(), "{none:?}");
+    let out = run(&d, &["alerts", "--config", "tripline.toml", "alertname==x"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("column 11"), "{}", stderr(&out));
+}
