@@ -40,7 +40,7 @@ fn unavailable(e: impl std::fmt::Display) -> Response {
 /// `receiver` (an anchored regex) of `GET /alerts` and `GET /alerts/groups`.
 /// The `filter` query parameters, each a matcher or a list of them in Alertmanager's grammar
 /// (`filter=alertname="Lo.*"`, `filter={team="db"}`).
-fn filters(params: &[(String, String)]) -> Result<Vec<Matcher>, String> {
+pub(crate) fn filters(params: &[(String, String)]) -> Result<Vec<Matcher>, String> {
     let mut out = Vec::new();
     for (_, v) in params.iter().filter(|(k, _)| k == "filter") {
         out.extend(

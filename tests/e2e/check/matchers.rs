@@ -158,3 +158,61 @@ fn alerts_filters_by_matchers() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("column 11"), "{}", stderr(&out));
 }
+
+/// `GET /api/v1/alerts?filter=…` takes the same grammar; a bad matcher is a 400 saying where.
+#[test]
+fn the_v1_api_filters_alerts_by_matchers() {
+    use crate::support::daemon::Daemon;
+    use crate::support::http::request;
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &["demo", "--dir", "d"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let d = dir.path().join("d");
+    let config = std::fs::read_to_string(d.join("tripline.toml")).unwrap();
+    std::fs::write(
+        d.join("tripline.toml"),
+        config.replace(
+            "[store]",
+            "[server]\nlisten = \"127.0.0.1:0\"\nevaluate_on_start = false\n\n[store]",
+        ),
+    )
+    .unwrap();
+    let daemon = Daemon::start(&d, "tripline.toml", &[("TRIPLINE_API_TOKEN", "t0ken")]);
+    let auth = [("Authorization", "Bearer t0ken")];
+    let names = |query: &str| -> Vec<String> {
+        let r = request(
+            &daemon.addr,
+            "GET",
+            &format!("/api/v1/alerts{query}"),
+            &auth,
+            "",
+        )
+        .unwrap();
+        assert_eq!(r.status, 200, "{query}: {}", r.body);
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["labels"]["alertname"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    let all = names("");
+    assert!(all.len() >= 2, "{all:?}");
+    // alertname=~".*errors", URL-encoded.
+    let errors = names("?filter=alertname%3D~%22.%2Aerrors%22");
+    assert!(
+        !errors.is_empty() && errors.len() < all.len(),
+        "{errors:?} of {all:?}"
+    );
+    assert!(errors.iter().all(|n| n.ends_with("errors")), "{errors:?}");
+    let r = request(
+        &daemon.addr,
+        "GET",
+        "/api/v1/alerts?filter=alertname%3D%3Dx",
+        &auth,
+        "",
+    )
+    .unwrap();
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("column 11: unexpected `=`"), "{}", r.body);
+}
