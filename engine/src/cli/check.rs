@@ -5,6 +5,7 @@ use tripline::config::wire::{self, WireOptions};
 
 #[derive(clap::Args)]
 pub struct CheckArgs {
+    /// The config file (`tripline.toml`).
     #[arg(long, short)]
     config: PathBuf,
     /// Also resolve the AWS region and credentials through the default chain (environment,
