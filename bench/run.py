@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sections.common import Context, Section, stop_all  # noqa: E402
 
 # In the order they appear in BENCHMARKS.md.
-SECTIONS = ["rule_eval", "api_cost", "pipeline", "cold_start"]
+SECTIONS = ["rule_eval", "api_cost", "pipeline", "cold_start", "backtest"]
 
 
 def version(cmd: list[str]) -> str:
