@@ -29,7 +29,7 @@ import time
 import urllib.request
 from datetime import datetime, timezone
 
-from .common import Context, Section, free_port, median, mib, ratio, start, stop, wait_http
+from .common import Context, Section, free_port, median, mib, start, stop, wait_http
 
 RULES = 1_000
 QUEUES = 10
@@ -68,6 +68,10 @@ def expected_intervals(minutes: int, rules: int) -> int:
                     run = 0
             per[(q, high_only)] = n
     return sum(per[(i % QUEUES, threshold(i) >= 150)] for i in range(rules))
+
+
+def ratio(a: float, b: float) -> str:
+    return "n/a" if b == 0 else f"{a / b:.2f}×"
 
 
 def rfc(t: int) -> str:
