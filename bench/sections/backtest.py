@@ -142,8 +142,9 @@ def prom_requests(port: int) -> dict[str, float]:
 def run(ctx: Context) -> list[Section]:
     import subprocess
 
-    rules = 20 if ctx.quick else RULES
-    days = 1 if ctx.quick else DAYS
+    # TRIPLINE_BENCH_BACKTEST_RULES / _DAYS shrink the run where the full size does not fit.
+    rules = 20 if ctx.quick else int(os.environ.get("TRIPLINE_BENCH_BACKTEST_RULES", RULES))
+    days = 1 if ctx.quick else int(os.environ.get("TRIPLINE_BENCH_BACKTEST_DAYS", DAYS))
     d = ctx.tmp / "backtest"
     d.mkdir(parents=True, exist_ok=True)
     vmalert = os.environ.get("TRIPLINE_VMALERT", "/usr/bin/vmalert")
