@@ -330,6 +330,9 @@ pub struct RuleInstanceConfig {
     /// Overrides the rule's default severity (alerts that set their own keep theirs).
     pub severity: Option<Spanned<String>>,
     pub runbook: Option<String>,
+    /// A fleet instance's subjects to leave out: names or globs (`crate::fleet`).
+    #[serde(default)]
+    pub exclude: Vec<String>,
     #[serde(default = "yes")]
     pub enabled: bool,
 }

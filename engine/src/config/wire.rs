@@ -406,6 +406,7 @@ pub fn instance_specs(cfg: &Config) -> (Vec<InstanceSpec>, Vec<Error>) {
             keep_firing_for: keep,
             severity,
             runbook: ri.runbook.clone(),
+            exclude: ri.exclude.clone(),
             location: Some(at(ri.use_.span())),
         });
     }

@@ -50,6 +50,20 @@ pub trait Source: Send + Sync {
     fn history(&self) -> HistorySupport {
         HistorySupport::None
     }
+
+    /// Fleet discovery (`crate::fleet`): the subjects `pattern` stands for in `spec`, where
+    /// `pattern` is a glob the engine put into one of the spec's strings in place of a subject's
+    /// name (`dimensions.FunctionName`, `log_group = "/aws/lambda/<pattern>"`). Each subject is
+    /// the part of a discovered value standing where the pattern stands. `None`: this source
+    /// cannot discover (list the names instead).
+    async fn subjects(
+        &self,
+        _spec: &QuerySpec,
+        _pattern: &str,
+        _ctx: &FetchContext,
+    ) -> Option<Result<Vec<String>, crate::data::SourceFailure>> {
+        None
+    }
 }
 
 /// How a source answers queries about past instants, which decides how a backtest fetches.
@@ -161,6 +175,32 @@ impl Sources {
 
     pub fn kinds(&self) -> impl Iterator<Item = &str> {
         self.by_kind.keys().map(|s| s.as_str())
+    }
+
+    /// [`Source::subjects`] of the source answering `spec`'s kind; a kind without a source, or
+    /// whose source cannot discover, is a failure saying so.
+    pub async fn subjects(
+        &self,
+        spec: &QuerySpec,
+        pattern: &str,
+        ctx: &FetchContext,
+    ) -> Result<Vec<String>, crate::data::SourceFailure> {
+        let fail = |message: String| crate::data::SourceFailure {
+            source: spec.kind.clone(),
+            message,
+        };
+        let Some(src) = self.by_kind.get(&spec.kind) else {
+            return Err(fail(format!(
+                "no source is configured for {:?} queries",
+                spec.kind
+            )));
+        };
+        src.subjects(spec, pattern, ctx).await.unwrap_or_else(|| {
+            Err(fail(format!(
+                "the {} source cannot discover the subjects of the glob {pattern:?}; list their names instead",
+                spec.kind
+            )))
+        })
     }
 
     /// Fetches every distinct spec once, all kinds concurrently. Specs of a kind with no source
