@@ -739,6 +739,23 @@ impl Tripline {
         v
     }
 
+    /// [`Self::source_requests`] by API operation: `(kind, operation, requests)`, sorted, for
+    /// the sources that know (CloudWatch: `GetMetricData` and `ListMetrics` side by side).
+    pub fn source_requests_by_operation(&self) -> Vec<(String, String, u64)> {
+        let mut v: Vec<(String, String, u64)> = self
+            .sources
+            .kinds()
+            .filter_map(|k| Some((k, self.sources.get(k)?)))
+            .flat_map(|(k, s)| {
+                s.requests_by_operation()
+                    .into_iter()
+                    .map(move |(op, n)| (k.to_string(), op, n))
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
     pub fn load_errors(&self) -> &[String] {
         &self.load_errors
     }

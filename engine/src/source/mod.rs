@@ -46,6 +46,11 @@ pub trait Source: Send + Sync {
         0
     }
 
+    /// [`Self::requests`] by API operation (`GetMetricData`, `ListMetrics`, …), where known.
+    fn requests_by_operation(&self) -> BTreeMap<String, u64> {
+        BTreeMap::new()
+    }
+
     /// How this source can answer about the past, for backtests (`crate::backtest`).
     fn history(&self) -> HistorySupport {
         HistorySupport::None

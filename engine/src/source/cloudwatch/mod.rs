@@ -332,6 +332,10 @@ impl Source for CloudWatchSource {
         self.client.requests()
     }
 
+    fn requests_by_operation(&self) -> BTreeMap<String, u64> {
+        self.client.requests_by_operation()
+    }
+
     fn history(&self) -> super::HistorySupport {
         super::HistorySupport::MetricRange
     }
