@@ -85,6 +85,12 @@ impl InstanceSpec {
         self.labels.insert(k.into(), v.into());
         self
     }
+
+    /// Leaves a fleet subject out (a name or a glob), as `[[rule]] exclude`.
+    pub fn exclude(mut self, name: impl Into<String>) -> Self {
+        self.exclude.push(name.into());
+        self
+    }
 }
 
 /// Merges a rule's parameter defaults with the given ones; unknown or missing ones are errors.
