@@ -498,6 +498,12 @@ impl RuleInstance {
                     .collect();
                 given.insert(param.to_string(), value);
                 out.params = resolve_params(&self.rule, &given)?;
+                let exclude = self
+                    .fleet
+                    .as_ref()
+                    .map(|f| f.exclude.clone())
+                    .unwrap_or_default();
+                out.fleet = crate::fleet::Fleet::of(&self.rule, &given, &exclude)?.map(Arc::new);
                 out.params_shared = rhai::Dynamic::from_map(out.params.clone()).into_shared();
                 out.specs = Arc::default();
             }

@@ -495,3 +495,48 @@ async fn a_fleet_of_600_functions_costs_two_list_metrics_pages_and_two_get_metri
     assert_eq!(ops("ListMetrics"), 2);
     assert_eq!(ops("GetMetricData"), 4);
 }
+
+/// A fleet picks up a function deployed after it started, at the first discovery after the cache
+/// expires (`discovery_ttl = 0`: every cycle), without a restart or a config change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_picks_up_a_new_function_when_discovery_runs_again() {
+    let Some(moto) = Moto::start() else { return };
+    test_credentials_in_env();
+    let seed = Seeder::new(&moto).await;
+    let at = now();
+    let t = in_period(at, 300, 0);
+    seed.lambda("Errors", &function(1), t, 30.0).await;
+    let settings = CloudWatchSettings {
+        discovery_ttl: Duration::ZERO,
+        ..Default::default()
+    };
+    let cw = Arc::new(CloudWatchSource::new(&aws_config(&moto), settings).unwrap());
+    let engine = Tripline::builder()
+        .source("cloudwatch", cw.clone())
+        .instance(
+            InstanceSpec::new("prod1-errors", "aws/lambda-errors")
+                .param("function", "prd2011-prod1-fn-*"),
+        )
+        .build()
+        .unwrap();
+    let fired = |r: &tripline::CycleReport| {
+        let mut v: Vec<String> = r
+            .alerts
+            .iter()
+            .map(|a| a.labels["function"].clone())
+            .collect();
+        v.sort();
+        v
+    };
+    let r = engine.run_cycle_at(at, None).await.unwrap();
+    assert_eq!(fired(&r), [function(1)]);
+    seed.lambda("Errors", &function(2), t, 40.0).await;
+    let r = engine
+        .run_cycle_at(at + chrono::Duration::seconds(10), None)
+        .await
+        .unwrap();
+    assert_eq!(fired(&r), [function(1), function(2)]);
+    let ops = cw.requests_by_operation();
+    assert_eq!(ops.get("ListMetrics"), Some(&2));
+    assert_eq!(ops.get("GetMetricData"), Some(&2));
+}
