@@ -913,7 +913,13 @@ impl Tripline {
                 _ => into.retain_all = true,
             };
             match outcome {
-                Outcome::Evaluated(e) => {
+                Outcome::Evaluated(mut e) => {
+                    if let (Some(s), Some(fleet)) = (&u.subject, &inst.fleet) {
+                        let labels = e.fired.iter_mut().map(|c| &mut c.labels);
+                        for l in labels.chain(e.retained.iter_mut()) {
+                            crate::fleet::name_subject(l, &fleet.param, s);
+                        }
+                    }
                     into.fired
                         .extend(e.fired.into_iter().map(|c| self.decorate(inst, c)));
                     into.retained

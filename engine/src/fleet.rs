@@ -33,6 +33,8 @@ pub struct Fleet {
     pub param: String,
     pub names: Vec<String>,
     pub exclude: Vec<String>,
+    /// Given as a list (not one glob string).
+    pub listed: bool,
 }
 
 impl Fleet {
@@ -78,6 +80,7 @@ impl Fleet {
                 }
                 found = Some(Fleet {
                     param: k.clone(),
+                    listed: given.get(k).is_some_and(|v| v.is_array()),
                     names,
                     exclude: vec![],
                 });
@@ -120,6 +123,15 @@ impl Fleet {
             .map(|(_, v)| v)
             .find(|v| self.selects(v))
             .cloned()
+    }
+}
+
+/// Makes sure an alert of a fleet subject names it: stock rules label the subject themselves
+/// (`function`, `queue`); otherwise the engine adds `<param> = <subject>`, so two subjects never
+/// share one alert.
+pub fn name_subject(labels: &mut Labels, param: &str, subject: &str) {
+    if !labels.values().any(|v| v == subject) {
+        labels.insert(param.to_string(), subject.to_string());
     }
 }
 
@@ -179,23 +191,27 @@ pub(crate) async fn units<'a>(
 ) -> Vec<Unit<'a>> {
     let mut out = Vec::with_capacity(due.len());
     for (parent, inst) in due.iter().enumerate() {
+        let plain = Unit {
+            parent,
+            inst: Cow::Borrowed(*inst),
+            subject: None,
+            failed: None,
+        };
         let Some(fleet) = inst.fleet.as_deref() else {
-            out.push(Unit {
-                parent,
-                inst: Cow::Borrowed(*inst),
-                subject: None,
-                failed: None,
-            });
+            out.push(plain);
             continue;
         };
         match subjects(rules, sources, inst, fleet, stored, ctx).await {
+            // One glob string no source can expand: the value goes to the rule as it is, as
+            // before fleets (an HTTP probe's URL with a `?`).
+            Ok(None) => out.push(plain),
             Err(f) => out.push(Unit {
                 parent,
                 inst: Cow::Borrowed(*inst),
                 subject: None,
                 failed: Some(f),
             }),
-            Ok(subjects) => out.extend(subjects.into_iter().map(|s| Unit {
+            Ok(Some(subjects)) => out.extend(subjects.into_iter().map(|s| Unit {
                 parent,
                 inst: Cow::Owned(inst.for_subject(&fleet.param, &s)),
                 subject: Some(s),
@@ -207,7 +223,8 @@ pub(crate) async fn units<'a>(
 }
 
 /// A fleet instance's subjects this cycle: discovered ∪ listed, minus excluded, plus those with a
-/// pending or firing alert.
+/// pending or firing alert. `None`: a single glob string that none of its queries' sources can
+/// discover, so not a fleet at all.
 async fn subjects(
     rules: &RuleEngine,
     sources: &Sources,
@@ -215,7 +232,7 @@ async fn subjects(
     fleet: &Fleet,
     stored: &[Alert],
     ctx: &FetchContext,
-) -> Result<BTreeSet<String>, Failure> {
+) -> Result<Option<BTreeSet<String>>, Failure> {
     let mut found = BTreeSet::new();
     for name in &fleet.names {
         if !is_glob(name) {
@@ -240,13 +257,27 @@ async fn subjects(
                 limit: None,
             }));
         }
-        for spec in carrying {
-            found.extend(
-                sources
-                    .subjects(spec, name, ctx)
-                    .await
-                    .map_err(Failure::Source)?,
-            );
+        let mut discovered = false;
+        for spec in &carrying {
+            match sources.subjects(spec, name, ctx).await {
+                None => {}
+                Some(r) => {
+                    found.extend(r.map_err(Failure::Source)?);
+                    discovered = true;
+                }
+            }
+        }
+        if !discovered {
+            if !fleet.listed {
+                return Ok(None);
+            }
+            return Err(Failure::Source(SourceFailure {
+                source: carrying[0].kind.clone(),
+                message: format!(
+                    "the {} source cannot discover the subjects of the glob {name:?}; list their names instead",
+                    carrying[0].kind
+                ),
+            }));
         }
     }
     found.retain(|s| fleet.selects(s));
@@ -256,7 +287,7 @@ async fn subjects(
             .filter(|a| a.instance == inst.name && a.is_active())
             .filter_map(|a| fleet.subject_of(&a.labels)),
     );
-    Ok(found)
+    Ok(Some(found))
 }
 
 #[cfg(test)]
@@ -282,6 +313,7 @@ mod tests {
             param: "function".into(),
             names: vec!["prd-*".into(), "legacy-job".into()],
             exclude: vec!["prd-*-canary".into(), "prd-old".into()],
+            listed: true,
         };
         assert!(f.selects("prd-a"));
         assert!(f.selects("legacy-job"));

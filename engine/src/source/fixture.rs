@@ -408,15 +408,23 @@ impl Source for FixtureSource {
         super::HistorySupport::AnyInstant
     }
 
-    /// Fleet discovery over the fixture: every series or table entry whose `match` fits the spec
-    /// with the pattern's strings read as globs names a subject (the part of its value standing
-    /// where the pattern stands), as `ListMetrics` or `DescribeLogGroups` would.
+    /// Fleet discovery over the fixture, for the kinds whose real source discovers (CloudWatch
+    /// metrics and logs): every series or table entry whose `match` fits the spec with the
+    /// pattern's strings read as globs names a subject (the part of its value standing where the
+    /// pattern stands), as `ListMetrics` or `DescribeLogGroups` would.
     async fn subjects(
         &self,
         spec: &QuerySpec,
         pattern: &str,
         _ctx: &FetchContext,
     ) -> Option<Result<Vec<String>, SourceFailure>> {
+        // Only where the real source discovers, so a fixture test means what production does.
+        if !matches!(
+            spec.kind.as_str(),
+            "cloudwatch" | "logs_insights" | "filter_logs"
+        ) {
+            return None;
+        }
         let Value::Object(params) = &spec.params else {
             return Some(Ok(vec![]));
         };

@@ -182,30 +182,21 @@ impl Sources {
         self.by_kind.keys().map(|s| s.as_str())
     }
 
-    /// [`Source::subjects`] of the source answering `spec`'s kind; a kind without a source, or
-    /// whose source cannot discover, is a failure saying so.
+    /// [`Source::subjects`] of the source answering `spec`'s kind: `None` when that source
+    /// cannot discover; a kind without a source is a failure saying so.
     pub async fn subjects(
         &self,
         spec: &QuerySpec,
         pattern: &str,
         ctx: &FetchContext,
-    ) -> Result<Vec<String>, crate::data::SourceFailure> {
-        let fail = |message: String| crate::data::SourceFailure {
-            source: spec.kind.clone(),
-            message,
-        };
+    ) -> Option<Result<Vec<String>, crate::data::SourceFailure>> {
         let Some(src) = self.by_kind.get(&spec.kind) else {
-            return Err(fail(format!(
-                "no source is configured for {:?} queries",
-                spec.kind
-            )));
+            return Some(Err(crate::data::SourceFailure {
+                source: spec.kind.clone(),
+                message: format!("no source is configured for {:?} queries", spec.kind),
+            }));
         };
-        src.subjects(spec, pattern, ctx).await.unwrap_or_else(|| {
-            Err(fail(format!(
-                "the {} source cannot discover the subjects of the glob {pattern:?}; list their names instead",
-                spec.kind
-            )))
-        })
+        src.subjects(spec, pattern, ctx).await
     }
 
     /// Fetches every distinct spec once, all kinds concurrently. Specs of a kind with no source

@@ -99,8 +99,11 @@ impl CloudWatchSource {
         spec: &QuerySpec,
         pattern: &str,
         ctx: &FetchContext,
-    ) -> Result<Vec<String>, SourceFailure> {
-        let parsed = spec::parse(spec, ctx.at).map_err(failure)?;
+    ) -> Option<Result<Vec<String>, SourceFailure>> {
+        let parsed = match spec::parse(spec, ctx.at) {
+            Ok(p) => p,
+            Err(e) => return Some(Err(failure(e))),
+        };
         let templates: Vec<(&String, &String)> = parsed
             .dimensions
             .iter()
@@ -110,13 +113,17 @@ impl CloudWatchSource {
             })
             .collect();
         if templates.is_empty() {
-            return Ok(vec![]);
+            // The pattern is not a dimension value (a namespace, a metric name): not discoverable.
+            return None;
         }
-        let client = self.client.get().await.map_err(failure)?;
-        let sets = self
-            .discover(&client, &parsed, ctx.deadline)
-            .await
-            .map_err(failure)?;
+        let client = match self.client.get().await {
+            Ok(c) => c,
+            Err(e) => return Some(Err(failure(e))),
+        };
+        let sets = match self.discover(&client, &parsed, ctx.deadline).await {
+            Ok(s) => s,
+            Err(e) => return Some(Err(failure(e))),
+        };
         let mut out = BTreeSet::new();
         for dims in sets.iter() {
             for (k, t) in &templates {
@@ -128,6 +135,6 @@ impl CloudWatchSource {
                 }
             }
         }
-        Ok(out.into_iter().collect())
+        Some(Ok(out.into_iter().collect()))
     }
 }

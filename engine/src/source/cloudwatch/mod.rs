@@ -346,6 +346,6 @@ impl Source for CloudWatchSource {
         pattern: &str,
         ctx: &FetchContext,
     ) -> Option<Result<Vec<String>, SourceFailure>> {
-        Some(self.fleet_subjects(spec, pattern, ctx).await)
+        self.fleet_subjects(spec, pattern, ctx).await
     }
 }
