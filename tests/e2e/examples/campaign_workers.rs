@@ -189,19 +189,25 @@ fn rules_of(config: &str) -> &str {
     &config[config.find("# --- Critical alarms").expect("rules section")..]
 }
 
-/// `(rule, function or queue, state, severity, value)`: what an alert says, whichever instance
-/// raised it.
-fn alert_set(alerts: &[tripline::alert::Alert]) -> Vec<(String, String, String, String, String)> {
+/// What an alert says, whichever instance raised it: `(rule, function or queue, state,
+/// severity, value, summary, labels but alertname)`.
+type Said = (String, String, String, String, String, String, String);
+
+fn alert_set(alerts: &[tripline::alert::Alert]) -> Vec<Said> {
     let mut v: Vec<_> = alerts
         .iter()
         .map(|a| {
             let subject = a.labels.get("function").or(a.labels.get("queue"));
+            let mut labels = a.labels.clone();
+            labels.remove("alertname");
             (
                 a.rule.clone(),
                 subject.cloned().unwrap_or_default(),
                 a.state.as_str().to_string(),
                 a.severity.to_string(),
                 format!("{:?}", a.value),
+                a.summary.clone(),
+                format!("{labels:?}"),
             )
         })
         .collect();
