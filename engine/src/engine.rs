@@ -810,11 +810,12 @@ impl Tripline {
             ..Default::default()
         };
 
+        let stored = self.store.load_alerts().await?;
+        // Fleet discovery and the fetch share one deadline.
         let ctx = FetchContext {
             at,
             deadline: std::time::Instant::now() + self.fetch_timeout,
         };
-        let stored = self.store.load_alerts().await?;
         // Units: each plain instance as it is, each fleet instance once per subject.
         let units =
             crate::fleet::units(&self.rule_engine, &self.sources, &due, &stored, &ctx).await;
