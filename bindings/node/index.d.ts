@@ -180,10 +180,10 @@ export declare class Engine {
   alerts(): Array<Alert>
   /** Mutes matching alerts; returns the silence's id. */
   addSilence(options: SilenceOptions): string
-  /** Active and pending silences (`all` adds expired ones). */
-  silences(all?: boolean | undefined | null): Array<Silence>
-  /** Ends a silence now; false when there was no such active silence. */
-  expireSilence(id: string): boolean
+  /** Active and pending silences at `at` (now); `all` adds expired ones. */
+  silences(all?: boolean, at?: Date | number): Array<Silence>
+  /** Ends a silence at `at` (now); false when there was no such silence active then. */
+  expireSilence(id: string, at?: Date | number): boolean
 }
 
 /** Anything Tripline refuses or fails at. */

@@ -654,7 +654,15 @@ impl Host {
     pub fn expire_silence(&self, id: &str, at: Option<Timestamp>) -> HostResult<bool> {
         let engine = self.used_engine();
         let at = at.unwrap_or_else(chrono::Utc::now);
-        Ok(runtime().block_on(engine.store().expire_silence(id, at))?)
+        runtime().block_on(async {
+            let store = engine.store();
+            let active = store
+                .list_silences()
+                .await?
+                .iter()
+                .any(|s| s.id == id && !s.is_expired(at));
+            Ok(active && store.expire_silence(id, at).await?)
+        })
     }
 
     /// Acknowledges a firing alert, as `tripline ack` does: escalation stops for this episode

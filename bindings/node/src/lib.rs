@@ -675,7 +675,7 @@ impl Engine {
     }
 
     /// Active and pending silences at `at` (now); `all` adds expired ones.
-    #[napi]
+    #[napi(ts_args_type = "all?: boolean, at?: Date | number")]
     pub fn silences(
         &self,
         env: Env,
@@ -701,7 +701,7 @@ impl Engine {
     }
 
     /// Ends a silence at `at` (now); false when there was no such silence active then.
-    #[napi]
+    #[napi(ts_args_type = "id: string, at?: Date | number")]
     pub fn expire_silence(
         &self,
         env: Env,

@@ -168,7 +168,10 @@ impl HistorySource {
             spec: QuerySpec,
             combine: Combine,
         }
-        let mut groups: BTreeMap<(i64, i64, i64), (i64, Vec<Planned>)> = BTreeMap::new();
+        /// (fine, period, end, on the clock grid).
+        type GroupKey = (i64, i64, i64, bool);
+        // → (start, specs).
+        let mut groups: BTreeMap<GroupKey, (i64, Vec<Planned>)> = BTreeMap::new();
         for (spec, instants) in asked {
             let windows: Result<Vec<Window>, String> =
                 instants.iter().map(|t| metric_window(spec, *t)).collect();
@@ -196,6 +199,10 @@ impl HistorySource {
                 _ => Combine::Exact,
             };
             let mut period = p;
+            // Coarse retained data comes in clock-aligned buckets (CloudWatch rounds an old
+            // StartTime to 5 minutes / an hour): then the fetch follows the clock, else the
+            // windows' own phase (they slide, so they need not start on a multiple of `fine`).
+            let mut clock = false;
             match retained_period((now.timestamp() - start).max(0)) {
                 None => {
                     self.note(format!(
@@ -206,6 +213,7 @@ impl HistorySource {
                 Some(kept) if kept > fine => {
                     // Coarser datapoints are all there is: buckets of at least that size.
                     fine = kept;
+                    clock = true;
                     period = (period.max(kept) + kept - 1) / kept * kept;
                     self.note(format!(
                         "CloudWatch keeps {kept}s datapoints for data as old as the range's start: \
@@ -223,17 +231,27 @@ impl HistorySource {
                 ));
                 continue;
             }
-            let g = groups.entry((fine, period, end)).or_insert((start, vec![]));
+            let g = groups
+                .entry((fine, period, end, clock))
+                .or_insert((start, vec![]));
             g.0 = g.0.min(start);
             g.1.push(Planned {
                 spec: spec.clone(),
                 combine,
             });
         }
-        for ((fine, period, end), (start, specs)) in groups {
-            // The source aligns windows to their period: so must the range (rounding outwards).
-            let start = start - start.rem_euclid(fine);
-            let end = end + (fine - end.rem_euclid(fine)) % fine;
+        for ((fine, period, end, clock), (start, specs)) in groups {
+            // The fetched range is cut into `fine` buckets in the windows' phase (every window
+            // start and end of the group is `end` plus a multiple of `fine`), or on the clock for
+            // coarse retained data; rounding outwards.
+            let (start, end) = if clock {
+                (
+                    start - start.rem_euclid(fine),
+                    end + (fine - end.rem_euclid(fine)) % fine,
+                )
+            } else {
+                (start - (start - end).rem_euclid(fine), end)
+            };
             // Chunks of at most MAX_DATAPOINTS datapoints per query.
             let chunk = MAX_DATAPOINTS * fine;
             let mut cuts = vec![];
@@ -691,6 +709,62 @@ mod tests {
             b.points.iter().map(|p| p.value).collect::<Vec<_>>(),
             vec![1.0, 4.0]
         );
+    }
+
+    /// A fixture that answers metric windows the way CloudWatch does (buckets from the window
+    /// start), declared as a metric-range source so the history prefetch plans for it.
+    struct RangeFixture(crate::source::FixtureSource);
+
+    #[async_trait]
+    impl Source for RangeFixture {
+        async fn fetch(&self, specs: &[QuerySpec], ctx: &FetchContext) -> Vec<QueryOutcome> {
+            self.0.fetch(specs, ctx).await
+        }
+        fn history(&self) -> HistorySupport {
+            HistorySupport::MetricRange
+        }
+    }
+
+    #[tokio::test]
+    async fn prefetched_buckets_follow_sliding_windows_off_the_period_grid() {
+        use chrono::TimeZone;
+        let t = |h, m| chrono::Utc.with_ymd_and_hms(2026, 11, 1, h, m, 0).unwrap();
+        let data: crate::source::FixtureData = toml::from_str(
+            r#"
+            [[series]]
+            match = { metric = "Errors" }
+            points = [["2026-11-01T09:58:00Z", 1.0], ["2026-11-01T10:03:00Z", 2.0], ["2026-11-01T10:20:00Z", 4.0]]
+            "#,
+        )
+        .unwrap();
+        let h = HistorySource::new(
+            "cloudwatch",
+            Arc::new(RangeFixture(crate::source::FixtureSource::new(data))),
+        );
+        let spec = QuerySpec::new(
+            "cloudwatch",
+            serde_json::json!({"namespace": "AWS/Lambda", "metric": "Errors", "stat": "Sum", "period": "5m", "range": "5m"}),
+        );
+        // Instants at :07 and :22 (a cron of "0 7,22 * * * *"): windows 10:02–10:07 and 10:17–10:22.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        h.prefetch(
+            &[(spec.clone(), vec![t(10, 7), t(10, 22)])],
+            t(12, 0),
+            deadline,
+        )
+        .await;
+        for (at, want) in [
+            (t(10, 7), vec![(t(10, 2), 2.0)]),
+            (t(10, 22), vec![(t(10, 17), 4.0)]),
+        ] {
+            let ctx = FetchContext { at, deadline };
+            let out = h.fetch(std::slice::from_ref(&spec), &ctx).await;
+            let Ok(QueryData::Series(s)) = &out[0] else {
+                panic!("a series: {out:?}")
+            };
+            let got: Vec<_> = s.points.iter().map(|p| (p.ts, p.value)).collect();
+            assert_eq!(got, want, "at {at}");
+        }
     }
 
     #[test]

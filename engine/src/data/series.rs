@@ -19,7 +19,8 @@ pub struct Series {
     pub period_secs: i64,
     /// Sorted by `ts`, one point per period at most.
     pub points: Vec<Point>,
-    /// End (exclusive) of the window the points were asked for, aligned to `period_secs`.
+    /// End (exclusive) of the window the points were asked for: the evaluation instant aligned
+    /// down to the minute (windows slide); buckets count back from it.
     pub end: Option<Timestamp>,
     pub missing: MissingData,
 }
@@ -230,6 +231,21 @@ impl Series {
         m_of_n(&slots, m, n, self.missing)
     }
 
+    /// The series reduced to its `n` most recent real datapoints: the ones a `verdict` over `n`
+    /// periods judges when there are at least `n`, so a summary's value comes from them and not
+    /// from an older datapoint of the evaluation range.
+    pub fn latest(&self, n: usize) -> Series {
+        let mut out = self.clone();
+        let real: Vec<Point> = self
+            .points
+            .iter()
+            .filter(|p| p.value.is_finite())
+            .copied()
+            .collect();
+        out.points = real[real.len().saturating_sub(n)..].to_vec();
+        out
+    }
+
     /// How many of the last `n` datapoints breach (missing ones counted per the treatment).
     pub fn breaching_count(&self, cmp: Comparison, threshold: f64, n: usize) -> usize {
         self.slots(n)
@@ -311,5 +327,14 @@ mod tests {
         s.missing = MissingData::Breaching;
         assert_eq!(s.verdict(Comparison::Gt, 10.0, 1, 1), Verdict::Alarm);
         assert_eq!(s.breaching_count(Comparison::Gt, 10.0, 3), 3);
+    }
+
+    #[test]
+    fn latest_keeps_the_most_recent_real_datapoints() {
+        let s = series(&[(0, 50.0), (2, f64::NAN), (3, 15.0), (4, 12.0)]);
+        assert_eq!(s.latest(1).max(), Some(12.0));
+        assert_eq!(s.latest(2).max(), Some(15.0));
+        assert_eq!(s.latest(9).max(), Some(50.0));
+        assert!(s.latest(0).is_empty());
     }
 }

@@ -36,9 +36,6 @@ impl Silence {
         if matchers.is_empty() {
             return Err("a silence needs at least one matcher".into());
         }
-        if ends_at <= starts_at {
-            return Err("a silence must end after it starts".into());
-        }
         // As Alertmanager's API: a silence over by the time it is made mutes nothing, and
         // accepting it without a word hides a typo in the date.
         if ends_at <= created_at {
@@ -46,6 +43,9 @@ impl Silence {
                 "the silence would end at {}, which has already passed",
                 ends_at.to_rfc3339()
             ));
+        }
+        if ends_at <= starts_at {
+            return Err("a silence must end after it starts".into());
         }
         let matchers: Vec<String> = matchers.iter().map(|m| m.to_string()).collect();
         let seed = format!(

@@ -410,6 +410,9 @@ pub(super) fn register(engine: &mut Engine) {
         },
     );
     engine.register_fn("ratio", |s: &mut Series, other: Series| s.ratio(&other));
+    engine.register_fn("latest", |s: &mut Series, n: INT| {
+        s.latest(n.clamp(0, i64::from(u32::MAX)) as usize)
+    });
     engine.register_fn(
         "verdict",
         |s: &mut Series, op: &str, threshold: Dynamic, m: INT, n: INT| -> RhaiResult<String> {

@@ -30,7 +30,7 @@ use std::sync::Arc;
 /// What a source needs to know about the cycle it is fetching for.
 #[derive(Debug, Clone, Copy)]
 pub struct FetchContext {
-    /// The evaluation instant; windows end at it, aligned down to their period.
+    /// The evaluation instant; windows end at it, aligned down to the minute (see [`Window`]).
     pub at: Timestamp,
     /// Wall-clock instant by which the source must answer (retries included).
     pub deadline: std::time::Instant,
@@ -117,8 +117,12 @@ pub fn shape_of_spec(spec: &QuerySpec) -> Shape {
     }
 }
 
-/// The time window of a metric query, aligned so that a half-filled bucket is never evaluated:
-/// the window ends at the last period boundary at or before the evaluation instant.
+/// The time window of a metric query. Windows slide: they end at the evaluation instant (less
+/// `offset`) aligned down to the minute, not at a period boundary, and their datapoint buckets
+/// are counted back from that end, `[end - k·period, end - (k-1)·period)`, so a `1d` period
+/// evaluated at 10:07 is yesterday 10:07 to today 10:07, as a CloudWatch alarm evaluated every
+/// minute sees it. A bucket still filling is never evaluated. See [`window_end`] for the
+/// alignment and why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
     pub start: Timestamp,
@@ -126,8 +130,36 @@ pub struct Window {
     pub period_secs: i64,
 }
 
+/// The step a window's end is aligned down to, in seconds: the minute; the period itself for
+/// high-resolution periods that divide a minute (1, 5, 10, 20, 30 s), since CloudWatch rounds
+/// their `StartTime` to such divisions; and 5 minutes (1 hour) for a window reaching back more
+/// than 15 (63) days, because CloudWatch rounds a `StartTime` that old down to the 5-minute
+/// (hour) clock interval. With the end aligned this way and the range a whole number of
+/// periods, the `StartTime` sent is one CloudWatch honours exactly, so its buckets (which start
+/// at `StartTime`) are the ones counted back from the end.
+pub fn alignment(period_secs: i64, range_secs: i64) -> i64 {
+    const DAY: i64 = 86_400;
+    if range_secs > 63 * DAY {
+        3600
+    } else if range_secs > 15 * DAY {
+        300
+    } else if period_secs > 0 && period_secs < 60 && 60 % period_secs == 0 {
+        period_secs
+    } else {
+        60
+    }
+}
+
+/// The end of a window of `period_secs` buckets over `range_secs` evaluated at `at` (Unix
+/// seconds): `at` aligned down to [`alignment`].
+pub fn window_end(at: i64, period_secs: i64, range_secs: i64) -> i64 {
+    let step = alignment(period_secs, range_secs);
+    at - at.rem_euclid(step)
+}
+
 impl Window {
-    /// Reads `period` (default 5m), `range` (default: the period), `offset` (default 0) from a spec.
+    /// Reads `period` (default 5m), `range` (default: the period; rounded up to whole periods)
+    /// and `offset` (default 0) from a spec.
     pub fn of(spec: &QuerySpec, at: Timestamp) -> Result<Window, String> {
         let dur = |name: &str, default: &str| -> Result<i64, String> {
             let s = spec.str(name).unwrap_or(default);
@@ -137,13 +169,16 @@ impl Window {
         };
         let period = dur("period", "5m")?.max(1);
         let range = dur("range", spec.str("period").unwrap_or("5m"))?.max(period);
+        // Whole periods, so the buckets counted from the start are those counted back from the end.
+        let whole = range / period + i64::from(range % period != 0);
+        let range = whole.saturating_mul(period);
         let offset = dur("offset", "0")?;
-        let t = at.timestamp() - offset;
-        let end = t - t.rem_euclid(period);
-        let ts = |s: i64| chrono::DateTime::from_timestamp(s, 0).unwrap_or(at);
+        let t = at.timestamp().saturating_sub(offset);
+        let end = window_end(t, period, range);
+        let ts = |s: i64| chrono::DateTime::from_timestamp(s, 0).ok_or("window out of range");
         Ok(Window {
-            start: ts(end - range),
-            end: ts(end),
+            start: ts(end.saturating_sub(range))?,
+            end: ts(end)?,
             period_secs: period,
         })
     }
@@ -279,20 +314,35 @@ mod tests {
     }
 
     #[test]
-    fn windows_end_on_a_period_boundary() {
-        let at = chrono::Utc
-            .with_ymd_and_hms(2026, 11, 1, 10, 7, 42)
-            .unwrap();
+    fn windows_slide_with_the_minute() {
+        let at = |h, m, s| chrono::Utc.with_ymd_and_hms(2026, 11, 1, h, m, s).unwrap();
         let spec = QuerySpec::new("cloudwatch", json!({"period": "5m", "range": "15m"}));
-        let w = Window::of(&spec, at).unwrap();
-        assert_eq!(
-            w.end,
-            chrono::Utc.with_ymd_and_hms(2026, 11, 1, 10, 5, 0).unwrap()
-        );
-        assert_eq!(
-            w.start,
-            chrono::Utc.with_ymd_and_hms(2026, 11, 1, 9, 50, 0).unwrap()
-        );
+        let w = Window::of(&spec, at(10, 7, 42)).unwrap();
+        assert_eq!((w.start, w.end), (at(9, 52, 0), at(10, 7, 0)));
         assert_eq!(w.period_secs, 300);
+        // A day's period evaluated at 10:07 is yesterday 10:07 to today 10:07.
+        let day = QuerySpec::new("cloudwatch", json!({"period": "1d"}));
+        let w = Window::of(&day, at(10, 7, 5)).unwrap();
+        assert_eq!(w.end, at(10, 7, 0));
+        assert_eq!(w.end - w.start, chrono::Duration::days(1));
+        // A range that is not whole periods is rounded up to them.
+        let odd = QuerySpec::new("cloudwatch", json!({"period": "5m", "range": "12m"}));
+        let w = Window::of(&odd, at(10, 7, 42)).unwrap();
+        assert_eq!(w.start, at(9, 52, 0));
+        // High-resolution periods align to their own division of the minute.
+        let hi = QuerySpec::new("cloudwatch", json!({"period": "10s", "range": "30s"}));
+        let w = Window::of(&hi, at(10, 7, 42)).unwrap();
+        assert_eq!((w.start, w.end), (at(10, 7, 10), at(10, 7, 40)));
+        // `offset` moves the end back before it is aligned.
+        let off = QuerySpec::new("cloudwatch", json!({"period": "1m", "offset": "90s"}));
+        let w = Window::of(&off, at(10, 7, 42)).unwrap();
+        assert_eq!(w.end, at(10, 6, 0));
+        // Far back, CloudWatch rounds StartTime to 5 minutes / an hour: the end is aligned so.
+        assert_eq!(alignment(300, 20 * 86_400), 300);
+        assert_eq!(alignment(3600, 90 * 86_400), 3600);
+        assert_eq!(
+            window_end(3 * 3600 + 59 * 60 + 59, 3600, 90 * 86_400),
+            3 * 3600
+        );
     }
 }

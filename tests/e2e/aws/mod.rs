@@ -120,11 +120,12 @@ impl Seeder {
     }
 }
 
-/// The middle of a complete period before `at`: `back = 0` is the last complete one (the one a
-/// rule evaluated at `at` sees), 1 the one before, and so on.
+/// The middle of a bucket of the sliding window a rule evaluated at `at` sees (it ends at `at`'s
+/// minute, its buckets count back from there): `back = 0` is the last one, 1 the one before, …
 pub fn in_period(at: DateTime<Utc>, period_secs: i64, back: i64) -> DateTime<Utc> {
+    // Windows slide: they end at the minute and their buckets count back from there.
     let t = at.timestamp();
-    let end = t - t.rem_euclid(period_secs);
+    let end = t - t.rem_euclid(60);
     DateTime::from_timestamp(end - (back + 1) * period_secs + period_secs / 2, 0)
         .expect("valid instant")
 }

@@ -540,3 +540,50 @@ async fn a_fleet_picks_up_a_new_function_when_discovery_runs_again() {
     assert_eq!(ops.get("ListMetrics"), Some(&2));
     assert_eq!(ops.get("GetMetricData"), Some(&2));
 }
+
+/// Sliding windows against moto: evaluated at an instant whose minute is not a period boundary,
+/// a 5-minute period over 10 minutes is asked as `StartTime` = the minute − 10 min, `EndTime` =
+/// the minute, `Period` = 300, and the two buckets that come back are counted back from the
+/// minute, not from a 5-minute clock boundary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_metric_data_buckets_count_back_from_the_evaluation_minute() {
+    let Some(moto) = Moto::start() else { return };
+    test_credentials_in_env();
+    let seed = Seeder::new(&moto).await;
+    let mut end = now().timestamp() - now().timestamp() % 60;
+    if (end / 60) % 5 == 0 {
+        // Off the 5-minute clock, so a period-aligned window would differ.
+        end -= 120;
+    }
+    let ts = |s: i64| chrono::DateTime::from_timestamp(s, 0).unwrap();
+    // Seconds before the window end → value: two in each bucket, one before the window.
+    for (back, v) in [(1, 1.0), (299, 2.0), (301, 4.0), (599, 8.0), (601, 16.0)] {
+        seed.lambda("Invocations", "sliding", ts(end - back), v)
+            .await;
+    }
+    let cw = CloudWatchSource::new(&aws_config(&moto), CloudWatchSettings::default()).unwrap();
+    let spec = tripline::rule::QuerySpec::new(
+        "cloudwatch",
+        serde_json::json!({"namespace": "AWS/Lambda", "metric": "Invocations", "stat": "Sum", "dimensions": {"FunctionName": "sliding"}, "period": "5m", "range": "10m"}),
+    );
+    let ctx = tripline::source::FetchContext {
+        at: ts(end + 42),
+        deadline: std::time::Instant::now() + Duration::from_secs(20),
+    };
+    let out = cw.fetch(&[spec], &ctx).await;
+    let tripline::data::QueryData::Series(s) = out[0].clone().unwrap() else {
+        panic!("a series")
+    };
+    assert_eq!(s.end.unwrap().timestamp(), end);
+    let points: Vec<(i64, f64)> = s
+        .points
+        .iter()
+        .map(|p| (end - p.ts.timestamp(), p.value))
+        .collect();
+    assert_eq!(
+        points,
+        vec![(600, 12.0), (300, 3.0)],
+        "buckets [end - 10m, end - 5m) and [end - 5m, end)"
+    );
+    assert_eq!(s.slots(2), vec![Some(12.0), Some(3.0)]);
+}

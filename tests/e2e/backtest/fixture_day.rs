@@ -14,7 +14,10 @@ const DAY: &str = "2026-11-01";
 /// - 05:00, 05:10, 05:20 (slots 60, 62, 64) 20, in between 0: breaching at 05:05, 05:15, 05:25
 ///   only → three pending spans of 5 m, never firing.
 /// - 09:00–09:15 (slots 108–111) 20, then 09:20–09:30 (slots 112–114) missing: firing 09:15;
-///   notBreaching resolves at 09:25; breaching keeps it firing to 09:40 (09:35 has data again).
+///   the rule looks back over CloudWatch's evaluation range (N + 2 = 3 periods), so the last real
+///   datapoint (09:15, breaching) decides until it leaves the range: notBreaching resolves at
+///   09:35, when all three periods are missing; breaching keeps it firing to 09:40 (the bucket
+///   from 09:35 has data again).
 /// - 23:30 onwards (slots 282–287) 20: pending 23:35, firing 23:45, still firing at 23:55.
 fn bucket(slot: usize) -> Option<f64> {
     match slot {
@@ -156,7 +159,7 @@ fn a_day_with_for_10m_gives_the_hand_computed_intervals() {
         intervals(&r),
         vec![
             (t("02:05"), t("02:15"), Some(t("02:25"))),
-            (t("09:05"), t("09:15"), Some(t("09:25"))),
+            (t("09:05"), t("09:15"), Some(t("09:35"))),
             (t("23:35"), t("23:45"), None),
         ]
     );

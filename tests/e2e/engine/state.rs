@@ -61,11 +61,12 @@ fn alert_state_survives_a_restart_and_records_the_resolve() {
     assert_eq!(t2[0]["starts_at"], "2026-11-01T10:00:30Z");
     assert_eq!(t2[0]["value"], 6000.0);
 
-    // No datapoints in the window: resolved, and the store says so.
-    let t3 = eval(dir.path(), "2026-11-01T10:10:30Z");
+    // No datapoint left in the evaluation range (3 periods back from 10:18): resolved, and the
+    // store says so.
+    let t3 = eval(dir.path(), "2026-11-01T10:18:30Z");
     assert_eq!(t3.len(), 1);
     assert_eq!(t3[0]["state"], "resolved");
-    assert_eq!(t3[0]["ends_at"], "2026-11-01T10:10:30Z");
+    assert_eq!(t3[0]["ends_at"], "2026-11-01T10:18:30Z");
     let out = run(
         dir.path(),
         &[

@@ -4,7 +4,7 @@
 //! RUN (insufficient data breaching) on the alerts topic.
 
 use super::*;
-use crate::aws::{in_period, now, Seeder};
+use crate::aws::{now, Seeder};
 use crate::support::moto::Moto;
 
 const FUNCTION: &str = "admin-directory-lambda-dev";
@@ -28,7 +28,7 @@ fn published(moto: &Moto, topic: &str) -> Vec<(String, String, String)> {
 }
 
 /// Resets moto, creates the topics and the function's log group, seeds `day` (metric, value)
-/// pairs in the last complete day and evaluates the example: the alerts it reports.
+/// pairs at the end of the previous UTC day and evaluates the example: the alerts it reports.
 async fn day(moto: &Moto, day: &[(&str, f64)]) -> Vec<Value> {
     moto.reset();
     let seed = Seeder::new(moto).await;
@@ -41,9 +41,12 @@ async fn day(moto: &Moto, day: &[(&str, f64)]) -> Vec<Value> {
         .send()
         .await;
     let at = now();
+    // 23:59 yesterday (UTC): inside the last 24 hours that job-not-run and job-failed look at
+    // (their windows slide) and inside the previous UTC day that job-succeeded summarises.
+    let midnight = at.timestamp() - at.timestamp().rem_euclid(86_400);
+    let run = chrono::DateTime::from_timestamp(midnight - 60, 0).expect("an instant");
     for (metric, v) in day {
-        seed.lambda(metric, FUNCTION, in_period(at, 86_400, 0), *v)
-            .await;
+        seed.lambda(metric, FUNCTION, run, *v).await;
     }
     let config = rewrite(
         LAMBDA_JOB_ALERTS,

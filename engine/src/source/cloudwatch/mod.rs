@@ -7,8 +7,12 @@
 //! jitter within the cycle's deadline. A query that cannot be answered is `Err(SourceFailure)`,
 //! never an empty series.
 //!
-//! Windows come from `Window::of`: they end on a period boundary, and the call's `StartTime` is
-//! aligned too (CloudWatch buckets from `StartTime`, and moto does so literally).
+//! Windows come from `Window::of` and slide: `EndTime` is the evaluation instant aligned down to
+//! the minute, `StartTime` is that end less the range in whole periods, and `Period` the period,
+//! so the buckets CloudWatch returns (it buckets from `StartTime`, and moto does so literally)
+//! are `[end - k·period, end - (k-1)·period)`, counted back from the window end. `StartTime` is
+//! a whole minute (or a 5-minute / 1-hour clock interval for windows reaching back past 15 / 63
+//! days), which is what CloudWatch rounds it to anyway, so the request is honoured exactly.
 
 mod discovery;
 pub mod planner;

@@ -135,15 +135,18 @@ fn check_keys(spec: &QuerySpec, known: &[&str]) -> Result<(), String> {
     Ok(())
 }
 
-/// `[start, end)` of a log query: `range` (default 1h) back from the evaluation instant, less
-/// `offset`.
+/// `[start, end)` of a log query: `range` (default 1h) back from the evaluation instant less
+/// `offset`, its end aligned down to the minute like every source's window (windows slide with
+/// the evaluation cadence; see `Window`).
 fn time_range(spec: &QuerySpec, at: Timestamp) -> Result<(Timestamp, Timestamp), String> {
     let range =
         parse_duration(spec.str("range").unwrap_or("1h")).map_err(|e| format!("range: {e}"))?;
     let offset =
         parse_duration(spec.str("offset").unwrap_or("0")).map_err(|e| format!("offset: {e}"))?;
-    let end = at - offset;
-    Ok((end - range, end))
+    let t = at.timestamp().saturating_sub(offset.num_seconds());
+    let end = super::window_end(t, 60, range.num_seconds());
+    let ts = |s: i64| chrono::DateTime::from_timestamp(s, 0).ok_or("range out of range");
+    Ok((ts(end.saturating_sub(range.num_seconds()))?, ts(end)?))
 }
 
 fn limit_of(spec: &QuerySpec, default: i64) -> Result<i32, String> {
@@ -615,6 +618,10 @@ mod tests {
         let s = QuerySpec::new("logs_insights", json!({"range": "15m", "limit": 20}));
         let (start, end) = time_range(&s, at).unwrap();
         assert_eq!((end - start).num_minutes(), 15);
+        // 1_800_000_000 is 08:00:00; 37 s later the window still ends at the minute.
+        let later = at + chrono::Duration::seconds(37);
+        assert_eq!(time_range(&s, later).unwrap(), (start, end));
+        assert_eq!(end, at);
         assert_eq!(limit_of(&s, 10_000).unwrap(), 20);
         let s = QuerySpec::new("logs_insights", json!({"limit": 20000}));
         assert!(limit_of(&s, 10_000).is_err());

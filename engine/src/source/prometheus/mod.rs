@@ -138,7 +138,9 @@ impl PrometheusSource {
                 }
                 let step_i = step.ceil() as i64;
                 let at = ctx.at.timestamp();
-                let end = at - at.rem_euclid(step_i.max(1));
+                // Windows slide with the evaluation cadence: they end at the minute (as every
+                // source's do), not at a multiple of the step.
+                let end = super::window_end(at, step_i.max(1), range.ceil() as i64);
                 let start = end as f64 - range;
                 params.push(("start", format!("{start}")));
                 params.push(("end", format!("{end}")));
