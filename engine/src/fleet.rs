@@ -24,17 +24,21 @@ use crate::rule::{QuerySpec, RuleEngine, RuleFailure};
 use crate::source::cloudwatch::spec::{glob_match, is_glob};
 use crate::source::{FetchContext, Sources};
 use std::borrow::Cow;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 /// What makes an instance a fleet: the parameter that names its subjects, the names and globs it
 /// was given, and the names and globs to leave out.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Fleet {
     pub param: String,
     pub names: Vec<String>,
     pub exclude: Vec<String>,
     /// Given as a list (not one glob string).
     pub listed: bool,
+    /// Each current subject's instance, kept across cycles so a rule whose `query` does not use
+    /// time plans each subject once (its specs cache lives in the instance).
+    subjects: Arc<Mutex<HashMap<String, RuleInstance>>>,
 }
 
 impl Fleet {
@@ -82,7 +86,7 @@ impl Fleet {
                     param: k.clone(),
                     listed: given.get(k).is_some_and(|v| v.is_array()),
                     names,
-                    exclude: vec![],
+                    ..Default::default()
                 });
             }
         }
@@ -211,12 +215,22 @@ pub(crate) async fn units<'a>(
                 subject: None,
                 failed: Some(f),
             }),
-            Ok(Some(subjects)) => out.extend(subjects.into_iter().map(|s| Unit {
-                parent,
-                inst: Cow::Owned(inst.for_subject(&fleet.param, &s)),
-                subject: Some(s),
-                failed: None,
-            })),
+            Ok(Some(subjects)) => {
+                let mut cache = fleet.subjects.lock().unwrap_or_else(|e| e.into_inner());
+                cache.retain(|s, _| subjects.contains(s));
+                for s in subjects {
+                    let one = cache
+                        .entry(s.clone())
+                        .or_insert_with(|| inst.for_subject(&fleet.param, &s))
+                        .clone();
+                    out.push(Unit {
+                        parent,
+                        inst: Cow::Owned(one),
+                        subject: Some(s),
+                        failed: None,
+                    });
+                }
+            }
         }
     }
     out
@@ -314,6 +328,7 @@ mod tests {
             names: vec!["prd-*".into(), "legacy-job".into()],
             exclude: vec!["prd-*-canary".into(), "prd-old".into()],
             listed: true,
+            ..Default::default()
         };
         assert!(f.selects("prd-a"));
         assert!(f.selects("legacy-job"));
