@@ -65,6 +65,9 @@ pub struct InstanceSpec {
     pub exclude: Vec<String>,
     /// Where the instance was declared, for error messages.
     pub location: Option<crate::error::Location>,
+    /// Where each parameter's value was written, for errors about it (the config's
+    /// `params = { threshold = "10" }` points at `"10"`).
+    pub param_locations: BTreeMap<String, crate::error::Location>,
 }
 
 impl InstanceSpec {
@@ -93,30 +96,57 @@ impl InstanceSpec {
     }
 }
 
-/// Merges a rule's parameter defaults with the given ones; unknown or missing ones are errors.
+/// Merges a rule's parameter defaults with the given ones; unknown or missing ones, and values
+/// of the wrong type (docs/rules.md, "Parameter types"), are errors.
 pub fn resolve_params(
     rule: &Rule,
     given: &serde_json::Map<String, serde_json::Value>,
 ) -> std::result::Result<rhai::Map, String> {
+    resolve_params_at(rule, given).map_err(|(_, m)| m)
+}
+
+/// `resolve_params`, the error paired with the parameter it is about (none for a missing one).
+fn resolve_params_at(
+    rule: &Rule,
+    given: &serde_json::Map<String, serde_json::Value>,
+) -> std::result::Result<rhai::Map, (Option<String>, String)> {
     let mut out = rhai::Map::new();
-    for k in given.keys() {
-        if !rule.meta.params.contains_key(k) {
-            let known: Vec<&str> = rule.meta.params.keys().map(|s| s.as_str()).collect();
-            return Err(format!(
-                "rule {} has no parameter {k:?} (it takes: {})",
+    // Unknown names first: a misspelt name explains a "wrong" value better than its type does.
+    if let Some(k) = given.keys().find(|k| !rule.meta.params.contains_key(*k)) {
+        let known: Vec<&str> = rule.meta.params.keys().map(|s| s.as_str()).collect();
+        return Err((
+            Some(k.clone()),
+            format!(
+                "rule {} has no parameter {k:?} (it takes: {}){}",
                 rule.meta.id,
-                known.join(", ")
-            ));
-        }
+                known.join(", "),
+                crate::suggest::did_you_mean(k, known.iter().copied())
+            ),
+        ));
     }
-    for (k, spec) in &rule.meta.params {
+    for (k, v) in given {
+        let Some(spec) = rule.meta.params.get(k) else {
+            continue;
+        };
+        spec.check(k, v).map_err(|m| {
+            (
+                Some(k.clone()),
+                format!("parameter {k:?} of rule {}: {m}", rule.meta.id),
+            )
+        })?;
+    }
+    let resolve = |k: &String, spec: &crate::rule::ParamSpec| {
         let v = match (given.get(k), &spec.default) {
             (Some(v), _) => v.clone(),
             (None, Some(d)) => d.clone(),
-            (None, None) => return Err(format!("rule {} needs parameter {k:?}", rule.meta.id)),
+            (None, None) => {
+                return Err((None, format!("rule {} needs parameter {k:?}", rule.meta.id)))
+            }
         };
-        let d = rhai::serde::to_dynamic(&v).map_err(|e| format!("parameter {k:?}: {e}"))?;
-        out.insert(k.as_str().into(), d);
+        rhai::serde::to_dynamic(&v).map_err(|e| (Some(k.clone()), format!("parameter {k:?}: {e}")))
+    };
+    for (k, spec) in &rule.meta.params {
+        out.insert(k.as_str().into(), resolve(k, spec)?);
     }
     Ok(out)
 }
@@ -410,13 +440,23 @@ fn instantiate(rules: &RuleSet, spec: InstanceSpec) -> Result<RuleInstance> {
         .get(&spec.rule)
         .ok_or_else(|| {
             Error::Config(format!(
-                "instance {:?}: no rule with id {:?}",
-                spec.name, spec.rule
+                "instance {:?}: no rule with id {:?}{}",
+                spec.name,
+                spec.rule,
+                crate::suggest::did_you_mean(&spec.rule, rules.rules.keys().map(String::as_str))
             ))
         })?
         .clone();
-    let params = resolve_params(&rule, &spec.params)
-        .map_err(|m| Error::Config(format!("instance {:?}: {m}", spec.name)))?;
+    let params = resolve_params_at(&rule, &spec.params).map_err(|(k, m)| {
+        let message = format!("instance {:?}: {m}", spec.name);
+        match k.and_then(|k| spec.param_locations.get(&k)) {
+            Some(l) => Error::Invalid {
+                location: l.clone(),
+                message,
+            },
+            None => Error::Config(message),
+        }
+    })?;
     let schedule = match &spec.every {
         Some(e) => crate::rule::parse_schedule(e)
             .map_err(|m| Error::Config(format!("instance {:?}: {m}", spec.name)))?,

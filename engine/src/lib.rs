@@ -53,6 +53,7 @@ pub mod rule;
 pub mod ruletest;
 pub mod source;
 pub mod store;
+pub mod suggest;
 
 pub use engine::{
     resolve_params, CycleMode, CycleReport, InstanceSpec, RuleInstance, Tripline, TriplineBuilder,

@@ -23,7 +23,6 @@ use tripline::config::{wire, Config};
 use tripline::data::{QueryData, Series, Table};
 use tripline::notify::{Notification, Notifier, NotifyError};
 use tripline::pipeline::escalate::Ack;
-use tripline::pipeline::matcher::Matcher;
 use tripline::pipeline::silence::Silence;
 use tripline::store::{SqliteStore, Store};
 use tripline::{CycleReport, InstanceSpec, Tripline};
@@ -376,6 +375,7 @@ fn build(recipe: &Recipe, receivers: &[Arc<dyn Notifier>]) -> HostResult<Triplin
                     // is the config file's and Rust's only.
                     exclude: vec![],
                     location: None,
+                    param_locations: Default::default(),
                 });
             }
             Ok(b.build()?)
@@ -616,11 +616,10 @@ impl Host {
         created_by: &str,
         comment: &str,
     ) -> HostResult<String> {
-        let parsed = matchers
-            .iter()
-            .map(|m| Matcher::parse(m))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(HostError::value)?;
+        // Alertmanager's grammar, each string one matcher or a `{…}` list, with the silence
+        // limits (the CLI and the API parse them the same way).
+        let parsed =
+            tripline::pipeline::silence::parse_matchers(matchers).map_err(HostError::value)?;
         // A host that says when the silence starts runs on its own time line (a replay, a test,
         // a backfill): "already over" is judged from that start, not from the wall clock.
         let now = chrono::Utc::now();

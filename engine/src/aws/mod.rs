@@ -27,7 +27,7 @@ use std::time::Duration;
 /// The `[aws]` table: where and as whom Tripline calls AWS. Credentials always come from the
 /// default provider chain (environment, profile, SSO, web identity, container or instance role),
 /// never from this file.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AwsConfig {
     /// AWS region, e.g. `"us-east-1"`. When absent, the default chain decides (`AWS_REGION`,
@@ -47,7 +47,7 @@ pub struct AwsConfig {
 
 /// Per-service time limit of one HTTP attempt (retries are counted separately and bounded by
 /// the cycle's `engine.fetch_timeout`).
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AwsTimeouts {
     /// CloudWatch `GetMetricData` / `ListMetrics` attempts (default `"10s"`).

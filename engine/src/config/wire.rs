@@ -347,7 +347,11 @@ pub fn instance_specs(cfg: &Config) -> (Vec<InstanceSpec>, Vec<Error>) {
     // Every instance carries its location: a line index keeps that linear in the file's size
     // (`line_col` from the start for each of 1,000 tables was a third of `eval`'s start-up).
     let lines = super::LineIndex::new(&cfg.text);
-    for r in cfg.raw.rules.iter().filter(|r| r.get_ref().enabled) {
+    let param_spans = cfg.param_spans();
+    for (index, r) in cfg.raw.rules.iter().enumerate() {
+        if !r.get_ref().enabled {
+            continue;
+        }
         let ri = r.get_ref();
         let at = |span: std::ops::Range<usize>| {
             let (line, col) = lines.line_col(&cfg.text, span.start);
@@ -413,6 +417,10 @@ pub fn instance_specs(cfg: &Config) -> (Vec<InstanceSpec>, Vec<Error>) {
             runbook: ri.runbook.clone(),
             exclude: ri.exclude.clone(),
             location: Some(at(ri.use_.span())),
+            param_locations: param_spans
+                .get(index)
+                .map(|m| m.iter().map(|(k, s)| (k.clone(), at(s.clone()))).collect())
+                .unwrap_or_default(),
         });
     }
     (out, problems)
