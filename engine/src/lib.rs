@@ -44,6 +44,7 @@ pub mod daemon;
 pub mod data;
 mod engine;
 pub mod error;
+pub mod fleet;
 pub mod ingest;
 pub mod lambda;
 pub mod notify;

@@ -371,6 +371,9 @@ fn build(recipe: &Recipe, receivers: &[Arc<dyn Notifier>]) -> HostResult<Triplin
                     )?,
                     severity,
                     runbook: i.runbook.clone(),
+                    // Fleets through the bindings take globs and lists in `params`; `exclude`
+                    // is the config file's and Rust's only.
+                    exclude: vec![],
                     location: None,
                     param_locations: Default::default(),
                 });

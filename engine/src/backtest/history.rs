@@ -675,6 +675,16 @@ impl Source for HistorySource {
     fn history(&self) -> HistorySupport {
         self.support
     }
+
+    /// A fleet is expanded with the source's discovery as it stands (today's `ListMetrics`).
+    async fn subjects(
+        &self,
+        spec: &QuerySpec,
+        pattern: &str,
+        ctx: &FetchContext,
+    ) -> Option<Result<Vec<String>, SourceFailure>> {
+        self.inner.subjects(spec, pattern, ctx).await
+    }
 }
 
 #[cfg(test)]

@@ -291,8 +291,7 @@ pub enum SourceConfig {
         /// How long the dimension values found for a globbed dimension (e.g.
         /// `FunctionName: "prd2011-prod1-*"`) are reused before `ListMetrics` is asked again
         /// (default `"10m"`).
-        #[schemars(with = "Option<String>")]
-        discovery_ttl: Option<Spanned<String>>,
+        discovery_ttl: Option<String>,
         /// `GetMetricData` calls in flight at once (default 4; AWS allows 50/s per account).
         max_concurrent_calls: Option<usize>,
     },
@@ -307,8 +306,7 @@ pub enum SourceConfig {
         /// Attempts per API request, the first included (default 4).
         max_attempts: Option<u32>,
         /// How long the log groups found for a `log_group_prefix` are reused (default `"10m"`).
-        #[schemars(with = "Option<String>")]
-        discovery_ttl: Option<Spanned<String>>,
+        discovery_ttl: Option<String>,
     },
 }
 
@@ -351,6 +349,9 @@ pub struct RuleInstanceConfig {
     #[schemars(with = "Option<String>")]
     pub severity: Option<Spanned<String>>,
     pub runbook: Option<String>,
+    /// A fleet instance's subjects to leave out: names or globs (`crate::fleet`).
+    #[serde(default)]
+    pub exclude: Vec<String>,
     #[serde(default = "yes")]
     pub enabled: bool,
 }

@@ -19,6 +19,10 @@ pub struct RuleMeta {
     pub params: BTreeMap<String, ParamSpec>,
     pub for_: chrono::Duration,
     pub keep_firing_for: chrono::Duration,
+    /// `RULE.fleet` (default `true`): a required parameter given a glob or a list of names is
+    /// expanded by the engine into one evaluation per subject (`crate::fleet`). `false`: the rule
+    /// takes globs and lists itself (it loops over the array of series a glob answers).
+    pub fleet: bool,
 }
 
 /// A parameter and its default; `None` means the config must give it.
@@ -189,6 +193,7 @@ const KEYS: &[&str] = &[
     "params",
     "for",
     "keep_firing_for",
+    "fleet",
 ];
 
 /// What a schedule looks like, in every cron error.
@@ -305,6 +310,12 @@ impl RuleMeta {
             params,
             for_: duration(m, "for")?,
             keep_firing_for: duration(m, "keep_firing_for")?,
+            fleet: match m.get("fleet") {
+                None => true,
+                Some(v) => v
+                    .as_bool()
+                    .map_err(|t| format!("RULE.fleet must be true or false, got {t}"))?,
+            },
         })
     }
 }

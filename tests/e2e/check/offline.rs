@@ -33,8 +33,8 @@ fn check_bare(dir: &Path, home: &Path, extra: &[(&str, &str)], args: &[&str]) ->
 fn the_examples_pass_check_without_credentials_or_network() {
     let home = tempfile::tempdir().unwrap();
     for (name, config, rules) in [
-        ("campaign-workers", CAMPAIGN_WORKERS, 12),
-        ("clarivum-jobs", CLARIVUM_JOBS, 11),
+        ("campaign-workers", CAMPAIGN_WORKERS, 6),
+        ("clarivum-jobs", CLARIVUM_JOBS, 7),
         ("lambda-job-alerts", LAMBDA_JOB_ALERTS, 5),
         ("processing-queue", PROCESSING_QUEUE, 6),
         ("intelliflow-workers", INTELLIFLOW_WORKERS, 9),
