@@ -92,11 +92,14 @@ pub fn engine_at(
     Ok(config_engine_at(config, at)?.map(|(_, e, at)| (e, at)))
 }
 
+/// A parsed config, its engine and the instant its clock is stopped at.
+pub type Loaded = (Config, tripline::Tripline, chrono::DateTime<chrono::Utc>);
+
 /// `engine_at`, handing back the parsed config too (read once, not again for its settings).
 pub fn config_engine_at(
     config: &Path,
     at: Option<&str>,
-) -> anyhow::Result<Result<(Config, tripline::Tripline, chrono::DateTime<chrono::Utc>), ExitCode>> {
+) -> anyhow::Result<Result<Loaded, ExitCode>> {
     let cfg = match load_config(config) {
         Ok(c) => c,
         Err(code) => return Ok(Err(code)),

@@ -116,63 +116,6 @@ fn stock_id(path: &str) -> &str {
     path.strip_suffix(".rhai").unwrap_or(path)
 }
 
-#[cfg(test)]
-mod stock_tests {
-    use super::*;
-
-    #[test]
-    fn every_stock_rule_declares_its_path_as_its_id() {
-        let engine = RuleEngine::new(Default::default(), &[]);
-        let (all, errors) = RuleSet::load(&engine, &[], true);
-        assert!(errors.is_empty(), "{errors:?}");
-        assert_eq!(all.rules.len(), STOCK_RULES.len());
-        for (path, text) in STOCK_RULES {
-            let rule = load_rule_source(&engine, PathBuf::from(*path), text)
-                .unwrap()
-                .unwrap();
-            assert_eq!(rule.meta.id, stock_id(path), "{path}");
-        }
-    }
-
-    #[test]
-    fn only_the_wanted_stock_rules_are_compiled_and_dirs_still_win() {
-        let engine = RuleEngine::new(Default::default(), &[]);
-        let wanted: BTreeSet<&str> = ["aws/lambda-errors", "worker/down", "own/rule"].into();
-        let (set, errors) = RuleSet::load_for(&engine, &[], true, Some(&wanted));
-        assert!(errors.is_empty(), "{errors:?}");
-        // `own/rule` is nowhere: the fallback compiled every stock rule, and still found nothing.
-        assert_eq!(set.rules.len(), STOCK_RULES.len());
-        let wanted: BTreeSet<&str> = ["aws/lambda-errors", "worker/down"].into();
-        let (set, _) = RuleSet::load_for(&engine, &[], true, Some(&wanted));
-        assert_eq!(
-            set.rules.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
-            ["aws/lambda-errors", "worker/down"]
-        );
-        assert_eq!(
-            set.rules["worker/down"].origin,
-            PathBuf::from("<stock>/worker/down.rhai")
-        );
-        // A rule directory overriding a wanted stock id keeps its own rule.
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("mine.rhai"),
-            "const RULE = #{ id: \"worker/down\" };\nfn query(p) { #{} }\nfn evaluate(d, p) { [] }\n",
-        )
-        .unwrap();
-        let (set, errors) =
-            RuleSet::load_for(&engine, &[dir.path().to_path_buf()], true, Some(&wanted));
-        assert!(errors.is_empty(), "{errors:?}");
-        assert_eq!(set.rules.len(), 2);
-        assert_eq!(
-            set.rules["worker/down"].origin,
-            dir.path().join("mine.rhai")
-        );
-        // Nothing wanted, nothing of the stock compiled.
-        let (set, _) = RuleSet::load_for(&engine, &[], true, Some(&BTreeSet::new()));
-        assert!(set.rules.is_empty());
-    }
-}
-
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
     entries.sort_by_key(|e| e.path());
@@ -260,4 +203,61 @@ fn line_of(text: &str, needle: &str) -> usize {
         .position(|l| l.contains(needle))
         .map(|i| i + 1)
         .unwrap_or(1)
+}
+
+#[cfg(test)]
+mod stock_tests {
+    use super::*;
+
+    #[test]
+    fn every_stock_rule_declares_its_path_as_its_id() {
+        let engine = RuleEngine::new(Default::default(), &[]);
+        let (all, errors) = RuleSet::load(&engine, &[], true);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(all.rules.len(), STOCK_RULES.len());
+        for (path, text) in STOCK_RULES {
+            let rule = load_rule_source(&engine, PathBuf::from(*path), text)
+                .unwrap()
+                .unwrap();
+            assert_eq!(rule.meta.id, stock_id(path), "{path}");
+        }
+    }
+
+    #[test]
+    fn only_the_wanted_stock_rules_are_compiled_and_dirs_still_win() {
+        let engine = RuleEngine::new(Default::default(), &[]);
+        let wanted: BTreeSet<&str> = ["aws/lambda-errors", "worker/down", "own/rule"].into();
+        let (set, errors) = RuleSet::load_for(&engine, &[], true, Some(&wanted));
+        assert!(errors.is_empty(), "{errors:?}");
+        // `own/rule` is nowhere: the fallback compiled every stock rule, and still found nothing.
+        assert_eq!(set.rules.len(), STOCK_RULES.len());
+        let wanted: BTreeSet<&str> = ["aws/lambda-errors", "worker/down"].into();
+        let (set, _) = RuleSet::load_for(&engine, &[], true, Some(&wanted));
+        assert_eq!(
+            set.rules.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
+            ["aws/lambda-errors", "worker/down"]
+        );
+        assert_eq!(
+            set.rules["worker/down"].origin,
+            PathBuf::from("<stock>/worker/down.rhai")
+        );
+        // A rule directory overriding a wanted stock id keeps its own rule.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("mine.rhai"),
+            "const RULE = #{ id: \"worker/down\" };\nfn query(p) { #{} }\nfn evaluate(d, p) { [] }\n",
+        )
+        .unwrap();
+        let (set, errors) =
+            RuleSet::load_for(&engine, &[dir.path().to_path_buf()], true, Some(&wanted));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(set.rules.len(), 2);
+        assert_eq!(
+            set.rules["worker/down"].origin,
+            dir.path().join("mine.rhai")
+        );
+        // Nothing wanted, nothing of the stock compiled.
+        let (set, _) = RuleSet::load_for(&engine, &[], true, Some(&BTreeSet::new()));
+        assert!(set.rules.is_empty());
+    }
 }
