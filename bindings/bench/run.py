@@ -5,7 +5,7 @@ Prints medians and ratios and rewrites the bindings section of BENCHMARKS.md (be
 `<!-- bindings-bench:begin -->` and `<!-- bindings-bench:end -->`).
 
 Needs release builds of the three sides, which `--build` makes:
-  cargo build --release -p tripline-bindings --example overhead
+  cargo build --release --workspace --example overhead
   (cd bindings/python && maturin develop --release)     # into the venv of --python
   (cd bindings/node && npm run build:release)
 Usage: bindings/bench/run.py [--build] [--rounds N] [--series N] [--python PY] [--no-write]"""
@@ -50,7 +50,9 @@ def main() -> int:
     # `napi build` write in place, so a debug build by the suite could otherwise replace the
     # release module under a running benchmark.
     if args.build:
-        subprocess.run(["cargo", "build", "--release", "-q", "-p", "tripline-bindings", "--example", "overhead"], cwd=REPO, check=True)
+        # --workspace: the features of the whole workspace, as the maturin and napi builds get them
+        # (bindings/core pins them), so the three release builds share one engine build.
+        subprocess.run(["cargo", "build", "--release", "-q", "--workspace", "--example", "overhead"], cwd=REPO, check=True)
     if args.build and "Python" in args.sides:
         venv = str(Path(args.python).resolve().parent.parent)
         subprocess.run([str(Path(args.python).parent / "maturin"), "develop", "--release", "--quiet"],

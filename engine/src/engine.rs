@@ -46,6 +46,8 @@ pub struct RuleInstance {
     pub timing: Timing,
     pub severity: Option<Severity>,
     pub runbook: Option<String>,
+    /// A glob or list of subjects in a parameter: evaluated once per subject (`crate::fleet`).
+    pub fleet: Option<Arc<crate::fleet::Fleet>>,
 }
 
 /// A rule instance described by a host program (the config file's `[[rule]]`, in code).
@@ -60,8 +62,13 @@ pub struct InstanceSpec {
     pub keep_firing_for: Option<chrono::Duration>,
     pub severity: Option<Severity>,
     pub runbook: Option<String>,
+    /// Subjects a fleet instance leaves out: names or globs (`crate::fleet`).
+    pub exclude: Vec<String>,
     /// Where the instance was declared, for error messages.
     pub location: Option<crate::error::Location>,
+    /// Where each parameter's value was written, for errors about it (the config's
+    /// `params = { threshold = "10" }` points at `"10"`).
+    pub param_locations: BTreeMap<String, crate::error::Location>,
 }
 
 impl InstanceSpec {
@@ -82,32 +89,65 @@ impl InstanceSpec {
         self.labels.insert(k.into(), v.into());
         self
     }
+
+    /// Leaves a fleet subject out (a name or a glob), as `[[rule]] exclude`.
+    pub fn exclude(mut self, name: impl Into<String>) -> Self {
+        self.exclude.push(name.into());
+        self
+    }
 }
 
-/// Merges a rule's parameter defaults with the given ones; unknown or missing ones are errors.
+/// Merges a rule's parameter defaults with the given ones; unknown or missing ones, and values
+/// of the wrong type (docs/rules.md, "Parameter types"), are errors.
 pub fn resolve_params(
     rule: &Rule,
     given: &serde_json::Map<String, serde_json::Value>,
 ) -> std::result::Result<rhai::Map, String> {
+    resolve_params_at(rule, given).map_err(|(_, m)| m)
+}
+
+/// `resolve_params`, the error paired with the parameter it is about (none for a missing one).
+fn resolve_params_at(
+    rule: &Rule,
+    given: &serde_json::Map<String, serde_json::Value>,
+) -> std::result::Result<rhai::Map, (Option<String>, String)> {
     let mut out = rhai::Map::new();
-    for k in given.keys() {
-        if !rule.meta.params.contains_key(k) {
-            let known: Vec<&str> = rule.meta.params.keys().map(|s| s.as_str()).collect();
-            return Err(format!(
-                "rule {} has no parameter {k:?} (it takes: {})",
+    // Unknown names first: a misspelt name explains a "wrong" value better than its type does.
+    if let Some(k) = given.keys().find(|k| !rule.meta.params.contains_key(*k)) {
+        let known: Vec<&str> = rule.meta.params.keys().map(|s| s.as_str()).collect();
+        return Err((
+            Some(k.clone()),
+            format!(
+                "rule {} has no parameter {k:?} (it takes: {}){}",
                 rule.meta.id,
-                known.join(", ")
-            ));
-        }
+                known.join(", "),
+                crate::suggest::did_you_mean(k, known.iter().copied())
+            ),
+        ));
     }
-    for (k, spec) in &rule.meta.params {
+    for (k, v) in given {
+        let Some(spec) = rule.meta.params.get(k) else {
+            continue;
+        };
+        spec.check(k, v).map_err(|m| {
+            (
+                Some(k.clone()),
+                format!("parameter {k:?} of rule {}: {m}", rule.meta.id),
+            )
+        })?;
+    }
+    let resolve = |k: &String, spec: &crate::rule::ParamSpec| {
         let v = match (given.get(k), &spec.default) {
             (Some(v), _) => v.clone(),
             (None, Some(d)) => d.clone(),
-            (None, None) => return Err(format!("rule {} needs parameter {k:?}", rule.meta.id)),
+            (None, None) => {
+                return Err((None, format!("rule {} needs parameter {k:?}", rule.meta.id)))
+            }
         };
-        let d = rhai::serde::to_dynamic(&v).map_err(|e| format!("parameter {k:?}: {e}"))?;
-        out.insert(k.as_str().into(), d);
+        rhai::serde::to_dynamic(&v).map_err(|e| (Some(k.clone()), format!("parameter {k:?}: {e}")))
+    };
+    for (k, spec) in &rule.meta.params {
+        out.insert(k.as_str().into(), resolve(k, spec)?);
     }
     Ok(out)
 }
@@ -412,16 +452,26 @@ fn instantiate<'r>(
 ) -> Result<RuleInstance> {
     let (id, found) = rules.rules.get_key_value(&spec.rule).ok_or_else(|| {
         Error::Config(format!(
-            "instance {:?}: no rule with id {:?}",
-            spec.name, spec.rule
+            "instance {:?}: no rule with id {:?}{}",
+            spec.name,
+            spec.rule,
+            crate::suggest::did_you_mean(&spec.rule, rules.rules.keys().map(String::as_str))
         ))
     })?;
     let rule = shared
         .entry(id.as_str())
         .or_insert_with(|| Arc::new(found.clone()))
         .clone();
-    let params = resolve_params(&rule, &spec.params)
-        .map_err(|m| Error::Config(format!("instance {:?}: {m}", spec.name)))?;
+    let params = resolve_params_at(&rule, &spec.params).map_err(|(k, m)| {
+        let message = format!("instance {:?}: {m}", spec.name);
+        match k.and_then(|k| spec.param_locations.get(&k)) {
+            Some(l) => Error::Invalid {
+                location: l.clone(),
+                message,
+            },
+            None => Error::Config(message),
+        }
+    })?;
     let schedule = match &spec.every {
         Some(e) => crate::rule::parse_schedule(e)
             .map_err(|m| Error::Config(format!("instance {:?}: {m}", spec.name)))?,
@@ -429,7 +479,10 @@ fn instantiate<'r>(
     };
     let mut labels = rule.meta.labels.clone();
     labels.extend(spec.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let fleet = crate::fleet::Fleet::of(&rule, &spec.params, &spec.exclude)
+        .map_err(|m| Error::Config(format!("instance {:?}: {m}", spec.name)))?;
     Ok(RuleInstance {
+        fleet: fleet.map(Arc::new),
         timing: Timing {
             for_: spec.for_.unwrap_or(rule.meta.for_),
             keep_firing_for: spec.keep_firing_for.unwrap_or(rule.meta.keep_firing_for),
@@ -447,6 +500,21 @@ fn instantiate<'r>(
 }
 
 impl RuleInstance {
+    /// One subject of a fleet instance: this instance with `param` set to `subject`.
+    pub(crate) fn for_subject(&self, param: &str, subject: &str) -> RuleInstance {
+        let mut out = self.clone();
+        out.params.insert(param.into(), subject.into());
+        out.params_shared = rhai::Dynamic::from_map(out.params.clone()).into_shared();
+        out.specs = Arc::default();
+        out.fleet = None;
+        out
+    }
+
+    /// The parameters as the rule sees them.
+    pub(crate) fn params_dynamic(&self) -> rhai::Dynamic {
+        self.params_shared.clone()
+    }
+
     /// This instance with one setting changed, for `tripline backtest --set`: a rule parameter,
     /// or `for`, `keep_firing_for`, `every`, `severity`. The value is checked as the config
     /// file's would be.
@@ -485,6 +553,12 @@ impl RuleInstance {
                     .collect();
                 given.insert(param.to_string(), value);
                 out.params = resolve_params(&self.rule, &given)?;
+                let exclude = self
+                    .fleet
+                    .as_ref()
+                    .map(|f| f.exclude.clone())
+                    .unwrap_or_default();
+                out.fleet = crate::fleet::Fleet::of(&self.rule, &given, &exclude)?.map(Arc::new);
                 out.params_shared = rhai::Dynamic::from_map(out.params.clone()).into_shared();
                 out.specs = Arc::default();
             }
@@ -734,6 +808,23 @@ impl Tripline {
         v
     }
 
+    /// [`Self::source_requests`] by API operation: `(kind, operation, requests)`, sorted, for
+    /// the sources that know (CloudWatch: `GetMetricData` and `ListMetrics` side by side).
+    pub fn source_requests_by_operation(&self) -> Vec<(String, String, u64)> {
+        let mut v: Vec<(String, String, u64)> = self
+            .sources
+            .kinds()
+            .filter_map(|k| Some((k, self.sources.get(k)?)))
+            .flat_map(|(k, s)| {
+                s.requests_by_operation()
+                    .into_iter()
+                    .map(move |(op, n)| (k.to_string(), op, n))
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
     pub fn load_errors(&self) -> &[String] {
         &self.load_errors
     }
@@ -776,13 +867,26 @@ impl Tripline {
             ..Default::default()
         };
 
-        // Plan: each instance's query specs (cached when the rule's query does not use time).
+        let stored = self.store.load_alerts().await?;
+        // Fleet discovery and the fetch share one deadline.
+        let ctx = FetchContext {
+            at,
+            deadline: std::time::Instant::now() + self.fetch_timeout,
+        };
+        // Units: each plain instance as it is, each fleet instance once per subject.
+        let units =
+            crate::fleet::units(&self.rule_engine, &self.sources, &due, &stored, &ctx).await;
+
+        // Plan: each unit's query specs (cached when the rule's query does not use time).
         let mut planned: Vec<std::result::Result<Arc<BTreeMap<String, QuerySpec>>, RuleFailure>> =
-            Vec::with_capacity(due.len());
-        let mut spent = Vec::with_capacity(due.len());
-        for inst in &due {
+            Vec::with_capacity(units.len());
+        let mut spent = Vec::with_capacity(units.len());
+        for u in &units {
             let started = std::time::Instant::now();
-            planned.push(self.plan(inst, at));
+            planned.push(match u.failed {
+                Some(_) => Ok(Arc::default()),
+                None => self.plan(&u.inst, at),
+            });
             spent.push(started.elapsed());
         }
 
@@ -793,10 +897,6 @@ impl Tripline {
                 distinct.entry(s.key.as_str()).or_insert(s);
             }
         }
-        let ctx = FetchContext {
-            at,
-            deadline: std::time::Instant::now() + self.fetch_timeout,
-        };
         let fetched: HashMap<String, QueryOutcome> = self
             .sources
             .fetch_all(distinct.into_values().cloned().collect::<Vec<_>>(), &ctx)
@@ -804,12 +904,15 @@ impl Tripline {
         report.queries = fetched.len();
 
         // Evaluate.
-        let mut outcomes = Vec::with_capacity(due.len());
-        for ((inst, plan), spent) in due.iter().zip(planned).zip(spent) {
+        let mut outcomes = Vec::with_capacity(units.len());
+        for ((u, plan), spent) in units.iter().zip(planned).zip(spent) {
             let started = std::time::Instant::now();
-            let outcome = match plan {
-                Err(f) => Outcome::RuleFailed(f),
-                Ok(specs) => {
+            let inst = &u.inst;
+            let outcome = match (&u.failed, plan) {
+                (Some(crate::fleet::Failure::Rule(f)), _) => Outcome::RuleFailed(f.clone()),
+                (Some(crate::fleet::Failure::Source(f)), _) => Outcome::SourceFailed(f.clone()),
+                (None, Err(f)) => Outcome::RuleFailed(f),
+                (None, Ok(specs)) => {
                     let data: Vec<(&str, &QueryOutcome)> = specs
                         .iter()
                         .map(|(name, s)| (name.as_str(), &fetched[&s.key]))
@@ -834,8 +937,7 @@ impl Tripline {
             outcomes.push(outcome);
         }
 
-        // State.
-        let stored = self.store.load_alerts().await?;
+        // State: one advance per instance, over what all its units reported.
         let mut by_instance: HashMap<&str, Vec<Alert>> = HashMap::new();
         for a in &stored {
             by_instance
@@ -843,54 +945,80 @@ impl Tripline {
                 .or_default()
                 .push(a.clone());
         }
+        let mut reports: Vec<Reported> = vec![Reported::default(); due.len()];
         let mut transitions = Vec::new();
         let mut meta_fired: Vec<AlertCandidate> = Vec::new();
-        for (inst, outcome) in due.iter().zip(outcomes) {
-            let reported = match outcome {
-                Outcome::Evaluated(e) => Reported {
-                    fired: e
-                        .fired
-                        .into_iter()
-                        .map(|c| self.decorate(inst, c))
-                        .collect(),
-                    retained: e
-                        .retained
-                        .into_iter()
-                        .map(|l| self.subject_labels(inst, l))
-                        .collect(),
-                    retain_all: e.retain_all,
-                },
+        for (u, outcome) in units.iter().zip(outcomes) {
+            let inst = due[u.parent];
+            let current = by_instance
+                .get(inst.name.as_str())
+                .map(|v| v.as_slice())
+                .unwrap_or(&[]);
+            let into = &mut reports[u.parent];
+            let on = u
+                .subject
+                .as_ref()
+                .map(|s| format!(" on {s}"))
+                .unwrap_or_default();
+            let failed = |into: &mut Reported| match (&u.subject, &inst.fleet) {
+                // A failing subject keeps its own alerts; the fleet's others go on.
+                (Some(s), Some(fleet)) => into.retained.extend(
+                    current
+                        .iter()
+                        .filter(|a| fleet.subject_of(&a.labels).as_ref() == Some(s))
+                        .map(|a| a.labels.clone()),
+                ),
+                _ => into.retain_all = true,
+            };
+            match outcome {
+                Outcome::Evaluated(mut e) => {
+                    if let (Some(s), Some(fleet)) = (&u.subject, &inst.fleet) {
+                        let labels = e.fired.iter_mut().map(|c| &mut c.labels);
+                        for l in labels.chain(e.retained.iter_mut()) {
+                            crate::fleet::name_subject(l, &fleet.param, s);
+                        }
+                    }
+                    into.fired
+                        .extend(e.fired.into_iter().map(|c| self.decorate(inst, c)));
+                    into.retained
+                        .extend(e.retained.into_iter().map(|l| self.subject_labels(inst, l)));
+                    into.retain_all |= e.retain_all;
+                }
                 Outcome::RuleFailed(f) => {
-                    tracing::warn!(instance = %inst.name, "rule failed: {f}");
-                    meta_fired.push(meta_candidate(
+                    tracing::warn!(instance = %inst.name, subject = ?u.subject, "rule failed: {f}");
+                    let mut c = meta_candidate(
                         inst,
                         RULE_ERROR,
                         Severity::Warning,
-                        format!("rule {} ({}) {f}", inst.name, inst.rule.meta.id),
+                        format!("rule {}{on} ({}) {f}", inst.name, inst.rule.meta.id),
                         &f.message,
-                    ));
-                    report.rule_failures.push((inst.name.clone(), f));
-                    Reported {
-                        retain_all: true,
-                        ..Default::default()
+                    );
+                    if let Some(s) = &u.subject {
+                        c.labels.insert("subject".into(), s.clone());
                     }
+                    meta_fired.push(c);
+                    report.rule_failures.push((inst.name.clone(), f));
+                    failed(into);
                 }
                 Outcome::SourceFailed(f) => {
-                    tracing::warn!(instance = %inst.name, "source failed: {f}");
-                    meta_fired.push(meta_candidate(
+                    tracing::warn!(instance = %inst.name, subject = ?u.subject, "source failed: {f}");
+                    let mut c = meta_candidate(
                         inst,
                         SOURCE_ERROR,
                         Severity::Warning,
-                        format!("rule {} cannot fetch its data: {f}", inst.name),
+                        format!("rule {}{on} cannot fetch its data: {f}", inst.name),
                         &f.message,
-                    ));
-                    report.source_failures.push((inst.name.clone(), f));
-                    Reported {
-                        retain_all: true,
-                        ..Default::default()
+                    );
+                    if let Some(s) = &u.subject {
+                        c.labels.insert("subject".into(), s.clone());
                     }
+                    meta_fired.push(c);
+                    report.source_failures.push((inst.name.clone(), f));
+                    failed(into);
                 }
-            };
+            }
+        }
+        for (inst, reported) in due.iter().zip(&reports) {
             let current = by_instance
                 .get(inst.name.as_str())
                 .map(|v| v.as_slice())
@@ -899,7 +1027,7 @@ impl Tripline {
                 &inst.rule.meta.id,
                 &inst.name,
                 current,
-                &reported,
+                reported,
                 inst.timing,
                 at,
             ));
@@ -1142,7 +1270,15 @@ impl Tripline {
                     })
                 })
             });
-            let ctx = TriageContext::new(inst.params.clone(), runner);
+            // A fleet's alert is triaged with its subject's parameters.
+            let params = match inst.fleet.as_deref().and_then(|f| {
+                f.subject_of(&t.alert.labels)
+                    .map(|s| inst.for_subject(&f.param, &s))
+            }) {
+                Some(one) => one.params,
+                None => inst.params.clone(),
+            };
+            let ctx = TriageContext::new(params, runner);
             let re = self.rule_engine.clone();
             let rule = inst.rule.clone();
             let alert = t.alert.clone();

@@ -44,6 +44,7 @@ pub mod daemon;
 pub mod data;
 mod engine;
 pub mod error;
+pub mod fleet;
 pub mod ingest;
 pub mod lambda;
 pub mod notify;
@@ -52,6 +53,7 @@ pub mod rule;
 pub mod ruletest;
 pub mod source;
 pub mod store;
+pub mod suggest;
 
 pub use engine::{
     resolve_params, CycleMode, CycleReport, InstanceSpec, RuleInstance, Tripline, TriplineBuilder,

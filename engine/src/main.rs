@@ -50,7 +50,7 @@ fn is_closed_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -100,6 +100,12 @@ enum Command {
     Backtest(cli::backtest::BacktestArgs),
     /// Run as a daemon: cron schedules, HTTP health/metrics/API, SIGHUP reload, SIGTERM drain.
     Run(cli::run::RunArgs),
+    /// Print a shell completion script: `tripline completions bash > /etc/bash_completion.d/tripline`.
+    Completions(cli::meta::CompletionsArgs),
+    /// Print the manual page (roff): `tripline man | man -l -`.
+    Man,
+    /// Print the JSON Schema of tripline.toml, for editors (e.g. Taplo / Even Better TOML).
+    ConfigSchema,
 }
 
 fn main() -> ExitCode {
@@ -138,6 +144,9 @@ fn main() -> ExitCode {
             Command::RouteTest(a) => cli::route_test::run(a).await,
             Command::Run(a) => cli::run::run(a).await,
             Command::Backtest(a) => cli::backtest::run(a).await,
+            Command::Completions(a) => cli::meta::completions(a, Args::command()),
+            Command::Man => cli::meta::man(Args::command()),
+            Command::ConfigSchema => cli::meta::config_schema(),
         }
     });
     match result {

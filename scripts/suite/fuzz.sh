@@ -4,11 +4,13 @@
 # the generator is seeded (TRIPLINE_FUZZ_SEED, default 17), so a run is repeatable. A panicking
 # or hanging input is written to fuzz/regressions/<target>/, which `cargo test` replays from then
 # on. Costs the budget plus about a minute to build the fuzz test binary (the library is built).
-# Counts: a target with no panic passes.
+# Counts: a target with no panic passes. `--workspace`, not `-p tripline-tests`: cargo resolves
+# features per selected package, and tripline-tests alone gets fewer than the workspace build had,
+# so `-p` recompiled the engine and much of the AWS SDK (75 s on 2 cores) instead of reusing them.
 
 suite_fuzz() {
     TRIPLINE_FUZZ_SECONDS="${TRIPLINE_FUZZ_SECONDS:-120}" \
-        cargo test --locked -q -p tripline-tests --test fuzz -- --ignored --nocapture mutate 2>&1 |
+        cargo test --locked -q --workspace --test fuzz -- --ignored --nocapture mutate 2>&1 |
         grep -vE '^(running [0-9]+ tests?|test result:.*|\s*|\.+)$'
     return "${PIPESTATUS[0]}"
 }

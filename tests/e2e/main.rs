@@ -5,6 +5,7 @@ mod support;
 
 mod aws;
 mod backtest;
+mod check;
 mod daemon;
 mod engine;
 mod examples;

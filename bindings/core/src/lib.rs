@@ -23,7 +23,6 @@ use tripline::config::{wire, Config};
 use tripline::data::{QueryData, Series, Table};
 use tripline::notify::{Notification, Notifier, NotifyError};
 use tripline::pipeline::escalate::Ack;
-use tripline::pipeline::matcher::Matcher;
 use tripline::pipeline::silence::Silence;
 use tripline::store::{SqliteStore, Store};
 use tripline::{CycleReport, InstanceSpec, Tripline};
@@ -372,7 +371,11 @@ fn build(recipe: &Recipe, receivers: &[Arc<dyn Notifier>]) -> HostResult<Triplin
                     )?,
                     severity,
                     runbook: i.runbook.clone(),
+                    // Fleets through the bindings take globs and lists in `params`; `exclude`
+                    // is the config file's and Rust's only.
+                    exclude: vec![],
                     location: None,
+                    param_locations: Default::default(),
                 });
             }
             Ok(b.build()?)
@@ -613,15 +616,22 @@ impl Host {
         created_by: &str,
         comment: &str,
     ) -> HostResult<String> {
-        let parsed = matchers
-            .iter()
-            .map(|m| Matcher::parse(m))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(HostError::value)?;
+        // Alertmanager's grammar, each string one matcher or a `{…}` list, with the silence
+        // limits (the CLI and the API parse them the same way).
+        let parsed =
+            tripline::pipeline::silence::parse_matchers(matchers).map_err(HostError::value)?;
         // A host that says when the silence starts runs on its own time line (a replay, a test,
         // a backfill): "already over" is judged from that start, not from the wall clock.
         let now = chrono::Utc::now();
         let made_at = starts_at.map_or(now, |s| s.min(now));
+        // Given only an end that is behind us, the problem is the end, not the order of the two
+        // (which the default start, now, would otherwise report).
+        if starts_at.is_none() && ends_at <= now {
+            return Err(HostError::value(format!(
+                "the silence would end at {}, which has already passed",
+                ends_at.to_rfc3339()
+            )));
+        }
         let s = Silence::new(
             &parsed,
             starts_at.unwrap_or(now),

@@ -19,6 +19,7 @@ use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 use rand::Rng;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +27,7 @@ use std::time::Duration;
 /// The `[aws]` table: where and as whom Tripline calls AWS. Credentials always come from the
 /// default provider chain (environment, profile, SSO, web identity, container or instance role),
 /// never from this file.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AwsConfig {
     /// AWS region, e.g. `"us-east-1"`. When absent, the default chain decides (`AWS_REGION`,
@@ -46,7 +47,7 @@ pub struct AwsConfig {
 
 /// Per-service time limit of one HTTP attempt (retries are counted separately and bounded by
 /// the cycle's `engine.fetch_timeout`).
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AwsTimeouts {
     /// CloudWatch `GetMetricData` / `ListMetrics` attempts (default `"10s"`).
@@ -223,6 +224,11 @@ impl<C: Clone> LazyClient<C> {
     pub fn requests(&self) -> u64 {
         self.requests.get()
     }
+
+    /// [`Self::requests`] by operation.
+    pub fn requests_by_operation(&self) -> BTreeMap<String, u64> {
+        self.requests.by_operation()
+    }
 }
 
 /// `e` and its sources, joined, without anything a credential provider might put in a value.
@@ -242,11 +248,16 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 /// Counts the HTTP requests an SDK client actually transmits (every attempt), so cost reports
 /// and tests see real calls, not planned ones.
 #[derive(Debug, Clone, Default)]
-pub struct RequestCounter(Arc<AtomicU64>);
+pub struct RequestCounter(Arc<AtomicU64>, Arc<std::sync::Mutex<BTreeMap<String, u64>>>);
 
 impl RequestCounter {
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
+    }
+
+    /// Requests by operation (`GetMetricData`, `ListMetrics`, …).
+    pub fn by_operation(&self) -> BTreeMap<String, u64> {
+        self.1.lock().map(|m| m.clone()).unwrap_or_default()
     }
 }
 
@@ -259,9 +270,16 @@ impl Intercept for RequestCounter {
         &self,
         _ctx: &BeforeTransmitInterceptorContextRef<'_>,
         _rc: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
         self.0.fetch_add(1, Ordering::Relaxed);
+        let op = cfg
+            .load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
+            .map(|m| m.name().to_string())
+            .unwrap_or_default();
+        if let Ok(mut m) = self.1.lock() {
+            *m.entry(op).or_default() += 1;
+        }
         Ok(())
     }
 }

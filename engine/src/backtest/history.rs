@@ -24,6 +24,8 @@ use std::sync::{Arc, RwLock};
 
 /// GetMetricData's datapoint limit per call.
 const MAX_DATAPOINTS: i64 = 100_800;
+/// GetMetricData's queries per call.
+const MAX_QUERIES: i64 = 500;
 /// Prometheus refuses `query_range` with more points than this per series.
 const PROM_MAX_POINTS: i64 = 11_000;
 
@@ -90,6 +92,27 @@ pub fn retained_period(age_secs: i64) -> Option<i64> {
         a if a <= 455 * DAY => Some(3600),
         _ => None,
     }
+}
+
+/// The time chunk, in datapoints per query, that fetches `points` datapoints for each of
+/// `queries` queries in the fewest `GetMetricData` calls (≤ MAX_DATAPOINTS datapoints and
+/// ≤ MAX_QUERIES queries a call, one window per call). Chunks of the full length pack
+/// ⌊MAX_DATAPOINTS / points⌋ queries a call: a week of 1-minute data (10,081 points with the first
+/// window's minute) fits 9 queries, so 100 queries took 12 calls; chunks of 1,008 points fit 100
+/// queries a call and take 11, the least ⌈100 × 10,081 / 100,800⌉ allows.
+fn chunk_points(points: i64, queries: usize) -> i64 {
+    let points = points.max(1);
+    let queries = queries.max(1) as i64;
+    let mut best = (i64::MAX, MAX_DATAPOINTS.min(points));
+    for k in 1..=queries.min(MAX_QUERIES) {
+        let c = (MAX_DATAPOINTS / k).min(points);
+        let calls = ((points + c - 1) / c).saturating_mul((queries + k - 1) / k);
+        // Fewest calls; among equals the longest chunk (fewer windows to merge).
+        if calls < best.0 || (calls == best.0 && c > best.1) {
+            best = (calls, c);
+        }
+    }
+    best.1
 }
 
 /// A copy of `spec` asking for `[end - range, end)` at `period` (`offset` folded in by the caller).
@@ -252,8 +275,9 @@ impl HistorySource {
             } else {
                 (start - (start - end).rem_euclid(fine), end)
             };
-            // Chunks of at most MAX_DATAPOINTS datapoints per query.
-            let chunk = MAX_DATAPOINTS * fine;
+            // Chunks of at most MAX_DATAPOINTS datapoints per query, as long as packs the group's
+            // queries into the fewest calls (a call has one window for all its queries).
+            let chunk = chunk_points((end - start) / fine.max(1), specs.len()) * fine;
             let mut cuts = vec![];
             let mut e = end;
             while e > start {
@@ -651,11 +675,57 @@ impl Source for HistorySource {
     fn history(&self) -> HistorySupport {
         self.support
     }
+
+    /// A fleet is expanded with the source's discovery as it stands (today's `ListMetrics`).
+    async fn subjects(
+        &self,
+        spec: &QuerySpec,
+        pattern: &str,
+        ctx: &FetchContext,
+    ) -> Option<Result<Vec<String>, SourceFailure>> {
+        self.inner.subjects(spec, pattern, ctx).await
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Calls a chunk length costs: windows × calls per window (as the planner packs them).
+    fn calls(points: i64, queries: i64, c: i64) -> i64 {
+        let per_call = (MAX_DATAPOINTS / c).min(MAX_QUERIES);
+        (points + c - 1) / c * ((queries + per_call - 1) / per_call)
+    }
+
+    #[test]
+    fn chunks_pack_queries_into_the_fewest_calls() {
+        // A week of 1-minute points (+ the first window's minute) for 100 queries: 11 calls, the
+        // ⌈1,008,100 / 100,800⌉ minimum; whole-range chunks fit 9 queries a call and took 12.
+        let c = chunk_points(10_081, 100);
+        assert_eq!(calls(10_081, 100, c), 11);
+        assert_eq!(calls(10_081, 100, 10_081), 12);
+        // Short ranges stay one window; 1,200 queries are ⌈1,200 / 500⌉ calls.
+        assert_eq!(chunk_points(5, 1_200), 5);
+        assert_eq!(calls(5, 1_200, 5), 3);
+        // One query over more than a call's datapoints: cut at the limit.
+        assert_eq!(chunk_points(300_000, 1), MAX_DATAPOINTS);
+        for (p, q) in [
+            (1i64, 1i64),
+            (10_080, 1),
+            (20_160, 7),
+            (100_800, 500),
+            (250_000, 3),
+        ] {
+            let c = chunk_points(p, q as usize);
+            assert!((1..=MAX_DATAPOINTS.min(p)).contains(&c), "{p} {q} {c}");
+            let least = (p * q + MAX_DATAPOINTS - 1) / MAX_DATAPOINTS;
+            assert!(calls(p, q, c) >= least.max((q + MAX_QUERIES - 1) / MAX_QUERIES));
+            assert!(
+                calls(p, q, c) <= calls(p, q, MAX_DATAPOINTS.min(p)),
+                "{p} {q}"
+            );
+        }
+    }
 
     fn series(points: &[(i64, f64)]) -> Series {
         Series {

@@ -16,6 +16,9 @@ pub struct AlertsArgs {
     /// Include resolved alerts still kept in the store.
     #[arg(long)]
     all: bool,
+    /// Only the alerts these matchers match, in Alertmanager's grammar (as `amtool alert query`):
+    /// `severity=critical`, `alertname=~"Lambda.*"`, `'{team="db", env!="dev"}'`.
+    matchers: Vec<String>,
 }
 
 pub async fn run(a: AlertsArgs) -> anyhow::Result<ExitCode> {
@@ -23,6 +26,16 @@ pub async fn run(a: AlertsArgs) -> anyhow::Result<ExitCode> {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
+    let mut filter = Vec::new();
+    for m in &a.matchers {
+        match tripline::pipeline::matcher::parse_matchers(m) {
+            Ok(ms) => filter.extend(ms),
+            Err(e) => {
+                eprintln!("tripline: {e}");
+                return Ok(ExitCode::from(super::INVALID));
+            }
+        }
+    }
     let pipeline = match PipelineConfig::from_config(&cfg) {
         Ok(p) => p,
         Err(e) => return Ok(report_invalid(e)),
@@ -33,6 +46,7 @@ pub async fn run(a: AlertsArgs) -> anyhow::Result<ExitCode> {
         .await?
         .into_iter()
         .filter(|x| a.all || x.is_active())
+        .filter(|x| tripline::pipeline::matcher::all_match(&filter, x))
         .collect();
     let state = store.load_notify_state().await?;
     let statuses = status::statuses(&pipeline, &alerts, &state, chrono::Utc::now());

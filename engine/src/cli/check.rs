@@ -5,8 +5,15 @@ use tripline::config::wire::{self, WireOptions};
 
 #[derive(clap::Args)]
 pub struct CheckArgs {
+    /// The config file (`tripline.toml`).
     #[arg(long, short)]
     config: PathBuf,
+    /// Also resolve the AWS region and credentials through the default chain (environment,
+    /// profile, SSO, web identity, container or instance role), as `run` will. Without it `check`
+    /// works offline, as `promtool check` and `amtool check-config` do: no credentials, no
+    /// network, no instance-metadata probe.
+    #[arg(long)]
+    online: bool,
 }
 
 pub async fn run(a: CheckArgs) -> anyhow::Result<ExitCode> {
@@ -24,10 +31,11 @@ pub async fn run(a: CheckArgs) -> anyhow::Result<ExitCode> {
         )),
         ..Default::default()
     };
-    // AWS region and credentials must resolve now, not fail every query at the first cycle.
+    // AWS clients are built lazily, at the first fetch: the build resolves no credentials and
+    // sends nothing. `--online` resolves region and credentials now instead of at the first cycle.
     let built = match wire::build(&cfg, opts) {
-        Ok(t) => wire::check_aws(&cfg).await.map(|_| t),
-        Err(e) => Err(e),
+        Ok(t) if a.online => wire::check_aws(&cfg).await.map(|_| t),
+        other => other,
     };
     match built {
         Ok(t) => {

@@ -7,6 +7,7 @@ pub mod check;
 pub mod deliver;
 pub mod demo;
 pub mod eval;
+pub mod meta;
 pub mod notify_preview;
 pub mod route_test;
 pub mod run;

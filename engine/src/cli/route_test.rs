@@ -12,7 +12,8 @@ use tripline::pipeline::{Pipeline, PipelineConfig};
 pub struct RouteTestArgs {
     #[arg(long, short)]
     config: PathBuf,
-    /// The alert's labels, `name=value`.
+    /// The alert's labels in Alertmanager's matcher grammar, equality only: `severity=critical`,
+    /// `team="db ops"`, or a list `'{severity="critical", team="db"}'`.
     #[arg(required = true)]
     labels: Vec<String>,
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -28,13 +29,13 @@ pub async fn run(a: RouteTestArgs) -> anyhow::Result<ExitCode> {
         Ok(p) => Pipeline::new(p),
         Err(e) => return Ok(report_invalid(e)),
     };
-    let mut labels = Labels::new();
-    for l in &a.labels {
-        let (k, v) = l
-            .split_once('=')
-            .ok_or_else(|| anyhow::anyhow!("label {l:?} is not name=value"))?;
-        labels.insert(k.trim().to_string(), v.trim().to_string());
-    }
+    let labels = match labels_of(&a.labels) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("tripline: {e}");
+            return Ok(ExitCode::from(super::INVALID));
+        }
+    };
     let targets = pipeline.targets(&labels);
     match a.format {
         Format::Json => {
@@ -65,4 +66,45 @@ pub async fn run(a: RouteTestArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The labels given as equality matchers, in Alertmanager's grammar.
+fn labels_of(args: &[String]) -> Result<Labels, String> {
+    let mut labels = Labels::new();
+    for a in args {
+        for m in tripline::pipeline::matcher::parse_matchers(a).map_err(|e| e.to_string())? {
+            if m.op != tripline::pipeline::matcher::MatchOp::Equal {
+                return Err(format!(
+                    "{a:?}: route-test takes an alert's labels, name=\"value\", not the matcher {m}"
+                ));
+            }
+            labels.insert(m.name, m.value);
+        }
+    }
+    Ok(labels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::labels_of;
+
+    #[test]
+    fn labels_in_the_matcher_grammar() {
+        let l = labels_of(&[
+            r#"{severity="critical", team="db"}"#.into(),
+            "env=prod".into(),
+        ])
+        .unwrap();
+        assert_eq!(l["severity"], "critical");
+        assert_eq!(l["team"], "db");
+        assert_eq!(l["env"], "prod");
+        let e = labels_of(&["severity==critical".into()]).unwrap_err();
+        assert!(
+            e.contains("column 10") && e.contains("severity=\"critical\""),
+            "{e}"
+        );
+        assert!(labels_of(&["team=~db".into()])
+            .unwrap_err()
+            .contains("not the matcher"));
+    }
 }

@@ -49,11 +49,12 @@ impl LineIndex {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     /// Directories of your own `*.rhai` rules, relative to this file.
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     pub rules_dirs: Vec<Spanned<String>>,
     /// Whether the stock rules shipped with Tripline are available to `use` (default true).
     #[serde(default = "yes")]
@@ -64,17 +65,23 @@ pub struct RawConfig {
     pub store: StoreConfig,
     /// Sources by query kind: `[sources.cloudwatch]`, `[sources.prometheus]`, …
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, SourceConfig>")]
     pub sources: BTreeMap<String, Spanned<SourceConfig>>,
     /// Rule instances.
     #[serde(default, rename = "rule")]
+    #[schemars(with = "Vec<RuleInstanceConfig>")]
     pub rules: Vec<Spanned<RuleInstanceConfig>>,
     #[serde(default, rename = "receiver")]
+    #[schemars(with = "Vec<ReceiverConfig>")]
     pub receivers: Vec<Spanned<ReceiverConfig>>,
     /// The routing tree's root; without it every alert goes to every receiver, ungrouped.
+    #[schemars(with = "Option<RouteConfig>")]
     pub route: Option<Spanned<RouteConfig>>,
     #[serde(default)]
+    #[schemars(with = "Vec<InhibitConfig>")]
     pub inhibit: Vec<Spanned<InhibitConfig>>,
     #[serde(default)]
+    #[schemars(with = "Vec<EscalationConfig>")]
     pub escalation: Vec<Spanned<EscalationConfig>>,
     #[serde(default)]
     pub silences: SilencesConfig,
@@ -85,10 +92,11 @@ pub struct RawConfig {
     pub server: ServerConfig,
     /// Region, endpoint and timeouts for CloudWatch, CloudWatch Logs and SNS (see docs/aws.md).
     #[serde(default)]
+    #[schemars(with = "Option<crate::aws::AwsConfig>")]
     pub aws: Option<Spanned<crate::aws::AwsConfig>>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     /// Address of the HTTP server: health, metrics and the JSON API.
@@ -102,6 +110,7 @@ pub struct ServerConfig {
     pub open_reads: bool,
     /// How long SIGTERM waits for the cycle in flight and the outbox to drain.
     #[serde(default = "default_shutdown_timeout")]
+    #[schemars(with = "String")]
     pub shutdown_timeout: Spanned<String>,
     /// Evaluate every rule instance once at start (and after nothing else), instead of waiting
     /// for each one's first scheduled tick: a restart during an incident does not go blind for
@@ -140,11 +149,12 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EngineConfig {
     /// Wall-clock budget of one rule call (`query`, `evaluate`, `triage`), e.g. `"1s"`.
     #[serde(default = "default_rule_deadline")]
+    #[schemars(with = "String")]
     pub rule_deadline: Spanned<String>,
     /// Operations one rule call may run.
     #[serde(default = "default_max_operations")]
@@ -155,9 +165,11 @@ pub struct EngineConfig {
     pub max_alerts_per_instance: usize,
     /// Budget for fetching a cycle's data, retries included.
     #[serde(default = "default_fetch_timeout")]
+    #[schemars(with = "String")]
     pub fetch_timeout: Spanned<String>,
     /// How long resolved alerts stay in the store.
     #[serde(default = "default_retention")]
+    #[schemars(with = "String")]
     pub resolved_retention: Spanned<String>,
 }
 
@@ -189,7 +201,7 @@ impl Default for EngineConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, tag = "type", rename_all = "lowercase")]
 pub enum StoreConfig {
     /// A SQLite file, created on first use.
@@ -219,7 +231,7 @@ impl Default for StoreConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, tag = "type", rename_all = "lowercase")]
 pub enum SourceConfig {
     /// Serve this kind's queries from fixture files (JSON or TOML), relative to the config.
@@ -279,7 +291,7 @@ pub enum SourceConfig {
         /// How long the dimension values found for a globbed dimension (e.g.
         /// `FunctionName: "prd2011-prod1-*"`) are reused before `ListMetrics` is asked again
         /// (default `"10m"`).
-        discovery_ttl: Option<Spanned<String>>,
+        discovery_ttl: Option<String>,
         /// `GetMetricData` calls in flight at once (default 4; AWS allows 50/s per account).
         max_concurrent_calls: Option<usize>,
     },
@@ -294,7 +306,7 @@ pub enum SourceConfig {
         /// Attempts per API request, the first included (default 4).
         max_attempts: Option<u32>,
         /// How long the log groups found for a `log_group_prefix` are reused (default `"10m"`).
-        discovery_ttl: Option<Spanned<String>>,
+        discovery_ttl: Option<String>,
     },
 }
 
@@ -308,33 +320,43 @@ impl SourceConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleInstanceConfig {
     /// The instance's name, unique in the config; becomes the `alertname` label.
     /// Defaults to the rule id's last segment when that rule is used once.
+    #[schemars(with = "Option<String>")]
     pub name: Option<Spanned<String>>,
     /// The rule id to instantiate (stock or your own).
     #[serde(rename = "use")]
+    #[schemars(with = "String")]
     pub use_: Spanned<String>,
     #[serde(default = "empty_table")]
+    #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
     pub params: Spanned<toml::Table>,
     /// Extra labels on every alert of this instance.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
     /// Overrides the rule's cron schedule.
+    #[schemars(with = "Option<String>")]
     pub every: Option<Spanned<String>>,
     #[serde(rename = "for")]
+    #[schemars(with = "Option<String>")]
     pub for_: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     pub keep_firing_for: Option<Spanned<String>>,
     /// Overrides the rule's default severity (alerts that set their own keep theirs).
+    #[schemars(with = "Option<String>")]
     pub severity: Option<Spanned<String>>,
     pub runbook: Option<String>,
+    /// A fleet instance's subjects to leave out: names or globs (`crate::fleet`).
+    #[serde(default)]
+    pub exclude: Vec<String>,
     #[serde(default = "yes")]
     pub enabled: bool,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, tag = "type", rename_all = "lowercase")]
 pub enum ReceiverConfig {
     /// Prints notifications on standard output.
@@ -432,12 +454,22 @@ impl ReceiverConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ConsoleFormat {
     #[default]
     Text,
     Json,
+}
+
+/// The JSON Schema of `tripline.toml` (draft 2020-12), generated from the types the file is
+/// read into, doc comments included: `tripline config-schema`.
+pub fn json_schema() -> serde_json::Value {
+    let mut s = schemars::schema_for!(RawConfig).to_value();
+    if let Some(o) = s.as_object_mut() {
+        o.insert("title".into(), "tripline.toml".into());
+    }
+    s
 }
 
 /// A parsed config with the text and path it came from, for locating problems.
@@ -476,6 +508,24 @@ impl Config {
         Error::invalid(&self.path, l, c, message)
     }
 
+    /// An error at byte `offset` of the value of a string whose span is `span`: the position is
+    /// mapped through the TOML string's quotes and escapes, so that `matchers = ["a==b"]` points
+    /// at the second `=`. Falls back to the string's start when the mapping is unclear.
+    pub fn error_in_string(
+        &self,
+        span: std::ops::Range<usize>,
+        offset: usize,
+        message: impl Into<String>,
+    ) -> Error {
+        let at = self
+            .text
+            .get(span.clone())
+            .and_then(|raw| string_offset(raw, offset))
+            .map(|o| span.start + o)
+            .unwrap_or(span.start);
+        self.error_at(at..at + 1, message)
+    }
+
     /// Resolves a path written in the config relative to the config file's directory.
     pub fn resolve(&self, p: &str) -> PathBuf {
         let p = Path::new(p);
@@ -490,6 +540,29 @@ impl Config {
         parse_duration(s.get_ref()).map_err(|e| self.error_at(s.span(), e))
     }
 
+    /// The span of each parameter value of each `[[rule]]` table, in file order (disabled ones
+    /// included), for errors about a value: `params = { threshold = "10" }` points at `"10"`.
+    pub fn param_spans(&self) -> Vec<BTreeMap<String, std::ops::Range<usize>>> {
+        #[derive(Deserialize)]
+        struct Rules {
+            #[serde(default)]
+            rule: Vec<RuleParams>,
+        }
+        #[derive(Deserialize)]
+        struct RuleParams {
+            #[serde(default)]
+            params: BTreeMap<String, Spanned<toml::Value>>,
+        }
+        toml::from_str::<Rules>(&self.text)
+            .map(|r| {
+                r.rule
+                    .into_iter()
+                    .map(|p| p.params.into_iter().map(|(k, v)| (k, v.span())).collect())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     pub fn rules_dirs(&self) -> Vec<PathBuf> {
         self.raw
             .rules_dirs
@@ -499,9 +572,65 @@ impl Config {
     }
 }
 
+/// The byte offset in `raw` (a TOML string as written, quotes included) of byte `offset` of its
+/// value. Single-line basic and literal strings; `None` for others.
+fn string_offset(raw: &str, offset: usize) -> Option<usize> {
+    if raw.starts_with("\"\"\"") || raw.starts_with("'''") {
+        return None;
+    }
+    if raw.starts_with('\'') {
+        return (offset <= raw.len().saturating_sub(2)).then_some(1 + offset);
+    }
+    if !raw.starts_with('"') {
+        return None;
+    }
+    // Walk the raw text, counting the decoded bytes each piece stands for.
+    let b = raw.as_bytes();
+    let (mut i, mut decoded) = (1, 0);
+    while i < b.len() {
+        if decoded >= offset {
+            return Some(i);
+        }
+        match b[i] {
+            b'"' => return None,
+            b'\\' => {
+                let (len, out) = match b.get(i + 1)? {
+                    b'u' => (
+                        6,
+                        char::from_u32(u32::from_str_radix(raw.get(i + 2..i + 6)?, 16).ok()?)?
+                            .len_utf8(),
+                    ),
+                    b'U' => (
+                        10,
+                        char::from_u32(u32::from_str_radix(raw.get(i + 2..i + 10)?, 16).ok()?)?
+                            .len_utf8(),
+                    ),
+                    _ => (2, 1),
+                };
+                i += len;
+                decoded += out;
+            }
+            _ => {
+                i += 1;
+                decoded += 1;
+            }
+        }
+    }
+    (decoded >= offset).then_some(i.min(raw.len()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn offsets_inside_strings_map_through_escapes() {
+        assert_eq!(string_offset("\"a==b\"", 2), Some(3));
+        assert_eq!(string_offset("'a==b'", 2), Some(3));
+        assert_eq!(string_offset(r#""a=\"b\"x""#, 3), Some(5));
+        assert_eq!(string_offset(r#""\u00e9=x""#, 2), Some(7));
+        assert_eq!(string_offset("\"\"\"a\"\"\"", 0), None);
+    }
 
     #[test]
     fn line_index_agrees_with_line_col() {

@@ -189,7 +189,7 @@ pub fn build_source(cfg: &Config, kind: &str, sc: &SourceConfig) -> Result<Arc<d
             let d = crate::source::cloudwatch::CloudWatchSettings::default();
             let settings = crate::source::cloudwatch::CloudWatchSettings {
                 max_attempts: max_attempts.unwrap_or(d.max_attempts),
-                discovery_ttl: std_duration(cfg, discovery_ttl.as_ref(), d.discovery_ttl)?,
+                discovery_ttl: std_duration(cfg, kind, discovery_ttl.as_deref(), d.discovery_ttl)?,
                 max_concurrent_calls: max_concurrent_calls.unwrap_or(d.max_concurrent_calls),
                 limits: d.limits,
             };
@@ -212,7 +212,7 @@ pub fn build_source(cfg: &Config, kind: &str, sc: &SourceConfig) -> Result<Arc<d
                 filter_calls_per_second: filter_calls_per_second
                     .unwrap_or(d.filter_calls_per_second),
                 max_attempts: max_attempts.unwrap_or(d.max_attempts),
-                discovery_ttl: std_duration(cfg, discovery_ttl.as_ref(), d.discovery_ttl)?,
+                discovery_ttl: std_duration(cfg, kind, discovery_ttl.as_deref(), d.discovery_ttl)?,
                 first_poll: d.first_poll,
             };
             let src = crate::source::logs::LogsSource::new(&aws_config(cfg), settings)
@@ -247,14 +247,19 @@ fn aws_error(cfg: &Config, message: String) -> Error {
     }
 }
 
+// A `toml::Spanned` cannot be read inside the internally tagged `SourceConfig` (serde buffers
+// the table first), so a source's durations are plain strings, located at their table.
 fn std_duration(
     cfg: &Config,
-    d: Option<&toml::Spanned<String>>,
+    kind: &str,
+    d: Option<&str>,
     default: std::time::Duration,
 ) -> Result<std::time::Duration> {
     match d {
         None => Ok(default),
-        Some(s) => Ok(cfg.duration(s)?.to_std().unwrap_or(default)),
+        Some(s) => crate::clock::parse_duration(s)
+            .map(|d| d.to_std().unwrap_or(default))
+            .map_err(|e| source_error(cfg, kind, format!("discovery_ttl: {e}"))),
     }
 }
 
@@ -342,7 +347,11 @@ pub fn instance_specs(cfg: &Config) -> (Vec<InstanceSpec>, Vec<Error>) {
     // Every instance carries its location: a line index keeps that linear in the file's size
     // (`line_col` from the start for each of 1,000 tables was a third of `eval`'s start-up).
     let lines = super::LineIndex::new(&cfg.text);
-    for r in cfg.raw.rules.iter().filter(|r| r.get_ref().enabled) {
+    let param_spans = cfg.param_spans();
+    for (index, r) in cfg.raw.rules.iter().enumerate() {
+        if !r.get_ref().enabled {
+            continue;
+        }
         let ri = r.get_ref();
         let at = |span: std::ops::Range<usize>| {
             let (line, col) = lines.line_col(&cfg.text, span.start);
@@ -406,7 +415,12 @@ pub fn instance_specs(cfg: &Config) -> (Vec<InstanceSpec>, Vec<Error>) {
             keep_firing_for: keep,
             severity,
             runbook: ri.runbook.clone(),
+            exclude: ri.exclude.clone(),
             location: Some(at(ri.use_.span())),
+            param_locations: param_spans
+                .get(index)
+                .map(|m| m.iter().map(|(k, s)| (k.clone(), at(s.clone()))).collect())
+                .unwrap_or_default(),
         });
     }
     (out, problems)

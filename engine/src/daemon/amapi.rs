@@ -38,6 +38,19 @@ fn unavailable(e: impl std::fmt::Display) -> Response {
 
 /// `active`, `silenced`, `inhibited` (default true), `filter` (matchers, repeated) and
 /// `receiver` (an anchored regex) of `GET /alerts` and `GET /alerts/groups`.
+/// The `filter` query parameters, each a matcher or a list of them in Alertmanager's grammar
+/// (`filter=alertname="Lo.*"`, `filter={team="db"}`).
+pub(crate) fn filters(params: &[(String, String)]) -> Result<Vec<Matcher>, String> {
+    let mut out = Vec::new();
+    for (_, v) in params.iter().filter(|(k, _)| k == "filter") {
+        out.extend(
+            crate::pipeline::matcher::parse_matchers(v)
+                .map_err(|e| format!("bad matcher format: {e}"))?,
+        );
+    }
+    Ok(out)
+}
+
 struct AlertQuery {
     active: bool,
     silenced: bool,
@@ -60,11 +73,7 @@ impl AlertQuery {
                 Some(v) => Err(format!("{name}: expected true or false, got {v:?}")),
             }
         };
-        let filter = params
-            .iter()
-            .filter(|(k, _)| k == "filter")
-            .map(|(_, v)| Matcher::parse(v))
-            .collect::<Result<Vec<_>, _>>()?;
+        let filter = filters(params)?;
         let receiver = match params.iter().rfind(|(k, _)| k == "receiver") {
             Some((_, r)) if !r.is_empty() => Some(
                 regex::Regex::new(&format!("^(?:{r})$"))
@@ -343,12 +352,7 @@ pub(super) async fn get_silences(
     if let Err(r) = authorize(&s, &headers, false) {
         return *r;
     }
-    let filter = match params
-        .iter()
-        .filter(|(k, _)| k == "filter")
-        .map(|(_, v)| Matcher::parse(v))
-        .collect::<Result<Vec<_>, _>>()
-    {
+    let filter = match filters(&params) {
         Ok(f) => f,
         Err(e) => return fail(StatusCode::BAD_REQUEST, e),
     };

@@ -129,11 +129,21 @@ async fn metrics(State(s): State<AppState>) -> Response {
 }
 
 /// `GET /api/v1/alerts`: the pending and firing alerts, each as `tripline alerts --format json`
-/// prints it (with its `status`: silences, inhibitors, acknowledgement). See docs/api.md.
-async fn alerts(State(s): State<AppState>, headers: HeaderMap) -> Response {
+/// prints it (with its `status`: silences, inhibitors, acknowledgement), only those every
+/// `filter` matcher matches (`?filter=severity="critical"`, Alertmanager's grammar). See
+/// docs/api.md.
+async fn alerts(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Response {
     if let Err(r) = authorize(&s, &headers, false) {
         return *r;
     }
+    let filter = match super::amapi::filters(&params) {
+        Ok(f) => f,
+        Err(e) => return json_error(StatusCode::BAD_REQUEST, e),
+    };
     let engine = s.daemon.engine().await;
     let loaded = async {
         let alerts: Vec<_> = engine
@@ -142,6 +152,7 @@ async fn alerts(State(s): State<AppState>, headers: HeaderMap) -> Response {
             .await?
             .into_iter()
             .filter(|a| a.is_active())
+            .filter(|a| crate::pipeline::matcher::all_match(&filter, a))
             .collect();
         let state = engine.store().load_notify_state().await?;
         Ok::<_, crate::Error>((alerts, state))

@@ -49,6 +49,7 @@ fn describe(m: &Metrics) {
         ("tripline_rule_errors_total", "counter", "Rule instance evaluations that failed in the script."),
         ("tripline_source_errors_total", "counter", "Rule instance evaluations that failed because a source failed."),
         ("tripline_source_requests_total", "counter", "API requests made by each source."),
+        ("tripline_source_operation_requests_total", "counter", "API requests made by each source, by operation (GetMetricData, ListMetrics, …)."),
         ("tripline_api_calls_per_cycle", "gauge", "API requests made by the last cycle, by source."),
         ("tripline_queries_per_cycle", "gauge", "Distinct queries fetched by the last cycle."),
         ("tripline_alerts", "gauge", "Alerts in the store by state."),
@@ -231,6 +232,13 @@ impl Daemon {
                 "tripline_source_errors_total",
                 &[("instance", instance), ("source", &f.source)],
                 1.0,
+            );
+        }
+        for (kind, op, total) in engine.source_requests_by_operation() {
+            m.set(
+                "tripline_source_operation_requests_total",
+                &[("source", &kind), ("operation", &op)],
+                total as f64,
             );
         }
         for (kind, total) in engine.source_requests() {

@@ -167,10 +167,17 @@ impl PipelineConfig {
             let mut parse = |list: &[toml::Spanned<String>]| -> Vec<Matcher> {
                 list.iter()
                     .filter_map(|m| {
-                        Matcher::parse(m.get_ref())
-                            .map_err(|e| errors.push(cfg.error_at(m.span(), e)))
+                        matcher::parse_matchers(m.get_ref())
+                            .map_err(|e| {
+                                errors.push(cfg.error_in_string(
+                                    m.span(),
+                                    e.offset,
+                                    e.located_message(),
+                                ))
+                            })
                             .ok()
                     })
+                    .flatten()
                     .collect()
             };
             let source_matchers = parse(&ic.source_matchers);

@@ -105,9 +105,9 @@ fn build(
     let rc = node.get_ref();
     let mut matchers = Vec::new();
     for m in &rc.matchers {
-        match Matcher::parse(m.get_ref()) {
-            Ok(m) => matchers.push(m),
-            Err(e) => errors.push(cfg.error_at(m.span(), e)),
+        match super::matcher::parse_matchers(m.get_ref()) {
+            Ok(ms) => matchers.extend(ms),
+            Err(e) => errors.push(cfg.error_in_string(m.span(), e.offset, e.located_message())),
         }
     }
     let mut receiver = parent.receiver.clone();
@@ -306,7 +306,10 @@ group_interval = "1m"
     fn problems_are_located() {
         let text = "[route]\nreceiver = \"slack\"\n\n[[route.routes]]\nmatchers = [\"team=~(\"]\nreceiver = \"nobody\"\ngroup_wait = \"5\"\n";
         let e = tree(text).unwrap_err();
-        assert!(e.contains("c.toml:5:13: invalid regex \"(\""), "{e}");
+        assert!(
+            e.contains("c.toml:5:20: invalid matcher \"team=~(\": invalid regex \"(\""),
+            "{e}"
+        );
         assert!(
             e.contains("c.toml:6:12: unknown receiver \"nobody\" (defined: db-team, pd, slack)"),
             "{e}"

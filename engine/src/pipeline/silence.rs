@@ -133,7 +133,8 @@ pub const MAX_MATCHERS: usize = 64;
 pub const MAX_MATCHER_LEN: usize = 4096;
 
 /// Parses the matchers of a new silence (from the API or the CLI), refusing more or longer ones
-/// than the limits above before compiling any.
+/// than the limits above before compiling any. Each string may hold one matcher or a list in
+/// Alertmanager's grammar (`{team="db", env=~"prod|stage"}`), as `amtool silence add` takes.
 pub fn parse_matchers(written: &[String]) -> Result<Vec<Matcher>, String> {
     if written.len() > MAX_MATCHERS {
         return Err(format!(
@@ -147,7 +148,17 @@ pub fn parse_matchers(written: &[String]) -> Result<Vec<Matcher>, String> {
             long.len()
         ));
     }
-    written.iter().map(|m| Matcher::parse(m)).collect()
+    let mut out = Vec::new();
+    for w in written {
+        out.extend(super::matcher::parse_matchers(w).map_err(|e| e.to_string())?);
+    }
+    if out.len() > MAX_MATCHERS {
+        return Err(format!(
+            "a silence has at most {MAX_MATCHERS} matchers, not {}",
+            out.len()
+        ));
+    }
+    Ok(out)
 }
 
 static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

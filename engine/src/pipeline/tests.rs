@@ -226,7 +226,7 @@ target_matchers = ["severity=~(warning"]
         "n.toml:11:72: unknown receiver \"pager\" in escalation step",
         "n.toml:11:55: escalation steps must be in order of `after`",
         "n.toml:14:14: unknown escalation policy \"nope\" (defined: oncall)",
-        "n.toml:18:20: invalid regex \"(warning\" for label \"severity\": unclosed group",
+        "n.toml:18:31: invalid matcher \"severity=~(warning\": invalid regex \"(warning\" for label \"severity\": unclosed group",
         "n.toml:7:10: invalid redaction pattern \"(\": unclosed group",
     ] {
         assert!(e.contains(want), "missing {want:?} in\n{e}");

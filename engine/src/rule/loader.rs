@@ -176,6 +176,18 @@ pub fn load_rule_source(
             "a rule must define `fn query(params)` returning its query specs",
         ));
     }
+    let unknown = unknown_calls(engine, &ast);
+    if !unknown.is_empty() {
+        let errors: Vec<Error> = unknown
+            .into_iter()
+            .map(|(line, col, message)| Error::invalid(&origin, line, col, message))
+            .collect();
+        return Err(if errors.len() == 1 {
+            errors.into_iter().next().unwrap_or(Error::Many(vec![]))
+        } else {
+            Error::Many(errors)
+        });
+    }
     let rule_line = line_of(text, "const RULE");
     let mut scope = Scope::new();
     sandbox::run_top_level(engine, &ast, &mut scope)
@@ -203,6 +215,163 @@ fn line_of(text: &str, needle: &str) -> usize {
         .position(|l| l.contains(needle))
         .map(|i| i + 1)
         .unwrap_or(1)
+}
+
+/// Functions a script may call without defining them: rhai's keywords-that-look-like-calls.
+const KEYWORD_FNS: &[&str] = &[
+    "print",
+    "debug",
+    "type_of",
+    "eval",
+    "Fn",
+    "call",
+    "curry",
+    "is_shared",
+    "is_def_var",
+    "is_def_fn",
+    "this",
+];
+
+/// The names of every function registered on the engine (the rule API and rhai's packages).
+/// Every `RuleEngine` registers the same ones, so they are gathered once.
+fn registered_fns(engine: &RuleEngine) -> &'static std::collections::HashSet<String> {
+    static KNOWN: std::sync::OnceLock<std::collections::HashSet<String>> =
+        std::sync::OnceLock::new();
+    KNOWN.get_or_init(|| {
+        engine
+            .engine()
+            .gen_fn_signatures(true)
+            .iter()
+            .filter_map(|sig| {
+                let name = sig.split('(').next()?.trim();
+                let name = name.rsplit(' ').next()?;
+                Some(name.to_string())
+            })
+            .chain(KEYWORD_FNS.iter().map(|s| s.to_string()))
+            .collect()
+    })
+}
+
+/// Calls in `ast` (top level and every function body) to functions that are neither defined in
+/// the script nor registered: `(line, col, message)`, with the nearest known name. Method calls
+/// (`x.len()`) and module-qualified calls (`lib::f()`) are left to run time; so is a call through
+/// a variable holding a function pointer.
+fn unknown_calls(engine: &RuleEngine, ast: &rhai::AST) -> Vec<(usize, usize, String)> {
+    use rhai::{ASTNode, Expr, Stmt};
+    let registered = registered_fns(engine);
+    let mut script: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut variables: std::collections::HashSet<String> = std::collections::HashSet::new();
+    for f in ast.iter_functions() {
+        script.insert(f.name.to_string());
+        variables.extend(f.params.iter().map(|p| p.to_string()));
+    }
+    let mut calls: Vec<(String, rhai::Position)> = Vec::new();
+    ast.walk(&mut |path: &[ASTNode]| {
+        match path.last() {
+            Some(ASTNode::Expr(Expr::FnCall(x, pos)))
+            | Some(ASTNode::Stmt(Stmt::FnCall(x, pos)))
+                if !x.is_qualified() && !x.is_operator_call() =>
+            {
+                calls.push((x.name.to_string(), *pos));
+            }
+            Some(ASTNode::Expr(Expr::Variable(x, _, _))) => {
+                variables.insert(x.1.to_string());
+            }
+            Some(ASTNode::Stmt(Stmt::Var(x, _, _))) => {
+                variables.insert(x.0.name.to_string());
+            }
+            _ => {}
+        }
+        true
+    });
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for (name, pos) in calls {
+        let ident = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_alphabetic() || c == '_');
+        if !ident
+            || script.contains(&name)
+            || registered.contains(&name)
+            || variables.contains(&name)
+            || !seen.insert((name.clone(), pos))
+        {
+            continue;
+        }
+        let hint = crate::suggest::did_you_mean(
+            &name,
+            script
+                .iter()
+                .map(String::as_str)
+                .chain(rule_api_names(registered)),
+        );
+        out.push((
+            pos.line().unwrap_or(1),
+            pos.position().unwrap_or(1),
+            format!("call to unknown function `{name}`: it is neither defined in this file nor part of the rule API{hint}"),
+        ));
+    }
+    out
+}
+
+/// The registered names worth suggesting: identifiers, not getters/setters or operators.
+fn rule_api_names(
+    registered: &std::collections::HashSet<String>,
+) -> impl Iterator<Item = &str> + '_ {
+    let mut v: Vec<&str> = registered
+        .iter()
+        .map(String::as_str)
+        .filter(|n| {
+            n.chars()
+                .next()
+                .is_some_and(|c| c.is_alphabetic() || c == '_')
+                && !n.contains('$')
+        })
+        .collect();
+    // Ties go to the first: make that deterministic.
+    v.sort_unstable();
+    v.into_iter()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(body: &str) -> Result<Option<Rule>, Error> {
+        let engine = RuleEngine::new(super::super::Limits::default(), &[]);
+        let src = format!(
+            "const RULE = #{{ id: \"t/r\", params: #{{ threshold: 1 }} }};\nfn query(p) {{ #{{}} }}\nfn helper(x) {{ x + 1 }}\nfn evaluate(d, p) {{\n{body}\n}}\n"
+        );
+        load_rule_source(&engine, PathBuf::from("r.rhai"), &src)
+    }
+
+    #[test]
+    fn calls_to_functions_that_exist_nowhere_are_refused_at_load() {
+        let e =
+            load("if p.threshold > 100 {\n    fire_alert(#{ summary: \"x\" });\n}").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "r.rhai:6:5: call to unknown function `fire_alert`: it is neither defined in this file nor part of the rule API; did you mean `fire`?"
+        );
+        let e = load("helpr(1);").unwrap_err();
+        assert!(e.to_string().contains("did you mean `helper`?"), "{e}");
+    }
+
+    #[test]
+    fn script_functions_the_api_methods_and_function_pointers_pass() {
+        let body = "let f = |x| x * 2;\nlet n = helper(f.call(2));\nlet s = \"abc\".len();\nlet g = Fn(\"helper\");\nif n > s { fire(#{ summary: `n=${n}` }); }\nprint(type_of(g));";
+        assert!(load(body).unwrap().is_some());
+    }
+
+    /// Every stock rule passes the check (none calls a function that exists nowhere).
+    #[test]
+    fn the_stock_rules_pass() {
+        let engine = RuleEngine::new(super::super::Limits::default(), &[]);
+        let (set, errors) = RuleSet::load(&engine, &[], true);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert!(set.rules.len() > 20);
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ mod sandbox;
 
 pub use api::{QuerySpec, TriageContext, QUERY_KINDS};
 pub use loader::{load_rule_file, load_rule_source, RuleSet};
-pub use meta::{parse_schedule, ParamSpec, RuleMeta};
+pub use meta::{parse_schedule, ParamKind, ParamSpec, RuleMeta, CRON_FORM};
 pub use sandbox::Limits;
 
 use crate::alert::{AlertCandidate, Labels};

@@ -115,7 +115,17 @@ fn no_filesystem_or_process_functions() {
         "system(\"id\")",
         "env(\"HOME\")",
     ] {
-        let f = failure(Limits::default(), &format!("{call};"));
+        // Refused when the file loads: no such function is registered.
+        let engine = RuleEngine::new(Limits::default(), &[]);
+        let src = format!("const RULE = #{{ id: \"t/hostile\" }};\nfn query(p) {{ #{{}} }}\nfn evaluate(d, p) {{\n{call};\n}}\n");
+        let e = load_rule_source(&engine, PathBuf::from("hostile.rhai"), &src).unwrap_err();
+        assert!(
+            e.to_string().contains("call to unknown function"),
+            "{call}: {e}"
+        );
+        // And through a function pointer, which only run time can see, it is not found either.
+        let name = call.split('(').next().unwrap();
+        let f = failure(Limits::default(), &format!("Fn(\"{name}\").call(\"x\");"));
         assert!(f.message.contains("Function not found"), "{call}: {f}");
     }
 }

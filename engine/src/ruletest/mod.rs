@@ -55,6 +55,9 @@ struct Case {
     params: serde_json::Map<String, serde_json::Value>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
+    /// A fleet case's subjects to leave out, as `[[rule]] exclude`.
+    #[serde(default)]
+    exclude: Vec<String>,
     #[serde(rename = "for", default, deserialize_with = "check_opt_duration")]
     for_: Option<String>,
     #[serde(default, deserialize_with = "check_opt_duration")]
@@ -348,6 +351,7 @@ async fn run_case(
         labels: case.labels.clone(),
         for_: dur(&case.for_)?,
         keep_firing_for: dur(&case.keep_firing_for)?,
+        exclude: case.exclude.clone(),
         ..Default::default()
     };
     let engine = b.instance(spec).build().map_err(|e| e.to_string())?;

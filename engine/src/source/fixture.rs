@@ -407,6 +407,71 @@ impl Source for FixtureSource {
     fn history(&self) -> super::HistorySupport {
         super::HistorySupport::AnyInstant
     }
+
+    /// Fleet discovery over the fixture, for the kinds whose real source discovers (CloudWatch
+    /// metrics and logs): every series or table entry whose `match` fits the spec with the
+    /// pattern's strings read as globs names a subject (the part of its value standing where the
+    /// pattern stands), as `ListMetrics` or `DescribeLogGroups` would.
+    async fn subjects(
+        &self,
+        spec: &QuerySpec,
+        pattern: &str,
+        _ctx: &FetchContext,
+    ) -> Option<Result<Vec<String>, SourceFailure>> {
+        // Only where the real source discovers, so a fixture test means what production does.
+        if !matches!(
+            spec.kind.as_str(),
+            "cloudwatch" | "logs_insights" | "filter_logs"
+        ) {
+            return None;
+        }
+        let Value::Object(params) = &spec.params else {
+            return Some(Ok(vec![]));
+        };
+        let mut out = std::collections::BTreeSet::new();
+        let entries = (self.data.series.iter().map(|f| &f.matches))
+            .chain(self.data.table.iter().map(|t| &t.matches));
+        for m in entries {
+            let mut caught = None;
+            if m.get("kind")
+                .is_none_or(|k| k.as_str() == Some(spec.kind.as_str()))
+                && capture_match(m, params, pattern, &mut caught, true)
+            {
+                out.extend(caught);
+            }
+        }
+        Some(Ok(out.into_iter().collect()))
+    }
+}
+
+/// `matches`, with the spec's strings that carry `pattern` read as templates: the entry's value
+/// there must fit, and the part standing for the pattern is the subject (one per entry).
+fn capture_match(
+    want: &serde_json::Map<String, Value>,
+    have: &serde_json::Map<String, Value>,
+    pattern: &str,
+    caught: &mut Option<String>,
+    top: bool,
+) -> bool {
+    want.iter().all(|(k, w)| {
+        if top && k == "kind" {
+            return true;
+        }
+        let Some(h) = have.get(k) else { return false };
+        match (w, h) {
+            (Value::Object(w), Value::Object(h)) => capture_match(w, h, pattern, caught, false),
+            (Value::String(w), Value::String(h)) if h.contains(pattern) => {
+                match crate::fleet::capture(h, pattern, w) {
+                    Some(s) if caught.as_ref().is_none_or(|c| *c == s) => {
+                        *caught = Some(s);
+                        true
+                    }
+                    _ => false,
+                }
+            }
+            (w, h) => subset(w, h),
+        }
+    })
 }
 
 #[cfg(test)]

@@ -46,9 +46,28 @@ pub trait Source: Send + Sync {
         0
     }
 
+    /// [`Self::requests`] by API operation (`GetMetricData`, `ListMetrics`, …), where known.
+    fn requests_by_operation(&self) -> BTreeMap<String, u64> {
+        BTreeMap::new()
+    }
+
     /// How this source can answer about the past, for backtests (`crate::backtest`).
     fn history(&self) -> HistorySupport {
         HistorySupport::None
+    }
+
+    /// Fleet discovery (`crate::fleet`): the subjects `pattern` stands for in `spec`, where
+    /// `pattern` is a glob the engine put into one of the spec's strings in place of a subject's
+    /// name (`dimensions.FunctionName`, `log_group = "/aws/lambda/<pattern>"`). Each subject is
+    /// the part of a discovered value standing where the pattern stands. `None`: this source
+    /// cannot discover (list the names instead).
+    async fn subjects(
+        &self,
+        _spec: &QuerySpec,
+        _pattern: &str,
+        _ctx: &FetchContext,
+    ) -> Option<Result<Vec<String>, crate::data::SourceFailure>> {
+        None
     }
 }
 
@@ -196,6 +215,23 @@ impl Sources {
 
     pub fn kinds(&self) -> impl Iterator<Item = &str> {
         self.by_kind.keys().map(|s| s.as_str())
+    }
+
+    /// [`Source::subjects`] of the source answering `spec`'s kind: `None` when that source
+    /// cannot discover; a kind without a source is a failure saying so.
+    pub async fn subjects(
+        &self,
+        spec: &QuerySpec,
+        pattern: &str,
+        ctx: &FetchContext,
+    ) -> Option<Result<Vec<String>, crate::data::SourceFailure>> {
+        let Some(src) = self.by_kind.get(&spec.kind) else {
+            return Some(Err(crate::data::SourceFailure {
+                source: spec.kind.clone(),
+                message: format!("no source is configured for {:?} queries", spec.kind),
+            }));
+        };
+        src.subjects(spec, pattern, ctx).await
     }
 
     /// Fetches every distinct spec once, all kinds concurrently. Specs of a kind with no source

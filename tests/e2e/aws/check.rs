@@ -1,5 +1,6 @@
-//! `tripline check` on a config that calls AWS: region and credentials must resolve before the
-//! first cycle, with a message that says which is missing.
+//! `tripline check --online` on a config that calls AWS: region and credentials must resolve
+//! before the first cycle, with a message that says which is missing. (Plain `check` works
+//! offline: tests/e2e/check/offline.rs.)
 
 use crate::support::bin::{stderr, stdout, tripline_bin};
 use std::path::Path;
@@ -20,7 +21,7 @@ use = "aws/lambda-errors"
 params = { function = "prd2011-prod1-us-east-1-cmp-save-data" }
 "#;
 
-/// `tripline check` with only `env` (and PATH): no profile, no instance metadata.
+/// `tripline check --online` with only `env` (and PATH): no profile, no instance metadata.
 fn check(dir: &Path, region: Option<&str>, env: &[(&str, &str)]) -> Output {
     let line = region
         .map(|r| format!("region = \"{r}\""))
@@ -31,7 +32,7 @@ fn check(dir: &Path, region: Option<&str>, env: &[(&str, &str)]) -> Output {
     )
     .unwrap();
     Command::new(tripline_bin())
-        .args(["check", "--config", "tripline.toml"])
+        .args(["check", "--online", "--config", "tripline.toml"])
         .current_dir(dir)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())

@@ -44,7 +44,7 @@ fn evaluate(d, p) {
 /// The rule-side discovery API (docs/aws.md, "Discovery"): a glob in a dimension gives an array
 /// of series, one per matching function, each labelled with its dimensions.
 const FLEET_ERRORS: &str = r#"
-const RULE = #{ id: "test/fleet-errors", severity: "critical", params: #{ functions: (), threshold: 10 } };
+const RULE = #{ id: "test/fleet-errors", severity: "critical", fleet: false, params: #{ functions: (), threshold: 10 } };
 fn query(p) {
     #{ errors: cloudwatch(#{ namespace: "AWS/Lambda", metric: "Errors", stat: "Sum", dimensions: #{ FunctionName: p.functions }, period: "5m" }) }
 }
@@ -417,6 +417,129 @@ async fn every_stock_aws_rule_asks_for_queries_the_aws_sources_accept() {
         "{:#?}",
         report.rule_failures
     );
+}
+
+/// A fleet rule (`crate::fleet`) over 600 functions: the stock aws/lambda-errors with a glob.
+/// Discovery costs ⌈600 / 500⌉ = 2 ListMetrics pages per TTL, the 600 per-function queries
+/// ⌈600 / 500⌉ = 2 GetMetricData calls per cycle; another environment's functions are listed by
+/// ListMetrics (it filters by dimension name only) but never queried nor alerted on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_of_600_functions_costs_two_list_metrics_pages_and_two_get_metric_data_calls() {
+    let Some(moto) = Moto::start() else { return };
+    test_credentials_in_env();
+    let seed = Seeder::new(&moto).await;
+    let at = now();
+    let t = aws_smithy_types::DateTime::from_secs(in_period(at, 300, 0).timestamp());
+    let datum = |f: &str, v: f64| {
+        aws_sdk_cloudwatch::types::MetricDatum::builder()
+            .metric_name("Errors")
+            .dimensions(
+                aws_sdk_cloudwatch::types::Dimension::builder()
+                    .name("FunctionName")
+                    .value(f)
+                    .build(),
+            )
+            .timestamp(t)
+            .value(v)
+            .build()
+    };
+    // Every 100th prod1 function fails; every dev1 function fails harder.
+    let mut data: Vec<_> = (0..600)
+        .map(|i| datum(&function(i), if i % 100 == 7 { 50.0 } else { 0.0 }))
+        .collect();
+    data.extend((0..20).map(|i| datum(&format!("prd2011-dev1-fn-{i:03}"), 999.0)));
+    for chunk in data.chunks(500) {
+        seed.cw
+            .put_metric_data()
+            .namespace("AWS/Lambda")
+            .set_metric_data(Some(chunk.to_vec()))
+            .send()
+            .await
+            .expect("PutMetricData");
+    }
+    let cw =
+        Arc::new(CloudWatchSource::new(&aws_config(&moto), CloudWatchSettings::default()).unwrap());
+    let engine = Tripline::builder()
+        .source("cloudwatch", cw.clone())
+        .instance(
+            InstanceSpec::new("prod1-errors", "aws/lambda-errors")
+                .param("function", "prd2011-prod1-fn-*"),
+        )
+        .fetch_timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let report = engine.run_cycle_at(at, None).await.unwrap();
+    assert!(
+        report.source_failures.is_empty() && report.rule_failures.is_empty(),
+        "{:?} {:?}",
+        report.source_failures,
+        report.rule_failures
+    );
+    let mut fired: Vec<&str> = report
+        .alerts
+        .iter()
+        .map(|a| a.labels["function"].as_str())
+        .collect();
+    fired.sort();
+    let want: Vec<String> = (0..6).map(|k| function(k * 100 + 7)).collect();
+    assert_eq!(fired, want);
+    assert_eq!(report.queries, 600);
+    let ops = |op: &str| cw.requests_by_operation().get(op).copied().unwrap_or(0);
+    // 620 FunctionName metrics listed at 500 a page.
+    assert_eq!(ops("ListMetrics"), 620u64.div_ceil(500));
+    assert_eq!(ops("GetMetricData"), 600u64.div_ceil(500));
+    // The next cycle, within the TTL: GetMetricData only.
+    engine
+        .run_cycle_at(at + chrono::Duration::seconds(10), None)
+        .await
+        .unwrap();
+    assert_eq!(ops("ListMetrics"), 2);
+    assert_eq!(ops("GetMetricData"), 4);
+}
+
+/// A fleet picks up a function deployed after it started, at the first discovery after the cache
+/// expires (`discovery_ttl = 0`: every cycle), without a restart or a config change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_picks_up_a_new_function_when_discovery_runs_again() {
+    let Some(moto) = Moto::start() else { return };
+    test_credentials_in_env();
+    let seed = Seeder::new(&moto).await;
+    let at = now();
+    let t = in_period(at, 300, 0);
+    seed.lambda("Errors", &function(1), t, 30.0).await;
+    let settings = CloudWatchSettings {
+        discovery_ttl: Duration::ZERO,
+        ..Default::default()
+    };
+    let cw = Arc::new(CloudWatchSource::new(&aws_config(&moto), settings).unwrap());
+    let engine = Tripline::builder()
+        .source("cloudwatch", cw.clone())
+        .instance(
+            InstanceSpec::new("prod1-errors", "aws/lambda-errors")
+                .param("function", "prd2011-prod1-fn-*"),
+        )
+        .build()
+        .unwrap();
+    let fired = |r: &tripline::CycleReport| {
+        let mut v: Vec<String> = r
+            .alerts
+            .iter()
+            .map(|a| a.labels["function"].clone())
+            .collect();
+        v.sort();
+        v
+    };
+    let r = engine.run_cycle_at(at, None).await.unwrap();
+    assert_eq!(fired(&r), [function(1)]);
+    seed.lambda("Errors", &function(2), t, 40.0).await;
+    let r = engine
+        .run_cycle_at(at + chrono::Duration::seconds(10), None)
+        .await
+        .unwrap();
+    assert_eq!(fired(&r), [function(1), function(2)]);
+    let ops = cw.requests_by_operation();
+    assert_eq!(ops.get("ListMetrics"), Some(&2));
+    assert_eq!(ops.get("GetMetricData"), Some(&2));
 }
 
 /// Sliding windows against moto: evaluated at an instant whose minute is not a period boundary,

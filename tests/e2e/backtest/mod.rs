@@ -2,3 +2,6 @@
 //! counted on the wire, the HTML report in headless Chromium, and receivers that hear nothing.
 
 mod fixture_day;
+mod html_chromium;
+mod moto_week;
+mod vmalert_replay;

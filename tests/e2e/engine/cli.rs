@@ -80,7 +80,8 @@ fn check_locates_every_config_problem() {
         "{err}"
     );
     // The duration error stops that instance only; the others are still checked.
-    let unknown_param = "bad.toml:5:7: instance \"lambda-errors\": rule aws/lambda-errors has no parameter \"treshold\"";
+    // A parameter's problem is located at its value, with the name it was probably meant to be.
+    let unknown_param = "bad.toml:6:39: instance \"lambda-errors\": rule aws/lambda-errors has no parameter \"treshold\" (it takes: datapoints, evaluation_periods, function, missing, period, threshold); did you mean `threshold`?";
     let no_rule = "bad.toml:9:7: instance \"no-such-rule\": no rule with id \"aws/no-such-rule\"";
     assert!(err.contains(unknown_param), "{err}");
     assert!(err.contains(no_rule), "{err}");

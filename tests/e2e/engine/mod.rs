@@ -1,6 +1,7 @@
 //! The engine through the CLI: check, eval, state across processes, sandboxed rules.
 
 mod cli;
+mod fleet;
 mod sandbox;
 mod state;
 

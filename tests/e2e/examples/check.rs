@@ -53,8 +53,8 @@ fn every_example_config_passes_check() {
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     for (name, config, rules) in [
-        ("campaign-workers", CAMPAIGN_WORKERS, 12),
-        ("clarivum-jobs", CLARIVUM_JOBS, 11),
+        ("campaign-workers", CAMPAIGN_WORKERS, 6),
+        ("clarivum-jobs", CLARIVUM_JOBS, 7),
         ("lambda-job-alerts", LAMBDA_JOB_ALERTS, 5),
         ("processing-queue", PROCESSING_QUEUE, 6),
         ("intelliflow-workers", INTELLIFLOW_WORKERS, 9),

@@ -119,11 +119,11 @@ async fn clarivum_backlog_and_dlq_flood_raise_the_runbook_levels_and_healthy_que
         summary(&alerts),
         triples(&[
             ("coupon-jobs-backlog", "firing", "warning"),
-            ("coupon-jobs-dlq", "firing", "critical"),
-            ("coupon-worker-errors", "firing", "critical"),
+            ("jobs-dlq", "firing", "critical"),
+            ("worker-errors", "firing", "critical"),
             ("email-jobs-backlog", "firing", "critical"),
             ("pdf-export-jobs-backlog", "firing", "warning"),
-            ("pdf-export-jobs-dlq", "firing", "warning"),
+            ("jobs-dlq", "firing", "warning"),
         ]),
         "{alerts:#?}"
     );
@@ -168,9 +168,9 @@ async fn clarivum_criticals_page_the_backend_engineer_and_a_2h_backlog_notifies_
     assert_eq!(
         pagerduty_triggers(&s.rx.bodies("backend-oncall")),
         vec![
-            page("coupon-jobs-dlq", "dlq-flood"),
-            page("coupon-worker-errors", "lambda-errors--timeouts"),
             page("email-jobs-backlog", "backlog-growth--slow-processing"),
+            page("jobs-dlq", "dlq-flood"),
+            page("worker-errors", "lambda-errors--timeouts"),
         ]
     );
     assert_eq!(

@@ -128,7 +128,7 @@ fn check_rejects_unknown_receivers_and_bad_regexes_with_positions() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("bad.toml:13:13: invalid regex \"(db\" for label \"team\""),
+        err.contains("bad.toml:13:20: invalid matcher \"team=~(db\": invalid regex \"(db\" for label \"team\""),
         "{err}"
     );
     assert!(
@@ -136,7 +136,7 @@ fn check_rejects_unknown_receivers_and_bad_regexes_with_positions() {
         "{err}"
     );
     assert!(
-        err.contains("bad.toml:17:20: matcher \"severity\" has no operator"),
+        err.contains("bad.toml:17:29: invalid matcher \"severity\": unexpected end of input: expected an operator"),
         "{err}"
     );
 }

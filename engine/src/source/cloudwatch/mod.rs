@@ -14,18 +14,19 @@
 //! a whole minute (or a 5-minute / 1-hour clock interval for windows reaching back past 15 / 63
 //! days), which is what CloudWatch rounds it to anyway, so the request is honoured exactly.
 
+mod discovery;
 pub mod planner;
 pub mod spec;
 
 use self::planner::{plan, Call, CallLimits, MetricQuery};
-use self::spec::{glob_match, DimValue, MetricSpec};
+use self::spec::MetricSpec;
 use super::{FetchContext, Source};
 use crate::aws::{classify, with_retries, AwsConfig, CallError, LazyClient, Service};
 use crate::data::{Point, QueryData, QueryOutcome, Series, SourceFailure};
 use crate::rule::QuerySpec;
 use async_trait::async_trait;
 use aws_sdk_cloudwatch::types::{
-    Dimension, DimensionFilter, Metric, MetricDataQuery, MetricStat, ScanBy, StatusCode,
+    Dimension, Metric, MetricDataQuery, MetricStat, ScanBy, StatusCode,
 };
 use futures::StreamExt;
 use std::collections::{BTreeMap, HashMap};
@@ -97,80 +98,6 @@ impl CloudWatchSource {
             settings,
             discovered: Mutex::default(),
         })
-    }
-
-    /// The dimension sets of `spec`'s metric whose values match its globs (and equal its exact
-    /// values), with exactly the spec's dimension names. Cached for `discovery_ttl`.
-    async fn discover(
-        &self,
-        client: &aws_sdk_cloudwatch::Client,
-        spec: &MetricSpec,
-        deadline: Instant,
-    ) -> Result<DimensionSets, String> {
-        let key = format!("{}|{}|{:?}", spec.namespace, spec.metric, spec.dimensions);
-        if let Some((at, sets)) = self.discovered.lock().expect("discovery cache").get(&key) {
-            if at.elapsed() < self.settings.discovery_ttl {
-                return Ok(sets.clone());
-            }
-        }
-        let filters: Vec<DimensionFilter> = spec
-            .dimensions
-            .iter()
-            .map(|(k, v)| match v {
-                DimValue::Exact(v) => DimensionFilter::builder().name(k).value(v).build(),
-                DimValue::Glob(_) => DimensionFilter::builder().name(k).build(),
-            })
-            .collect();
-        let mut sets = Vec::new();
-        let mut token: Option<String> = None;
-        for _page in 0..1000 {
-            let req = client
-                .list_metrics()
-                .namespace(&spec.namespace)
-                .metric_name(&spec.metric)
-                .set_dimensions(Some(filters.clone()))
-                .set_next_token(token.clone());
-            let out = with_retries("ListMetrics", self.settings.max_attempts, deadline, || {
-                let req = req.clone();
-                async move { req.send().await.map_err(|e| classify("ListMetrics", &e)) }
-            })
-            .await
-            .map_err(|e| {
-                format!(
-                    "discovering {} {} dimensions: {}",
-                    spec.namespace, spec.metric, e.message
-                )
-            })?;
-            for m in out.metrics() {
-                let dims: BTreeMap<String, String> = m
-                    .dimensions()
-                    .iter()
-                    .filter_map(|d| Some((d.name()?.to_string(), d.value()?.to_string())))
-                    .collect();
-                let same_names = dims.len() == spec.dimensions.len()
-                    && spec.dimensions.keys().all(|k| dims.contains_key(k));
-                let matches = same_names
-                    && spec.dimensions.iter().all(|(k, v)| match v {
-                        DimValue::Exact(x) => dims.get(k) == Some(x),
-                        DimValue::Glob(g) => dims.get(k).is_some_and(|have| glob_match(g, have)),
-                    });
-                if matches {
-                    sets.push(dims);
-                }
-            }
-            token = out.next_token().map(String::from);
-            if token.is_none() {
-                break;
-            }
-        }
-        sets.sort();
-        sets.dedup();
-        let sets = Arc::new(sets);
-        self.discovered
-            .lock()
-            .expect("discovery cache")
-            .insert(key, (Instant::now(), sets.clone()));
-        Ok(sets)
     }
 
     /// Runs one planned call (all its pages) and returns each query's points or error.
@@ -409,7 +336,20 @@ impl Source for CloudWatchSource {
         self.client.requests()
     }
 
+    fn requests_by_operation(&self) -> BTreeMap<String, u64> {
+        self.client.requests_by_operation()
+    }
+
     fn history(&self) -> super::HistorySupport {
         super::HistorySupport::MetricRange
+    }
+
+    async fn subjects(
+        &self,
+        spec: &QuerySpec,
+        pattern: &str,
+        ctx: &FetchContext,
+    ) -> Option<Result<Vec<String>, SourceFailure>> {
+        self.fleet_subjects(spec, pattern, ctx).await
     }
 }

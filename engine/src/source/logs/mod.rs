@@ -537,6 +537,47 @@ impl Source for LogsSource {
     fn requests(&self) -> u64 {
         self.client.requests()
     }
+
+    fn requests_by_operation(&self) -> BTreeMap<String, u64> {
+        self.client.requests_by_operation()
+    }
+
+    /// Fleet discovery: a `log_group` carrying the pattern (`/aws/lambda/<pattern>`) is matched
+    /// against the groups under its literal prefix (`DescribeLogGroups`, cached like
+    /// `log_group_prefix`); each subject is the part of a group's name where the pattern stands.
+    async fn subjects(
+        &self,
+        spec: &QuerySpec,
+        pattern: &str,
+        ctx: &FetchContext,
+    ) -> Option<Result<Vec<String>, SourceFailure>> {
+        let kind = spec.kind.as_str();
+        let template = spec.str("log_group").filter(|g| g.contains(pattern))?;
+        let literal = template
+            .find(['*', '?'])
+            .map_or(template, |i| &template[..i]);
+        let client = match self.client.get().await {
+            Ok(c) => c,
+            Err(e) => return Some(Err(failure(kind, e))),
+        };
+        Some(
+            match self
+                .groups_with_prefix(&client, literal, ctx.deadline)
+                .await
+            {
+                Err(e) => Err(failure(kind, format!("discovering log groups: {e}"))),
+                Ok(groups) => {
+                    let mut out: Vec<String> = groups
+                        .iter()
+                        .filter_map(|g| crate::fleet::capture(template, pattern, g))
+                        .collect();
+                    out.sort();
+                    out.dedup();
+                    Ok(out)
+                }
+            },
+        )
+    }
 }
 
 #[cfg(test)]
