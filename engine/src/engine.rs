@@ -34,7 +34,8 @@ const INGEST_RESCAN: chrono::Duration = chrono::Duration::seconds(60);
 pub struct RuleInstance {
     /// Unique name; the `alertname` label of its alerts.
     pub name: String,
-    pub rule: Rule,
+    /// Shared by every instance of the rule.
+    pub rule: Arc<Rule>,
     pub params: rhai::Map,
     /// `params` as a shared script value: handing it to a rule costs a reference count.
     params_shared: rhai::Dynamic,
@@ -340,8 +341,15 @@ impl TriplineBuilder {
 
     pub fn build(self) -> Result<Tripline> {
         let rule_engine = Arc::new(RuleEngine::new(self.limits, &self.rule_dirs));
-        let (mut rules, mut errors) =
-            RuleSet::load(&rule_engine, &self.rule_dirs, self.stock_rules);
+        // Of the stock rules, only those the instances use are compiled (at most once each).
+        let wanted: std::collections::BTreeSet<&str> =
+            self.instances.iter().map(|i| i.rule.as_str()).collect();
+        let (mut rules, mut errors) = RuleSet::load_for(
+            &rule_engine,
+            &self.rule_dirs,
+            self.stock_rules,
+            Some(&wanted),
+        );
         for (origin, text) in &self.rule_sources {
             match crate::rule::load_rule_source(&rule_engine, origin.clone(), text) {
                 Ok(Some(r)) => {
@@ -363,7 +371,9 @@ impl TriplineBuilder {
         let mut problems = Vec::new();
         let broken_files = !errors.is_empty();
         let mut seen = std::collections::HashSet::new();
-        for spec in self.instances {
+        // One shared copy of each rule for all its instances.
+        let mut shared: HashMap<&str, Arc<Rule>> = HashMap::new();
+        for spec in &self.instances {
             let located = |message: String| match &spec.location {
                 Some(l) => Error::Invalid {
                     location: l.clone(),
@@ -371,14 +381,14 @@ impl TriplineBuilder {
                 },
                 None => Error::Config(message),
             };
-            if !seen.insert(spec.name.clone()) {
+            if !seen.insert(spec.name.as_str()) {
                 problems.push(located(format!(
                     "rule instance name {:?} is used twice; give each [[rule]] a distinct `name`",
                     spec.name
                 )));
                 continue;
             }
-            match instantiate(&rules, spec.clone()) {
+            match instantiate(&rules, &mut shared, spec) {
                 Ok(i) => instances.push(i),
                 // Its rule file is probably one of the broken ones: report it with them and keep
                 // every other instance running.
@@ -435,17 +445,22 @@ impl TriplineBuilder {
     }
 }
 
-fn instantiate(rules: &RuleSet, spec: InstanceSpec) -> Result<RuleInstance> {
-    let rule = rules
-        .get(&spec.rule)
-        .ok_or_else(|| {
-            Error::Config(format!(
-                "instance {:?}: no rule with id {:?}{}",
-                spec.name,
-                spec.rule,
-                crate::suggest::did_you_mean(&spec.rule, rules.rules.keys().map(String::as_str))
-            ))
-        })?
+fn instantiate<'r>(
+    rules: &'r RuleSet,
+    shared: &mut HashMap<&'r str, Arc<Rule>>,
+    spec: &InstanceSpec,
+) -> Result<RuleInstance> {
+    let (id, found) = rules.rules.get_key_value(&spec.rule).ok_or_else(|| {
+        Error::Config(format!(
+            "instance {:?}: no rule with id {:?}{}",
+            spec.name,
+            spec.rule,
+            crate::suggest::did_you_mean(&spec.rule, rules.rules.keys().map(String::as_str))
+        ))
+    })?;
+    let rule = shared
+        .entry(id.as_str())
+        .or_insert_with(|| Arc::new(found.clone()))
         .clone();
     let params = resolve_params_at(&rule, &spec.params).map_err(|(k, m)| {
         let message = format!("instance {:?}: {m}", spec.name);
@@ -463,7 +478,7 @@ fn instantiate(rules: &RuleSet, spec: InstanceSpec) -> Result<RuleInstance> {
         None => rule.meta.schedule.clone(),
     };
     let mut labels = rule.meta.labels.clone();
-    labels.extend(spec.labels);
+    labels.extend(spec.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
     let fleet = crate::fleet::Fleet::of(&rule, &spec.params, &spec.exclude)
         .map_err(|m| Error::Config(format!("instance {:?}: {m}", spec.name)))?;
     Ok(RuleInstance {
@@ -472,14 +487,14 @@ fn instantiate(rules: &RuleSet, spec: InstanceSpec) -> Result<RuleInstance> {
             for_: spec.for_.unwrap_or(rule.meta.for_),
             keep_firing_for: spec.keep_firing_for.unwrap_or(rule.meta.keep_firing_for),
         },
-        name: spec.name,
+        name: spec.name.clone(),
         params_shared: rhai::Dynamic::from_map(params.clone()).into_shared(),
         specs: Arc::default(),
         params,
         labels,
         schedule,
         severity: spec.severity,
-        runbook: spec.runbook,
+        runbook: spec.runbook.clone(),
         rule,
     })
 }
@@ -618,6 +633,8 @@ impl Tripline {
         &self.instances
     }
 
+    /// The rules this engine compiled: those of its rule directories and rule sources, and the
+    /// stock rules its instances use (`RuleSet::load` compiles every stock rule).
     pub fn rules(&self) -> &RuleSet {
         &self.rules
     }

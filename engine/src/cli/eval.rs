@@ -63,7 +63,7 @@ fn would_send(n: &Notification) -> String {
 }
 
 pub async fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
-    let (engine, at) = match super::engine_at(&a.config, a.at.as_deref())? {
+    let (cfg, engine, at) = match super::config_engine_at(&a.config, a.at.as_deref())? {
         Ok(e) => e,
         Err(code) => return Ok(code),
     };
@@ -80,10 +80,7 @@ pub async fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
             at.to_rfc3339()
         );
     }
-    let budget = match super::load_config(&a.config) {
-        Ok(cfg) => tripline::config::wire::deliver_budget(&cfg)?,
-        Err(code) => return Ok(code),
-    };
+    let budget = tripline::config::wire::deliver_budget(&cfg)?;
     let mut report = engine.run_cycle_with(at, None, mode).await?;
     if mode == CycleMode::Live {
         // The documented cron mode: deliver everything due in this run, paced at each receiver's

@@ -90,6 +90,17 @@ pub fn engine_at(
     config: &Path,
     at: Option<&str>,
 ) -> anyhow::Result<Result<(tripline::Tripline, chrono::DateTime<chrono::Utc>), ExitCode>> {
+    Ok(config_engine_at(config, at)?.map(|(_, e, at)| (e, at)))
+}
+
+/// A parsed config, its engine and the instant its clock is stopped at.
+pub type Loaded = (Config, tripline::Tripline, chrono::DateTime<chrono::Utc>);
+
+/// `engine_at`, handing back the parsed config too (read once, not again for its settings).
+pub fn config_engine_at(
+    config: &Path,
+    at: Option<&str>,
+) -> anyhow::Result<Result<Loaded, ExitCode>> {
     let cfg = match load_config(config) {
         Ok(c) => c,
         Err(code) => return Ok(Err(code)),
@@ -100,7 +111,7 @@ pub fn engine_at(
         ..Default::default()
     };
     Ok(match tripline::config::wire::build(&cfg, opts) {
-        Ok(e) => Ok((e, at)),
+        Ok(e) => Ok((cfg, e, at)),
         Err(e) => Err(report_invalid(e)),
     })
 }

@@ -55,11 +55,26 @@ pub fn merge(
         p.generator_url = p.generator_url.filter(|g| !g.is_empty());
         let fp = fingerprint(INGESTED, &p.labels);
         let ends = p.ends_at.unwrap_or(at + RESOLVE_TIMEOUT);
+        // An alert posted twice in one request: the later post updates the earlier one.
         let prev = out
             .get(&fp)
             .cloned()
             .or_else(|| by_fp.get(fp.as_str()).map(|a| (*a).clone()));
         let resolved = ends <= at;
+        let severity = p
+            .labels
+            .get("severity")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(Severity::Warning);
+        // The annotations are moved, not copied: summary and runbook out, the rest as details.
+        let mut ann = std::mem::take(&mut p.annotations);
+        let summary = ann
+            .remove("summary")
+            .or_else(|| ann.get("description").cloned())
+            .or_else(|| p.labels.get("alertname").cloned())
+            .unwrap_or_else(|| "alert".into());
+        let runbook_url = ann.remove("runbook_url");
+        let runbook_other = ann.remove("runbook");
         let mut a = match prev {
             Some(a) if a.is_active() => a,
             // A resolve for an alert we never saw firing tells nobody anything.
@@ -68,7 +83,7 @@ pub fn merge(
                 fingerprint: fp.clone(),
                 rule: INGESTED.into(),
                 instance: INGESTED.into(),
-                labels: p.labels.clone(),
+                labels: std::mem::take(&mut p.labels),
                 state: AlertState::Firing,
                 severity: Severity::Warning,
                 summary: String::new(),
@@ -84,29 +99,12 @@ pub fn merge(
                 keep_firing_since: None,
             },
         };
-        a.severity = p
-            .labels
-            .get("severity")
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(Severity::Warning);
-        let ann = |k: &str| p.annotations.get(k).cloned();
-        a.summary = ann("summary")
-            .or_else(|| ann("description"))
-            .unwrap_or_else(|| {
-                p.labels
-                    .get("alertname")
-                    .cloned()
-                    .unwrap_or_else(|| "alert".into())
-            });
-        a.runbook = ann("runbook_url").or_else(|| ann("runbook"));
-        a.details = p
-            .annotations
-            .iter()
-            .filter(|(k, _)| !["summary", "runbook_url", "runbook"].contains(&k.as_str()))
-            .map(|(k, v)| (k.clone(), v.clone().into()))
-            .collect();
-        if let Some(g) = &p.generator_url {
-            a.details.insert(GENERATOR_URL.into(), g.clone().into());
+        a.severity = severity;
+        a.summary = summary;
+        a.runbook = runbook_url.or(runbook_other);
+        a.details = ann.into_iter().map(|(k, v)| (k, v.into())).collect();
+        if let Some(g) = p.generator_url {
+            a.details.insert(GENERATOR_URL.into(), g.into());
         }
         a.details.insert(ENDS_AT.into(), ends.to_rfc3339().into());
         a.last_active = at;

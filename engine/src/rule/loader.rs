@@ -4,7 +4,7 @@
 use super::{meta::RuleMeta, sandbox, Rule, RuleEngine};
 use crate::error::Error;
 use rhai::{Map, Scope};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -30,10 +30,29 @@ impl RuleSet {
         dirs: &[PathBuf],
         include_stock: bool,
     ) -> (RuleSet, Vec<Error>) {
+        Self::load_for(engine, dirs, include_stock, None)
+    }
+
+    /// `load`, compiling of the stock rules only those with an id in `wanted` (all when `None`):
+    /// a config using one stock rule does not pay for compiling thirty. Every file under `dirs`
+    /// is still compiled (its errors are the config's to see). A stock rule's id is its path
+    /// without `.rhai` (a test pins it); should one ever differ, a wanted id found nowhere else
+    /// compiles the stock rules left out, so the answer is the same as with every one compiled.
+    pub fn load_for(
+        engine: &RuleEngine,
+        dirs: &[PathBuf],
+        include_stock: bool,
+        wanted: Option<&BTreeSet<&str>>,
+    ) -> (RuleSet, Vec<Error>) {
         let mut set = RuleSet::default();
         let mut errors = Vec::new();
+        let mut skipped = Vec::new();
         if include_stock {
             for (path, text) in STOCK_RULES {
+                if wanted.is_some_and(|w| !w.contains(stock_id(path))) {
+                    skipped.push((path, text));
+                    continue;
+                }
                 match load_rule_source(engine, PathBuf::from(format!("<stock>/{path}")), text) {
                     Ok(Some(rule)) => {
                         set.rules.insert(rule.meta.id.clone(), rule);
@@ -74,8 +93,27 @@ impl RuleSet {
                 }
             }
         }
+        if let Some(w) = wanted {
+            if w.iter().any(|id| !set.rules.contains_key(*id)) {
+                for (path, text) in skipped {
+                    match load_rule_source(engine, PathBuf::from(format!("<stock>/{path}")), text) {
+                        // Only where nothing else defines the id: the files under `dirs` win.
+                        Ok(Some(rule)) => {
+                            set.rules.entry(rule.meta.id.clone()).or_insert(rule);
+                        }
+                        Ok(None) => {}
+                        Err(e) => errors.push(e),
+                    }
+                }
+            }
+        }
         (set, errors)
     }
+}
+
+/// The id a stock rule declares: its path under `rules/` without `.rhai`.
+fn stock_id(path: &str) -> &str {
+    path.strip_suffix(".rhai").unwrap_or(path)
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
@@ -333,5 +371,62 @@ mod tests {
         let (set, errors) = RuleSet::load(&engine, &[], true);
         assert!(errors.is_empty(), "{errors:?}");
         assert!(set.rules.len() > 20);
+    }
+}
+
+#[cfg(test)]
+mod stock_tests {
+    use super::*;
+
+    #[test]
+    fn every_stock_rule_declares_its_path_as_its_id() {
+        let engine = RuleEngine::new(Default::default(), &[]);
+        let (all, errors) = RuleSet::load(&engine, &[], true);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(all.rules.len(), STOCK_RULES.len());
+        for (path, text) in STOCK_RULES {
+            let rule = load_rule_source(&engine, PathBuf::from(*path), text)
+                .unwrap()
+                .unwrap();
+            assert_eq!(rule.meta.id, stock_id(path), "{path}");
+        }
+    }
+
+    #[test]
+    fn only_the_wanted_stock_rules_are_compiled_and_dirs_still_win() {
+        let engine = RuleEngine::new(Default::default(), &[]);
+        let wanted: BTreeSet<&str> = ["aws/lambda-errors", "worker/down", "own/rule"].into();
+        let (set, errors) = RuleSet::load_for(&engine, &[], true, Some(&wanted));
+        assert!(errors.is_empty(), "{errors:?}");
+        // `own/rule` is nowhere: the fallback compiled every stock rule, and still found nothing.
+        assert_eq!(set.rules.len(), STOCK_RULES.len());
+        let wanted: BTreeSet<&str> = ["aws/lambda-errors", "worker/down"].into();
+        let (set, _) = RuleSet::load_for(&engine, &[], true, Some(&wanted));
+        assert_eq!(
+            set.rules.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
+            ["aws/lambda-errors", "worker/down"]
+        );
+        assert_eq!(
+            set.rules["worker/down"].origin,
+            PathBuf::from("<stock>/worker/down.rhai")
+        );
+        // A rule directory overriding a wanted stock id keeps its own rule.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("mine.rhai"),
+            "const RULE = #{ id: \"worker/down\" };\nfn query(p) { #{} }\nfn evaluate(d, p) { [] }\n",
+        )
+        .unwrap();
+        let (set, errors) =
+            RuleSet::load_for(&engine, &[dir.path().to_path_buf()], true, Some(&wanted));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(set.rules.len(), 2);
+        assert_eq!(
+            set.rules["worker/down"].origin,
+            dir.path().join("mine.rhai")
+        );
+        // Nothing wanted, nothing of the stock compiled.
+        let (set, _) = RuleSet::load_for(&engine, &[], true, Some(&BTreeSet::new()));
+        assert!(set.rules.is_empty());
     }
 }

@@ -208,6 +208,15 @@ impl Store for SqliteStore {
     }
 
     async fn save_alerts(&self, changed: &[Alert], deleted: &[String]) -> Result<()> {
+        // Encoded before the connection is taken: the notification loop's flush (which holds it
+        // while it plans) and a POST's encoding can then use both cores instead of queueing.
+        let bodies = changed
+            .iter()
+            .map(|a| {
+                serde_json::to_string(a)
+                    .map_err(|e| Error::Store(format!("alert {}: {e}", a.fingerprint)))
+            })
+            .collect::<Result<Vec<String>>>()?;
         let mut g = self.lock()?;
         let Inner { conn, alerts } = &mut *g;
         let written = (|| -> rusqlite::Result<()> {
@@ -217,9 +226,7 @@ impl Store for SqliteStore {
                     "INSERT INTO alerts (fingerprint, instance, state, ends_at, body) VALUES (?1, ?2, ?3, ?4, ?5)
                      ON CONFLICT(fingerprint) DO UPDATE SET instance = ?2, state = ?3, ends_at = ?4, body = ?5",
                 )?;
-                for a in changed {
-                    let body = serde_json::to_string(a)
-                        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+                for (a, body) in changed.iter().zip(&bodies) {
                     up.execute(params![
                         a.fingerprint,
                         a.instance,
