@@ -9,14 +9,7 @@ install_test_deps_backtest() {
   local missing=()
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   [ -x /usr/bin/vmalert ] || missing+=(victoria-metrics)
-  if [ ${#missing[@]} -gt 0 ]; then
-    local sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    echo "installing ${missing[*]}"
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      "${missing[@]}" >/dev/null
-  fi
+  apt_install "${missing[@]}"
   TRIPLINE_CHROMIUM=/usr/bin/chromium
   TRIPLINE_VMALERT=/usr/bin/vmalert
   export TRIPLINE_CHROMIUM TRIPLINE_VMALERT

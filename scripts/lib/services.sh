@@ -15,16 +15,7 @@ install_test_deps_services() {
   compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
   command -v amtool >/dev/null 2>&1 || [ -x /usr/bin/amtool ] || missing+=(prometheus-alertmanager)
   command -v openssl >/dev/null 2>&1 || missing+=(openssl)   # test certificates for TLS
-  if [ ${#missing[@]} -gt 0 ]; then
-    local sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    echo "installing ${missing[*]}"
-    # Package scripts may try to start the services; in a container without an init system
-    # they cannot, which is fine: the tests run their own.
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      "${missing[@]}" >/dev/null
-  fi
+  apt_install "${missing[@]}"
   TRIPLINE_PROMETHEUS=$(command -v prometheus || echo /usr/bin/prometheus)
   TRIPLINE_REDIS_SERVER=$(command -v redis-server || echo /usr/bin/redis-server)
   # The newest installed PostgreSQL major version.

@@ -2,10 +2,6 @@
 # timelines through `promtool test rules` and `tripline test` (scripts/suite/promtool_diff.py).
 # Costs about 40 s of CPU (most of it promtool starting once per timeline file).
 suite_promtool() {
-  if ! command -v promtool >/dev/null 2>&1; then
-    sudo_cmd=""
-    [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-    $sudo_cmd apt-get install -y -qq prometheus >/dev/null
-  fi
+  command -v promtool >/dev/null 2>&1 || apt_install prometheus
   python3 scripts/suite/promtool_diff.py --count 300
 }
