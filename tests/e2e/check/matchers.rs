@@ -1,6 +1,16 @@
 //! Matchers on the command line, in Alertmanager's grammar: `route-test` and `alerts` filters.
 
 use crate::support::bin::{run, stderr, stdout};
+use std::path::Path;
+use std::process::Output;
+
+/// `tripline <command…> --config tripline.toml <args…>` in `dir`.
+fn with_config(dir: &Path, command: &[&str], args: &[&str]) -> Output {
+    let mut a = command.to_vec();
+    a.extend(["--config", "tripline.toml"]);
+    a.extend(args);
+    run(dir, &a)
+}
 
 const CONFIG: &str = r#"stock_rules = false
 [store]
@@ -32,9 +42,7 @@ fn route_test_reads_labels_in_alertmanagers_grammar() {
         vec!["severity=critical", "team=db"],
         vec![r#"{severity="critical", team="db"}"#],
     ] {
-        let mut args = vec!["route-test", "--config", "tripline.toml"];
-        args.extend(&labels);
-        let out = run(dir.path(), &args);
+        let out = with_config(dir.path(), &["route-test"], &labels);
         assert!(out.status.success(), "{labels:?}: {}", stderr(&out));
         assert!(
             stdout(&out).starts_with("pager  route {}/{severity=\"critical\"}"),
@@ -42,30 +50,14 @@ fn route_test_reads_labels_in_alertmanagers_grammar() {
             stdout(&out)
         );
     }
-    let out = run(
-        dir.path(),
-        &[
-            "route-test",
-            "--config",
-            "tripline.toml",
-            "severity=warning",
-        ],
-    );
+    let out = with_config(dir.path(), &["route-test"], &["severity=warning"]);
     assert!(
         stdout(&out).starts_with("default  route {}"),
         "{}",
         stdout(&out)
     );
 
-    let out = run(
-        dir.path(),
-        &[
-            "route-test",
-            "--config",
-            "tripline.toml",
-            "severity==critical",
-        ],
-    );
+    let out = with_config(dir.path(), &["route-test"], &["severity==critical"]);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         stderr(&out),
@@ -81,16 +73,7 @@ fn silence_add_refuses_what_alertmanager_refuses() {
         CONFIG.replace("type = \"memory\"", "type = \"sqlite\"\npath = \"t.db\""),
     )
     .unwrap();
-    let out = run(
-        dir.path(),
-        &[
-            "silence",
-            "add",
-            "--config",
-            "tripline.toml",
-            "severity==critical",
-        ],
-    );
+    let out = with_config(dir.path(), &["silence", "add"], &["severity==critical"]);
     assert!(!out.status.success());
     assert!(
         stderr(&out).contains("column 10: unexpected `=`: expected a label value"),
@@ -99,21 +82,13 @@ fn silence_add_refuses_what_alertmanager_refuses() {
     );
     // A list in one argument, as `amtool silence add '{…}'` takes it; stored unquoted values
     // come back quoted.
-    let out = run(
+    let out = with_config(
         dir.path(),
-        &[
-            "silence",
-            "add",
-            "--config",
-            "tripline.toml",
-            r#"{severity="critical", team=~"db|data"}"#,
-        ],
+        &["silence", "add"],
+        &[r#"{severity="critical", team=~"db|data"}"#],
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    let list = stdout(&run(
-        dir.path(),
-        &["silence", "list", "--config", "tripline.toml"],
-    ));
+    let list = stdout(&with_config(dir.path(), &["silence", "list"], &[]));
     assert!(
         list.contains(r#"severity="critical" team=~"db|data""#),
         "{list}"
@@ -128,9 +103,9 @@ fn alerts_filters_by_matchers() {
     assert!(out.status.success(), "{}", stderr(&out));
     let d = dir.path().join("d");
     let names = |args: &[&str]| -> Vec<String> {
-        let mut a = vec!["alerts", "--config", "tripline.toml", "--format", "json"];
+        let mut a = vec!["--format", "json"];
         a.extend(args);
-        let out = run(&d, &a);
+        let out = with_config(&d, &["alerts"], &a);
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));
         let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
         let mut n: Vec<String> = v
@@ -154,7 +129,7 @@ fn alerts_filters_by_matchers() {
     );
     let none = names(&["alertname=nothing-is-called-this"]);
     assert!(none.is_empty(), "{none:?}");
-    let out = run(&d, &["alerts", "--config", "tripline.toml", "alertname==x"]);
+    let out = with_config(&d, &["alerts"], &["alertname==x"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("column 11"), "{}", stderr(&out));
 }
