@@ -5,6 +5,8 @@
 use clap::{Parser, Subcommand};
 
 mod api_cost;
+#[path = "../../tests/e2e/support/counting_proxy.rs"]
+mod counting_proxy;
 mod cycle;
 
 #[derive(Parser)]

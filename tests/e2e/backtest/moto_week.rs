@@ -11,15 +11,12 @@
 //! either way, which is what the call count depends on.
 
 use crate::aws::{test_credentials_in_env, Seeder};
+use crate::support::counting_proxy::CountingProxy;
 use crate::support::{bin, moto::Moto, moto::REGION};
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 
 const FUNCTIONS: usize = 100;
 const DATAPOINTS_PER_CALL: usize = 100_800;
@@ -201,87 +198,4 @@ async fn a_week_of_one_minute_data_for_100_functions_takes_the_fewest_get_metric
         })
         .collect();
     assert_eq!(got, want);
-}
-
-/// A loopback TCP proxy to `upstream` (host:port) that forwards bytes untouched and counts each
-/// HTTP/1.1 request by its form `Action` (the query protocol of aws-sdk-cloudwatch 1.99.0), as
-/// bench/src/api_cost.rs does.
-struct CountingProxy {
-    port: u16,
-    counts: Arc<Mutex<BTreeMap<String, u64>>>,
-}
-
-impl CountingProxy {
-    async fn start(upstream: String) -> std::io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let port = listener.local_addr()?.port();
-        let counts: Arc<Mutex<BTreeMap<String, u64>>> = Arc::default();
-        let c = counts.clone();
-        tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let upstream = upstream.clone();
-                let c = c.clone();
-                tokio::spawn(async move {
-                    if let Ok(server) = TcpStream::connect(&upstream).await {
-                        let _ = relay(client, server, c).await;
-                    }
-                });
-            }
-        });
-        Ok(CountingProxy { port, counts })
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn counts(&self) -> BTreeMap<String, u64> {
-        self.counts.lock().unwrap().clone()
-    }
-}
-
-async fn relay(
-    client: TcpStream,
-    server: TcpStream,
-    counts: Arc<Mutex<BTreeMap<String, u64>>>,
-) -> std::io::Result<()> {
-    let (mut cr, mut cw) = client.into_split();
-    let (mut sr, mut sw) = server.into_split();
-    let down = tokio::spawn(async move {
-        let _ = tokio::io::copy(&mut sr, &mut cw).await;
-        let _ = cw.shutdown().await;
-    });
-    let mut buf_in: Vec<u8> = vec![];
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = cr.read(&mut buf).await?;
-        if n == 0 {
-            break;
-        }
-        buf_in.extend_from_slice(&buf[..n]);
-        while let Some(end) = buf_in.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf_in[..end]).to_ascii_lowercase();
-            let len: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0);
-            let total = end + 4 + len;
-            if buf_in.len() < total {
-                break;
-            }
-            let body = String::from_utf8_lossy(&buf_in[end + 4..total]);
-            let action = body
-                .split('&')
-                .find_map(|kv| kv.strip_prefix("Action="))
-                .unwrap_or("(no Action)")
-                .to_string();
-            *counts.lock().unwrap().entry(action).or_default() += 1;
-            buf_in.drain(..total);
-        }
-        sw.write_all(&buf[..n]).await?;
-    }
-    let _ = sw.shutdown().await;
-    let _ = down.await;
-    Ok(())
 }

@@ -1,6 +1,7 @@
 //! Starting real parts and running the binary.
 
 pub mod bin;
+pub mod counting_proxy;
 pub mod daemon;
 pub mod http;
 pub mod moto;
