@@ -34,6 +34,9 @@ path = "state.db"
 [notify]
 backoff = "200ms"
 max_backoff = "2s"
+# The receiver fails at random for the whole chaos phase, so one entry can meet 10 failures
+# in a row (seed 1796228333972057220 did): this test is about kills, not the attempt limit.
+max_attempts = 1000
 
 [[receiver]]
 type = "webhook"
@@ -125,8 +128,10 @@ fn chaos_random_receiver_failures_and_sigkills_lose_no_notification() {
             .entry(r.header("x-tripline-notification-id").unwrap().to_string())
             .or_default() += 1;
         for a in r.json()["alerts"].as_array().unwrap() {
-            if a["status"] == "firing" {
-                announced.insert(a["labels"]["host"].as_str().unwrap().to_string());
+            // The test's own alerts carry `host`; Tripline's meta-alerts about failing
+            // deliveries (NotificationFailed) may reach the same receiver and are not counted.
+            if let (true, Some(host)) = (a["status"] == "firing", a["labels"]["host"].as_str()) {
+                announced.insert(host.to_string());
             }
         }
     }
