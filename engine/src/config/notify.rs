@@ -116,10 +116,11 @@ pub struct NotifyConfig {
     #[serde(default = "default_redact")]
     #[schemars(with = "String")]
     pub redact: Spanned<String>,
-    /// Failed delivery attempts (5xx, timeouts; never 429s) before a notification is
-    /// dead-lettered.
-    #[serde(default = "default_max_attempts")]
-    pub max_attempts: u32,
+    /// Opt-in cap on failed delivery attempts (5xx, timeouts; never 429s) before a
+    /// notification is dead-lettered. Unset (the default), transient failures are retried until
+    /// `max_age`: a receiver that is down for an hour loses nothing.
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
     /// A notification that still fails (429s included) when older than this is dead-lettered.
     #[serde(default = "default_max_age")]
     #[schemars(with = "String")]
@@ -150,9 +151,6 @@ pub const DEFAULT_REDACT: &str = "password|secret|token|authorization|key";
 fn default_redact() -> Spanned<String> {
     Spanned::new(0..0, DEFAULT_REDACT.into())
 }
-fn default_max_attempts() -> u32 {
-    10
-}
 fn default_backoff() -> Spanned<String> {
     Spanned::new(0..0, "1s".into())
 }
@@ -173,7 +171,7 @@ impl Default for NotifyConfig {
     fn default() -> Self {
         NotifyConfig {
             redact: default_redact(),
-            max_attempts: default_max_attempts(),
+            max_attempts: None,
             backoff: default_backoff(),
             max_backoff: default_max_backoff(),
             max_age: default_max_age(),

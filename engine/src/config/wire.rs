@@ -551,7 +551,7 @@ pub fn build_with_receivers(
 pub fn retry_policy(cfg: &Config) -> Result<crate::notify::outbox::RetryPolicy> {
     let n = &cfg.raw.notify;
     Ok(crate::notify::outbox::RetryPolicy {
-        max_attempts: n.max_attempts.max(1),
+        max_attempts: n.max_attempts.map(|m| m.max(1)),
         backoff: cfg.duration(&n.backoff)?,
         max_backoff: cfg.duration(&n.max_backoff)?,
         max_age: cfg.duration(&n.max_age)?,

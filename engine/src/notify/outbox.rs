@@ -1,15 +1,17 @@
 //! The durable outbox: every notification is in the store before it is sent, and is marked
 //! delivered only on a 2xx.
 //!
-//! * A **429** is the receiver pacing us, not failing: it never counts toward `max_attempts`. It
+//! * A **429** is the receiver pacing us, not failing: it never counts as a failed try. It
 //!   holds the whole receiver (every process sharing the store: the hold is a stored mark) for
 //!   its `Retry-After`, capped at `max_backoff` so that no answer can freeze a receiver for a day.
 //! * A **5xx, 408 or timeout** backs that entry off exponentially, on its own: the receiver's
 //!   other groups go on being delivered (no head-of-line blocking). Within one group and
 //!   receiver, entries go out in the order they were queued: a newer one waits for an older one
 //!   still being retried, so a receiver never hears "resolved" before the "firing" it resolves.
-//! * Other 4xx, the `max_attempts`-th failed try, and any failure of an entry older than
-//!   `max_age` dead-letter the entry with the reason and raise a `NotificationFailed`
+//! * A transient failure (429, 5xx, 408, timeout, dropped connection) is retried until the
+//!   entry is `max_age` old: a receiver down for an hour loses nothing. Only other 4xx, a
+//!   failure of an entry older than `max_age`, or (opt-in) the `max_attempts`-th failed try
+//!   dead-letter the entry with the reason and raise a `NotificationFailed`
 //!   meta-alert that goes through the pipeline like any alert. A receiver that has been unable
 //!   to take an entry for `held_back_after` raises `ReceiverHeldBack`. Both resolve on the
 //!   receiver's next success.
@@ -116,8 +118,9 @@ impl OutboxEntry {
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RetryPolicy {
-    /// Failed tries (5xx, timeouts; never 429s) before an entry is dead-lettered.
-    pub max_attempts: u32,
+    /// Opt-in: failed tries (5xx, timeouts; never 429s) before an entry is dead-lettered.
+    /// `None` (the default): transient failures are retried until `max_age`.
+    pub max_attempts: Option<u32>,
     pub backoff: Duration,
     /// The longest wait between tries, and the cap on a receiver's `Retry-After`.
     pub max_backoff: Duration,
@@ -130,7 +133,7 @@ pub struct RetryPolicy {
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
-            max_attempts: 10,
+            max_attempts: None,
             backoff: Duration::seconds(1),
             max_backoff: Duration::minutes(5),
             max_age: Duration::hours(6),
@@ -459,7 +462,12 @@ impl Outbox {
                         self.dead_letter(&mut e, reason, at, &mut report).await?;
                         continue;
                     }
-                    if !throttled && e.attempts >= self.policy.max_attempts {
+                    if !throttled
+                        && self
+                            .policy
+                            .max_attempts
+                            .is_some_and(|max| e.attempts >= max)
+                    {
                         let reason =
                             format!("gave up after {} attempts: {}", e.attempts, err.message);
                         self.dead_letter(&mut e, reason, at, &mut report).await?;

@@ -72,7 +72,7 @@ fn a_receiver_answering_429_for_60s_loses_nothing_and_is_paced() {
     });
     let ops = Receiver::start();
     let dir = tempfile::tempdir().unwrap();
-    // The default [notify]: max_attempts = 10, which 60 rate-limited answers used to exhaust.
+    // The default [notify] (a 429 never counts as a failed try; 60 of them used to exhaust 10).
     let (e, _) = engine(dir.path(), &config("429", &slack, &ops, ""));
     rt().block_on(async {
         seed(&e, 0..8).await;

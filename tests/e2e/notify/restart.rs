@@ -24,7 +24,6 @@ path = "state.db"
 [notify]
 backoff = "200ms"
 max_backoff = "1s"
-max_attempts = 1000
 
 [[receiver]]
 type = "webhook"

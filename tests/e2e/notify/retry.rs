@@ -1,6 +1,8 @@
-//! Retries on a manual clock: 5xx backs off exponentially and then succeeds; a receiver that
-//! never recovers is dead-lettered after the last try with its reason, and a `NotificationFailed`
-//! meta-alert reaches another receiver; a 4xx is dead-lettered at once.
+//! Retries on a manual clock: 5xx backs off exponentially and then succeeds; with the default
+//! `[notify]` a receiver down for an hour loses nothing (only `max_age` gives up on a transient
+//! failure); with an explicit `max_attempts` a receiver that never recovers is dead-lettered
+//! after the last try with its reason, and a `NotificationFailed` meta-alert reaches another
+//! receiver; a 4xx is dead-lettered at once.
 
 use super::{alert, engine, secs};
 use crate::support::receiver::{Receiver, Reply};
@@ -8,6 +10,14 @@ use tripline::alert::{AlertState, Severity};
 use tripline::notify::outbox::{OutboxState, NOTIFY_ERROR};
 
 fn config(flaky: &str, ops: &str) -> String {
+    config_with(
+        flaky,
+        ops,
+        "max_attempts = 4\nbackoff = \"1s\"\nmax_backoff = \"1m\"",
+    )
+}
+
+fn config_with(flaky: &str, ops: &str, notify: &str) -> String {
     format!(
         r#"
 stock_rules = false
@@ -15,9 +25,7 @@ stock_rules = false
 type = "memory"
 
 [notify]
-max_attempts = 4
-backoff = "1s"
-max_backoff = "1m"
+{notify}
 
 [[receiver]]
 type = "webhook"
@@ -34,7 +42,7 @@ receiver = "flaky"
 group_wait = "0s"
 group_interval = "0s"
   [[route.routes]]
-  matchers = ["alertname=NotificationFailed"]
+  matchers = ['alertname=~"NotificationFailed|ReceiverHeldBack"']
   receiver = "ops"
 "#
     )
@@ -153,6 +161,109 @@ fn the_last_failed_try_dead_letters_and_raises_a_meta_alert() {
             .unwrap();
         assert_eq!(meta.state, AlertState::Resolved);
         assert_eq!(ops.accepted().last().unwrap().json()["status"], "resolved");
+    });
+}
+
+#[test]
+fn with_the_default_notify_a_receiver_down_for_an_hour_loses_nothing() {
+    // Every try fails with a 500, a timeout-like drop or a 503 for the first hour.
+    let flaky = Receiver::start_with(Reply::Status(500));
+    let ops = Receiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (e, _) = engine(
+        dir.path(),
+        &config_with(&flaky.url("/flaky"), &ops.url("/ops"), ""),
+    );
+    assert_eq!(e.outbox().policy().max_attempts, None, "opt-in");
+    rt().block_on(async {
+        e.store()
+            .save_alerts(
+                &[alert("DiskFull", &[("host", "h1")], Severity::Critical)],
+                &[],
+            )
+            .await
+            .unwrap();
+        let mut delivered_at = None;
+        for s in (0..=4000).step_by(5) {
+            if s == 3600 {
+                flaky.reply(Reply::Status(200));
+            } else if s == 1800 {
+                flaky.reply(Reply::Drop);
+            }
+            let (_, r) = e.notify_at(secs(s)).await.unwrap();
+            assert!(r.dead.is_empty(), "at {s}s: {:?}", r.dead);
+            if !flaky.accepted().is_empty() && delivered_at.is_none() {
+                delivered_at = Some(s);
+            }
+        }
+        let failed = flaky
+            .requests()
+            .iter()
+            .filter(|r| r.answered != 200)
+            .count();
+        // 1 s doubling to the 5 min cap: far more than the old limit of 10 tries.
+        assert!(failed >= 15, "{failed} failed tries");
+        // Delivered on the first try after recovery: at most one max_backoff (5 min) later.
+        let at = delivered_at.expect("delivered once the receiver recovered");
+        assert!((3600..=3900).contains(&at), "delivered at {at}s");
+        let entries: Vec<_> = (e.store().outbox_entries().await.unwrap().into_iter())
+            .filter(|x| x.notification.receiver == "flaky")
+            .collect();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].state, OutboxState::Delivered);
+        assert_eq!(entries[0].attempts as usize, failed + 1);
+        assert_eq!(flaky.accepted().len(), 1, "sent once");
+        // Ops heard that the receiver was held back (and then that it recovered), never that a
+        // notification was given up on.
+        let told: Vec<_> = ops
+            .accepted()
+            .iter()
+            .map(|r| {
+                let b = r.json();
+                format!(
+                    "{} {}",
+                    b["alerts"][0]["labels"]["alertname"].as_str().unwrap(),
+                    b["status"].as_str().unwrap()
+                )
+            })
+            .collect();
+        assert_eq!(
+            told,
+            ["ReceiverHeldBack firing", "ReceiverHeldBack resolved"]
+        );
+    });
+}
+
+#[test]
+fn past_max_age_a_transient_failure_dead_letters() {
+    let flaky = Receiver::start_with(Reply::Status(503));
+    let ops = Receiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (e, _) = engine(
+        dir.path(),
+        &config_with(&flaky.url("/flaky"), &ops.url("/ops"), "max_age = \"10m\""),
+    );
+    rt().block_on(async {
+        e.store()
+            .save_alerts(
+                &[alert("DiskFull", &[("host", "h1")], Severity::Warning)],
+                &[],
+            )
+            .await
+            .unwrap();
+        let mut dead = Vec::new();
+        for s in (0..=1200).step_by(5) {
+            let (_, r) = e.notify_at(secs(s)).await.unwrap();
+            dead.extend(r.dead.into_iter().map(|d| (s, d.message)));
+        }
+        assert_eq!(dead.len(), 1, "{dead:?}");
+        let (s, message) = &dead[0];
+        assert!((600..=900).contains(s), "dead-lettered at {s}s");
+        assert!(message.starts_with("gave up after 1"), "{message}");
+        assert!(
+            message.ends_with("flaky: HTTP 503: {\"status\":\"error\"}"),
+            "{message}"
+        );
     });
 }
 
