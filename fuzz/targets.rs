@@ -70,7 +70,7 @@ pub fn matchers(data: &[u8]) {
 
 /// A config file through what `tripline check` does: parse, then build every part of it.
 pub fn config(data: &[u8]) {
-    use tripline::config::wire::{self, WireOptions};
+    use tripline::assembly::{self as wire, WireOptions};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("fuzz.toml");
     let Ok(cfg) = tripline::config::Config::parse(&path, text(data)) else {

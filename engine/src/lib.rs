@@ -34,6 +34,7 @@
 //! ```
 
 pub mod alert;
+pub mod assembly;
 pub mod aws;
 pub mod backtest;
 #[doc(hidden)]
@@ -44,7 +45,6 @@ pub mod daemon;
 pub mod data;
 mod engine;
 pub mod error;
-pub mod fleet;
 pub mod ingest;
 pub mod lambda;
 pub mod notify;
@@ -55,6 +55,7 @@ pub mod source;
 pub mod store;
 pub mod suggest;
 
+pub use engine::fleet;
 pub use engine::{
     resolve_params, CycleMode, CycleReport, InstanceSpec, RuleInstance, Tripline, TriplineBuilder,
     RULE_ERROR, SOURCE_ERROR,

@@ -3,13 +3,21 @@
 
 mod fingerprint;
 mod state;
+mod store;
 
 pub use fingerprint::fingerprint;
 pub use state::{advance, AlertCandidate, Reported, Timing, Transition, TransitionKind};
+pub use store::AlertStore;
 
 use crate::clock::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+// Reserved detail keys: details the engine writes itself, read again below it.
+/// Detail key holding when an ingested alert expires unless posted again.
+pub const ENDS_AT: &str = "ingest_ends_at";
+/// Detail key holding the `generatorURL` an alert was posted with (the webhook's field of that name).
+pub const GENERATOR_URL: &str = "generator_url";
 
 pub type Labels = BTreeMap<String, String>;
 
@@ -131,8 +139,6 @@ impl Alert {
     /// The details receivers show: all but the engine's own bookkeeping (an ingested alert's
     /// expiry).
     pub fn shown_details(&self) -> impl Iterator<Item = (&String, &serde_json::Value)> {
-        self.details
-            .iter()
-            .filter(|(k, _)| k.as_str() != crate::ingest::ENDS_AT)
+        self.details.iter().filter(|(k, _)| k.as_str() != ENDS_AT)
     }
 }

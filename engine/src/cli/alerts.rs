@@ -40,7 +40,7 @@ pub async fn run(a: AlertsArgs) -> anyhow::Result<ExitCode> {
         Ok(p) => p,
         Err(e) => return Ok(report_invalid(e)),
     };
-    let store = tripline::config::wire::build_store(&cfg)?;
+    let store = tripline::assembly::build_store(&cfg)?;
     let alerts: Vec<_> = store
         .load_alerts()
         .await?

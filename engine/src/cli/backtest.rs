@@ -65,16 +65,16 @@ fn engine(path: &Path) -> anyhow::Result<Result<tripline::Tripline, ExitCode>> {
     };
     let store: Arc<dyn tripline::store::Store> = match &cfg.raw.store {
         tripline::config::StoreConfig::Sqlite { path } if cfg.resolve(path).exists() => {
-            tripline::config::wire::build_store(&cfg)?
+            tripline::assembly::build_store(&cfg)?
         }
         _ => Arc::new(tripline::store::SqliteStore::in_memory()?),
     };
-    let opts = tripline::config::wire::WireOptions {
+    let opts = tripline::assembly::WireOptions {
         store: Some(store),
         allow_missing_secrets: true,
         ..Default::default()
     };
-    Ok(tripline::config::wire::build(&cfg, opts).map_err(super::report_invalid))
+    Ok(tripline::assembly::build(&cfg, opts).map_err(super::report_invalid))
 }
 
 fn progress_bar(hidden: bool) -> (indicatif::ProgressBar, backtest::ProgressFn) {

@@ -1,7 +1,7 @@
 use super::{load_config, report_invalid};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tripline::config::wire::{self, WireOptions};
+use tripline::assembly::{self as wire, WireOptions};
 
 #[derive(clap::Args)]
 pub struct CheckArgs {

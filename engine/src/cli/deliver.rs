@@ -6,8 +6,8 @@
 use super::{load_config, report_invalid};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use tripline::assembly::{self as wire, WireOptions};
 use tripline::clock::parse_duration;
-use tripline::config::wire::{self, WireOptions};
 use tripline::notify::outbox::OutboxState;
 
 #[derive(clap::Args)]

@@ -80,7 +80,7 @@ pub async fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
             at.to_rfc3339()
         );
     }
-    let budget = tripline::config::wire::deliver_budget(&cfg)?;
+    let budget = tripline::assembly::deliver_budget(&cfg)?;
     let mut report = engine.run_cycle_with(at, None, mode).await?;
     if mode == CycleMode::Live {
         // The documented cron mode: deliver everything due in this run, paced at each receiver's

@@ -106,11 +106,11 @@ pub fn config_engine_at(
         Err(code) => return Ok(Err(code)),
     };
     let at = parse_at(at)?;
-    let opts = tripline::config::wire::WireOptions {
+    let opts = tripline::assembly::WireOptions {
         clock: std::sync::Arc::new(tripline::clock::ManualClock::new(at)),
         ..Default::default()
     };
-    Ok(match tripline::config::wire::build(&cfg, opts) {
+    Ok(match tripline::assembly::build(&cfg, opts) {
         Ok(e) => Ok((cfg, e, at)),
         Err(e) => Err(report_invalid(e)),
     })

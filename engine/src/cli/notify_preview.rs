@@ -153,11 +153,7 @@ pub async fn run(a: NotifyPreviewArgs) -> anyhow::Result<ExitCode> {
                     })?;
                 tripline::ingest::merge(posted, &[], now).map_err(anyhow::Error::msg)?
             }
-            None => {
-                tripline::config::wire::build_store(&cfg)?
-                    .load_alerts()
-                    .await?
-            }
+            None => tripline::assembly::build_store(&cfg)?.load_alerts().await?,
         };
         let wanted = if status == NotificationStatus::Resolved {
             AlertState::Resolved

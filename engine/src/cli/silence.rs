@@ -3,8 +3,8 @@
 use super::{load_config, report_invalid, Format};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use tripline::assembly as wire;
 use tripline::clock::parse_duration;
-use tripline::config::wire;
 use tripline::pipeline::silence::Silence;
 
 #[derive(clap::Args)]

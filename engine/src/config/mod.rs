@@ -7,7 +7,6 @@ pub use notify::{
     parse_rate, EscalationConfig, EscalationStepConfig, InhibitConfig, NotifyConfig, RouteConfig,
     SilencesConfig, DEFAULT_REDACT,
 };
-pub mod wire;
 
 use crate::clock::parse_duration;
 use crate::error::{Error, Result};
@@ -16,18 +15,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
-/// Byte offset → 1-based (line, column).
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before
-        .rsplit('\n')
-        .next()
-        .map(|l| l.chars().count())
-        .unwrap_or(0)
-        + 1;
-    (line, col)
-}
+pub use crate::error::line_col;
 
 /// The byte offsets where the lines of a text start, for many `line_col` look-ups in one text.
 pub struct LineIndex(Vec<usize>);

@@ -9,8 +9,8 @@ mod limits;
 pub mod metrics;
 pub mod scheduler;
 
+use crate::assembly::{self as wire, WireOptions};
 use crate::clock::{Clock, SystemClock, Timestamp};
-use crate::config::wire::{self, WireOptions};
 use crate::config::Config;
 use crate::engine::CycleReport;
 use crate::error::{Error, Result};

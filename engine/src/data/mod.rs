@@ -6,10 +6,12 @@
 
 mod missing;
 mod series;
+mod spec;
 mod table;
 
 pub use missing::{evaluation_range, m_of_n, MissingData, Verdict};
 pub use series::{Comparison, Point, Series};
+pub use spec::QuerySpec;
 pub use table::Table;
 
 /// The successful result of one query.

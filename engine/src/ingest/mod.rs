@@ -10,10 +10,8 @@ use std::collections::BTreeMap;
 
 /// Rule id of ingested alerts.
 pub const INGESTED: &str = "alertmanager/ingest";
-/// Detail key holding when an ingested alert expires unless posted again.
-pub const ENDS_AT: &str = "ingest_ends_at";
-/// Detail key holding the `generatorURL` an alert was posted with (the webhook's field of that name).
-pub const GENERATOR_URL: &str = "generator_url";
+pub use crate::alert::ENDS_AT;
+pub use crate::alert::GENERATOR_URL;
 
 /// How long an alert posted without `endsAt` stays firing (Alertmanager's `resolve_timeout`).
 pub const RESOLVE_TIMEOUT: chrono::Duration = chrono::Duration::minutes(5);
@@ -193,55 +191,5 @@ mod tests {
         assert_eq!(a[0].state, AlertState::Firing);
         assert_eq!(a[0].starts_at, Some(t0));
         assert!(expired(&a, t0 + Duration::minutes(4)).is_empty());
-    }
-
-    #[tokio::test]
-    async fn the_engine_expires_posted_alerts_on_time_without_rereading_the_store() {
-        use crate::store::{SqliteStore, Store};
-        use std::sync::Arc;
-        let t0 = Utc.with_ymd_and_hms(2026, 11, 1, 10, 0, 0).unwrap();
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().unwrap());
-        let engine = crate::Tripline::builder()
-            .clock(Arc::new(crate::clock::ManualClock::new(t0)))
-            .store(store.clone())
-            .build()
-            .unwrap();
-        let firing = |name: &str, ends: &str| {
-            post(&format!(
-                r#"[{{"labels":{{"alertname":"{name}"}},"endsAt":"2026-11-01T{ends}Z"}}]"#
-            ))
-        };
-        let state = |name: &'static str| {
-            let store = store.clone();
-            async move {
-                store
-                    .load_alerts()
-                    .await
-                    .unwrap()
-                    .into_iter()
-                    .find(|a| a.labels["alertname"] == name)
-                    .map(|a| a.state)
-            }
-        };
-        engine.ingest(firing("A", "10:04:00"), t0).await.unwrap();
-        engine.notify_at(t0 + Duration::minutes(1)).await.unwrap();
-        assert_eq!(state("A").await, Some(AlertState::Firing));
-        // Posted after a look that found A due at 10:04: B, due earlier, still expires on time.
-        engine
-            .ingest(firing("B", "10:02:00"), t0 + Duration::minutes(1))
-            .await
-            .unwrap();
-        engine.notify_at(t0 + Duration::minutes(2)).await.unwrap();
-        assert_eq!(state("B").await, Some(AlertState::Resolved));
-        assert_eq!(state("A").await, Some(AlertState::Firing));
-        // A posted again lives on; its first endsAt passing resolves nothing.
-        engine
-            .ingest(firing("A", "10:09:00"), t0 + Duration::minutes(3))
-            .await
-            .unwrap();
-        engine.notify_at(t0 + Duration::minutes(5)).await.unwrap();
-        assert_eq!(state("A").await, Some(AlertState::Firing));
-        engine.notify_at(t0 + Duration::minutes(9)).await.unwrap();
-        assert_eq!(state("A").await, Some(AlertState::Resolved));
     }
 }

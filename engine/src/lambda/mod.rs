@@ -7,8 +7,8 @@
 //! survives between invocations. The cycle runs at the scheduled event's `time` (so a retried
 //! invocation evaluates the same instant); an event without `time` runs at the current time.
 
+use crate::assembly::{self as wire, WireOptions};
 use crate::clock::{ManualClock, Timestamp};
-use crate::config::wire::{self, WireOptions};
 use crate::config::{Config, StoreConfig};
 use crate::error::{Error, Result};
 use serde::Serialize;

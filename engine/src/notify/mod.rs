@@ -4,66 +4,16 @@
 
 pub mod console;
 pub mod http;
-pub mod nflog;
 pub mod outbox;
 pub mod pagerduty;
-pub mod redact;
 pub mod slack;
 pub mod sns;
 pub mod webhook;
 
-use crate::alert::{Alert, Labels};
-use crate::clock::Timestamp;
+// The pipeline's output and stages, at their old paths too.
+pub use crate::pipeline::{nflog, redact, Notification, NotificationStatus};
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 use std::time::Duration;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NotificationStatus {
-    /// At least one alert in the group fires.
-    Firing,
-    /// Every alert in the group resolved.
-    Resolved,
-    /// Someone acknowledged the alert (`tripline ack`); receivers that track incidents are told.
-    Acknowledged,
-}
-
-impl NotificationStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Firing => "firing",
-            Self::Resolved => "resolved",
-            Self::Acknowledged => "acknowledged",
-        }
-    }
-}
-
-/// One message to one receiver: a group of alerts sharing its group labels.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Notification {
-    /// Unique and stable: the outbox and receivers deduplicate on it.
-    pub id: String,
-    pub receiver: String,
-    pub status: NotificationStatus,
-    pub group_key: String,
-    pub group_labels: Labels,
-    pub alerts: Vec<Alert>,
-    pub created_at: Timestamp,
-    /// Who acknowledged, for `Acknowledged` notifications.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub acknowledged_by: Option<String>,
-}
-
-impl Notification {
-    pub fn firing(&self) -> impl Iterator<Item = &Alert> {
-        self.alerts.iter().filter(|a| a.is_active())
-    }
-
-    pub fn resolved(&self) -> impl Iterator<Item = &Alert> {
-        self.alerts.iter().filter(|a| !a.is_active())
-    }
-}
 
 /// Why a delivery failed, and whether trying again can help.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

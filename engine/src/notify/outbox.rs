@@ -20,11 +20,13 @@
 //! process simply picks up the pending entries. Time comes from the caller (`at`), so tests
 //! drive it with a manual clock.
 
+mod store;
+pub use store::OutboxStore;
+
 use super::{Notification, Notifier};
 use crate::alert::{fingerprint, Alert, AlertState, Labels, Severity};
 use crate::clock::{Clock, Timestamp};
 use crate::error::Result;
-use crate::store::Store;
 use chrono::Duration;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -265,7 +267,7 @@ impl DeliveryReport {
 }
 
 pub struct Outbox {
-    store: Arc<dyn Store>,
+    store: Arc<dyn OutboxStore>,
     notifiers: BTreeMap<String, Arc<dyn Notifier>>,
     buckets: Mutex<BTreeMap<String, TokenBucket>>,
     policy: RetryPolicy,
@@ -282,7 +284,7 @@ impl std::fmt::Debug for Outbox {
 
 impl Outbox {
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<dyn OutboxStore>,
         notifiers: &[Arc<dyn Notifier>],
         policy: RetryPolicy,
     ) -> Self {
@@ -297,7 +299,7 @@ impl Outbox {
         }
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
+    pub fn store(&self) -> &Arc<dyn OutboxStore> {
         &self.store
     }
 

@@ -5,7 +5,7 @@
 //! ```
 //!
 //! Each stage is a small value testable alone (`silence`, `inhibit`, `route`, `group`,
-//! `escalate`, `crate::notify::nflog`); `Pipeline::plan` composes them as a pure function of
+//! `escalate`, `nflog`); `Pipeline::plan` composes them as a pure function of
 //! the store's state and an instant, and `Pipeline::flush` reads that state, plans and writes the
 //! result back in one transaction: new notifications into the outbox together with the
 //! notification log and group timers that decided them. Delivery with retries is
@@ -16,9 +16,14 @@ pub mod escalate;
 pub mod group;
 pub mod inhibit;
 pub mod matcher;
+pub mod nflog;
+mod notification;
+pub mod redact;
 pub mod route;
 pub mod silence;
 pub mod status;
+mod store;
+pub use store::PipelineStore;
 #[cfg(test)]
 pub(crate) mod testutil;
 
@@ -26,14 +31,13 @@ use crate::alert::{Alert, AlertState, Labels, Severity};
 use crate::clock::Timestamp;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::notify::nflog::{needs_update, NflogEntry};
-use crate::notify::redact::Redactor;
-use crate::notify::{Notification, NotificationStatus};
-use crate::store::Store;
 use escalate::{Ack, EscalationPolicy, EscalationStep};
 use group::{group_key, group_labels, GroupState};
 use inhibit::{InhibitRule, Inhibitor};
 use matcher::Matcher;
+use nflog::{needs_update, NflogEntry};
+pub use notification::{Notification, NotificationStatus};
+use redact::Redactor;
 use route::{GroupBy, Route};
 use silence::{Silence, SilenceStage};
 use std::collections::{BTreeMap, BTreeSet};
@@ -286,7 +290,7 @@ impl Pipeline {
     }
 
     /// Reads the store, plans at `at`, and commits the plan (outbox, nflog, timers) atomically.
-    pub async fn flush(&self, store: &dyn Store, at: Timestamp) -> Result<Flush> {
+    pub async fn flush(&self, store: &dyn PipelineStore, at: Timestamp) -> Result<Flush> {
         let flush = store
             .flush_atomically(&|alerts: &[Alert], state: &NotifyState| self.plan(alerts, state, at))
             .await?;

@@ -10,7 +10,8 @@ mod loader;
 mod meta;
 mod sandbox;
 
-pub use api::{QuerySpec, TriageContext, QUERY_KINDS};
+pub use crate::data::QuerySpec;
+pub use api::{TriageContext, QUERY_KINDS};
 pub use loader::{load_rule_file, load_rule_source, RuleSet};
 pub use meta::{parse_schedule, ParamKind, ParamSpec, RuleMeta, CRON_FORM};
 pub use sandbox::Limits;

@@ -2,10 +2,20 @@
 
 use super::FetchContext;
 use crate::clock::parse_duration;
+use crate::data::QuerySpec;
 use crate::data::SourceFailure;
-use crate::rule::QuerySpec;
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+/// `value` read against `template`, a string in which `pattern` was written once: the part of
+/// `value` standing where the pattern stands, if the rest is equal and that part matches the glob.
+/// `capture("/aws/lambda/p-*", "p-*", "/aws/lambda/p-a")` is `Some("p-a")`.
+pub fn capture(template: &str, pattern: &str, value: &str) -> Option<String> {
+    let i = template.find(pattern)?;
+    let (prefix, suffix) = (&template[..i], &template[i + pattern.len()..]);
+    let mid = value.strip_prefix(prefix)?.strip_suffix(suffix)?;
+    (!mid.is_empty() && super::cloudwatch::spec::glob_match(pattern, mid)).then(|| mid.to_string())
+}
 
 /// Parses a duration written like `10s` or `500ms` into a std `Duration`.
 pub fn std_duration(s: &str) -> Result<Duration, String> {

@@ -9,9 +9,9 @@
 
 use super::{missing_of, shape_of_spec, FetchContext, Shape, Source, Window};
 use crate::clock::{parse_duration, Timestamp};
+use crate::data::QuerySpec;
 use crate::data::{Point, QueryData, QueryOutcome, Series, SourceFailure, Table};
 use crate::error::{Error, Result};
-use crate::rule::QuerySpec;
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::Value;
@@ -76,7 +76,7 @@ impl FixtureData {
             toml::from_str(text).map_err(|e| {
                 let (l, c) = e
                     .span()
-                    .map(|s| crate::config::line_col(text, s.start))
+                    .map(|s| crate::error::line_col(text, s.start))
                     .unwrap_or((1, 1));
                 Error::invalid(path, l, c, e.message().to_string())
             })
@@ -461,7 +461,7 @@ fn capture_match(
         match (w, h) {
             (Value::Object(w), Value::Object(h)) => capture_match(w, h, pattern, caught, false),
             (Value::String(w), Value::String(h)) if h.contains(pattern) => {
-                match crate::fleet::capture(h, pattern, w) {
+                match crate::source::capture(h, pattern, w) {
                     Some(s) if caught.as_ref().is_none_or(|c| *c == s) => {
                         *caught = Some(s);
                         true

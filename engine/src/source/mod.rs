@@ -13,6 +13,7 @@ pub mod prometheus;
 mod pushed;
 pub mod redis;
 
+pub use common::capture;
 pub use fixture::{FixtureData, FixtureError, FixtureSeries, FixtureSource, FixtureTable};
 pub use http::{HttpProbeOptions, HttpProbeSource};
 pub use postgres::{PostgresOptions, PostgresSource};
@@ -21,8 +22,8 @@ pub use pushed::PushedSource;
 pub use redis::{RedisOptions, RedisSource};
 
 use crate::clock::{parse_duration, Timestamp};
+use crate::data::QuerySpec;
 use crate::data::{MissingData, QueryOutcome};
-use crate::rule::QuerySpec;
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

@@ -2,8 +2,8 @@
 //! own numbers pushes series and tables by name, and rules read them with `pushed("name")`.
 
 use super::{FetchContext, Source};
+use crate::data::QuerySpec;
 use crate::data::{QueryData, QueryOutcome, Series};
-use crate::rule::QuerySpec;
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::RwLock;

@@ -1,6 +1,6 @@
 //! The embedded store: one SQLite file in WAL mode, created on first use.
 
-use super::Store;
+use super::{AlertStore, OutboxStore, PipelineStore};
 use crate::alert::Alert;
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
@@ -176,7 +176,7 @@ fn decode(body: String) -> rusqlite::Result<Alert> {
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl AlertStore for SqliteStore {
     async fn load_alerts(&self) -> Result<Vec<Alert>> {
         self.with_alerts(|_, a| Ok(a.to_vec()))
     }
@@ -281,52 +281,73 @@ impl Store for SqliteStore {
             Ok(())
         })
     }
+}
 
+#[async_trait]
+impl PipelineStore for SqliteStore {
     async fn add_silence(&self, s: &Silence) -> Result<()> {
         self.add_silence_sync(s)
     }
+
     async fn list_silences(&self) -> Result<Vec<Silence>> {
         self.list_silences_sync()
     }
+
     async fn expire_silence(&self, id: &str, at: Timestamp) -> Result<bool> {
         self.expire_silence_sync(id, at)
     }
+
     async fn ack(&self, ack: &Ack) -> Result<()> {
         self.ack_sync(ack)
     }
+
     async fn load_notify_state(&self) -> Result<NotifyState> {
         self.load_notify_state_sync()
     }
+
     async fn commit_flush(&self, commit: &FlushCommit) -> Result<()> {
         self.commit_flush_sync(commit)
     }
+
     async fn flush_atomically(&self, plan: &PlanFn) -> Result<Flush> {
         self.flush_atomically_sync(plan)
     }
+}
+
+#[async_trait]
+impl OutboxStore for SqliteStore {
     async fn outbox_claim(&self, id: &str, at: Timestamp, until: Timestamp) -> Result<bool> {
         self.outbox_claim_sync(id, at, until)
     }
+
     async fn outbox_due(&self, at: Timestamp, limit: usize) -> Result<Vec<OutboxEntry>> {
         self.outbox_due_sync(at, limit)
     }
+
     async fn outbox_entries(&self) -> Result<Vec<OutboxEntry>> {
         self.outbox_entries_sync()
     }
+
     async fn outbox_pending(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
         self.outbox_pending_sync(limit)
     }
+
     async fn outbox_pending_count(&self) -> Result<usize> {
         self.outbox_pending_count_sync()
     }
+
     async fn outbox_next_due(&self) -> Result<Option<Timestamp>> {
         self.outbox_next_due_sync()
     }
+
     async fn outbox_update(&self, entry: &OutboxEntry) -> Result<()> {
         self.outbox_update_sync(entry)
     }
+
     async fn outbox_defer(&self, receiver: &str, until: Timestamp) -> Result<()> {
         self.outbox_defer_sync(receiver, until)
     }
+
     async fn prune_outbox(&self, before: Timestamp) -> Result<usize> {
         self.prune_outbox_sync(before)
     }

@@ -176,12 +176,12 @@ fn engine_for(moto: &Moto, rules: &str) -> tripline::Tripline {
     );
     let cfg = tripline::config::Config::parse(std::path::Path::new("tripline.toml"), text)
         .expect("config");
-    let opts = tripline::config::wire::WireOptions {
+    let opts = tripline::assembly::WireOptions {
         tolerate_rule_errors: false,
         store: Some(Arc::new(tripline::store::SqliteStore::in_memory().unwrap())),
         ..Default::default()
     };
-    tripline::config::wire::build(&cfg, opts).expect("engine")
+    tripline::assembly::build(&cfg, opts).expect("engine")
 }
 
 /// The example's `[[rule]]` tables, from its first rule section on.

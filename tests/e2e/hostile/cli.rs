@@ -2,6 +2,7 @@
 
 use super::hostile_dir;
 use crate::support::bin::{run, stderr, stdout};
+use tripline::store::AlertStore;
 
 const TOO_LARGE: &str = "is too large (at most 106751d, about 292 years)";
 
@@ -134,7 +135,7 @@ fn a_rule_firing_200000_times_is_stopped_at_the_cap_and_its_neighbour_still_fire
 #[test]
 fn ack_does_not_claim_to_have_told_a_webhook_receiver() {
     use crate::support::receiver::{Receiver, Reply};
-    use tripline::store::{SqliteStore, Store};
+    use tripline::store::SqliteStore;
     let rx = Receiver::start_with(Reply::Status(200));
     let dir = tempfile::tempdir().unwrap();
     let config = format!(

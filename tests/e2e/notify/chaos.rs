@@ -15,7 +15,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 use tripline::alert::Severity;
 use tripline::notify::outbox::OutboxState;
-use tripline::store::{SqliteStore, Store};
+use tripline::store::AlertStore;
+use tripline::store::OutboxStore;
+use tripline::store::SqliteStore;
 
 const ALERTS: usize = 300;
 const KILLS: usize = 12;

@@ -6,7 +6,8 @@ use crate::support::receiver::{Receiver, Reply};
 use std::path::Path;
 use std::process::Command;
 use tripline::alert::Severity;
-use tripline::store::{SqliteStore, Store};
+use tripline::store::AlertStore;
+use tripline::store::SqliteStore;
 
 const CONFIG: &str = r#"
 stock_rules = false

@@ -6,7 +6,8 @@ use crate::support::daemon::Daemon;
 use crate::support::http::request;
 use crate::support::receiver::{Receiver, Reply};
 use tripline::alert::Severity;
-use tripline::store::{SqliteStore, Store};
+use tripline::store::AlertStore;
+use tripline::store::SqliteStore;
 
 const TOKEN: &[(&str, &str)] = &[("Authorization", "Bearer t0ken")];
 

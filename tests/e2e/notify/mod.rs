@@ -19,8 +19,8 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use std::path::Path;
 use std::sync::Arc;
 use tripline::alert::{fingerprint, Alert, AlertState, Labels, Severity};
+use tripline::assembly::{self as wire, WireOptions};
 use tripline::clock::ManualClock;
-use tripline::config::wire::{self, WireOptions};
 use tripline::config::Config;
 use tripline::Tripline;
 

@@ -6,6 +6,7 @@ use crate::support::bin::{run, stderr, stdout};
 use crate::support::receiver::{Receiver, Reply};
 use std::path::Path;
 use std::time::Duration;
+use tripline::store::OutboxStore;
 
 const RULE: &str = r#"
 const RULE = #{ id: "test/four-hosts", severity: "critical", params: #{} };
@@ -96,7 +97,6 @@ fn one_eval_delivers_all_four_notifications_a_second_apart() {
         .enable_all()
         .build()
         .unwrap();
-    use tripline::store::Store;
     assert_eq!(rt.block_on(store.outbox_pending_count()).unwrap(), 0);
 }
 

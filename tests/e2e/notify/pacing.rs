@@ -7,6 +7,8 @@ use super::{alert, engine, resolved, secs};
 use crate::support::receiver::{Receiver, Reply};
 use tripline::alert::{AlertState, Severity};
 use tripline::notify::outbox::{OutboxState, NOTIFY_ERROR, RECEIVER_HELD_BACK};
+use tripline::store::AlertStore;
+use tripline::store::OutboxStore;
 use tripline::Tripline;
 
 fn rt() -> tokio::runtime::Runtime {
@@ -270,7 +272,7 @@ fn within_one_group_a_resolve_never_overtakes_the_firing_it_resolves() {
 fn realtime_429_for_60s_through_the_daemon_loses_nothing() {
     use crate::support::daemon::Daemon;
     use std::time::{Duration, Instant};
-    use tripline::store::{SqliteStore, Store};
+    use tripline::store::SqliteStore;
     let slack = Receiver::start_with(Reply::TooManyRequests {
         retry_after_secs: 1,
     });

@@ -8,7 +8,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 use tripline::alert::Severity;
 use tripline::notify::outbox::OutboxState;
-use tripline::store::{SqliteStore, Store};
+use tripline::store::AlertStore;
+use tripline::store::OutboxStore;
+use tripline::store::SqliteStore;
 
 #[test]
 fn killed_with_100_pending_then_restarted_delivers_each_once() {

@@ -9,7 +9,9 @@ use tripline::alert::Severity;
 use tripline::notify::redact::Secret;
 use tripline::notify::webhook::WebhookNotifier;
 use tripline::notify::{Notification, NotificationStatus, Notifier};
-use tripline::store::{SqliteStore, Store};
+use tripline::store::AlertStore;
+use tripline::store::OutboxStore;
+use tripline::store::SqliteStore;
 
 const SLACK_PATH: &str = "/services/T0SECRETT/B0SECRETB/XXSECRETXX";
 const ROUTING_KEY: &str = "PDSECRETROUTINGKEY0123";

@@ -2,7 +2,8 @@
 //! location.
 
 use std::path::Path;
-use tripline::config::{wire, Config};
+use tripline::assembly as wire;
+use tripline::config::Config;
 
 fn build(sources: &str) -> Result<(), String> {
     let text = format!("stock_rules = false\n\n[store]\ntype = \"memory\"\n\n{sources}");

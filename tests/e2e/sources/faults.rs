@@ -214,7 +214,7 @@ use = "test/depth"
     );
     let path = dir.path().join("tripline.toml");
     let cfg = tripline::config::Config::parse(&path, text).unwrap();
-    let engine = tripline::config::wire::build(&cfg, Default::default()).unwrap();
+    let engine = tripline::assembly::build(&cfg, Default::default()).unwrap();
     let at = chrono::Utc::now();
     push_depth(&engine, at);
     let r = engine.run_cycle_at(at, None).await.unwrap();

@@ -14,6 +14,7 @@ use tripline::pipeline::escalate::Ack;
 use tripline::pipeline::group::GroupState;
 use tripline::pipeline::silence::Silence;
 use tripline::pipeline::{Flush, FlushCommit, NotifyState};
+use tripline::store::AlertStore;
 use tripline::store::{SqliteStore, Store};
 
 fn t(s: i64) -> Timestamp {

@@ -11,10 +11,11 @@ use crate::support::receiver::{Receiver, Reply};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use tripline::alert::Severity;
+use tripline::assembly::{self as wire, WireOptions};
 use tripline::clock::ManualClock;
-use tripline::config::wire::{self, WireOptions};
 use tripline::config::Config;
 use tripline::store::dynamodb::Fault;
+use tripline::store::OutboxStore;
 use tripline::store::{DynamoStore, SqliteStore, Store};
 use tripline::Tripline;
 

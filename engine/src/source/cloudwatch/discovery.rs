@@ -9,8 +9,8 @@
 use super::spec::{self, glob_match, DimValue, MetricSpec};
 use super::{failure, CloudWatchSource, DimensionSets};
 use crate::aws::{classify, with_retries};
+use crate::data::QuerySpec;
 use crate::data::SourceFailure;
-use crate::rule::QuerySpec;
 use crate::source::FetchContext;
 use aws_sdk_cloudwatch::types::DimensionFilter;
 use std::collections::{BTreeMap, BTreeSet};
@@ -129,7 +129,7 @@ impl CloudWatchSource {
             for (k, t) in &templates {
                 if let Some(s) = dims
                     .get(*k)
-                    .and_then(|v| crate::fleet::capture(t, pattern, v))
+                    .and_then(|v| crate::source::capture(t, pattern, v))
                 {
                     out.insert(s);
                 }

@@ -22,8 +22,8 @@ use self::planner::{plan, Call, CallLimits, MetricQuery};
 use self::spec::MetricSpec;
 use super::{FetchContext, Source};
 use crate::aws::{classify, with_retries, AwsConfig, CallError, LazyClient, Service};
+use crate::data::QuerySpec;
 use crate::data::{Point, QueryData, QueryOutcome, Series, SourceFailure};
-use crate::rule::QuerySpec;
 use async_trait::async_trait;
 use aws_sdk_cloudwatch::types::{
     Dimension, Metric, MetricDataQuery, MetricStat, ScanBy, StatusCode,

@@ -3,7 +3,7 @@
 
 use crate::clock::Timestamp;
 use crate::data::MissingData;
-use crate::rule::QuerySpec;
+use crate::data::QuerySpec;
 use crate::source::{missing_of, Window};
 use std::collections::BTreeMap;
 

@@ -19,8 +19,8 @@ use super::common::{
     bounded, budget, check_header_names, error_chain, failure, headers_from_env, spec_duration,
 };
 use super::{FetchContext, Source};
+use crate::data::QuerySpec;
 use crate::data::{QueryData, QueryOutcome, Table};
-use crate::rule::QuerySpec;
 use async_trait::async_trait;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;

@@ -13,8 +13,8 @@
 use super::{FetchContext, Source};
 use crate::aws::{backoff, classify, with_retries, AwsConfig, CallError, LazyClient, Service};
 use crate::clock::{parse_duration, Timestamp};
+use crate::data::QuerySpec;
 use crate::data::{QueryData, QueryOutcome, SourceFailure, Table};
-use crate::rule::QuerySpec;
 use async_trait::async_trait;
 use aws_sdk_cloudwatchlogs::types::QueryStatus;
 use aws_sdk_cloudwatchlogs::Client;
@@ -569,7 +569,7 @@ impl Source for LogsSource {
                 Ok(groups) => {
                     let mut out: Vec<String> = groups
                         .iter()
-                        .filter_map(|g| crate::fleet::capture(template, pattern, g))
+                        .filter_map(|g| crate::source::capture(template, pattern, g))
                         .collect();
                     out.sort();
                     out.dedup();

@@ -30,8 +30,8 @@
 use super::common::{bounded, budget, error_chain, failure, spec_duration};
 use super::{missing_of, FetchContext, Source};
 use crate::clock::{parse_duration, Timestamp};
+use crate::data::QuerySpec;
 use crate::data::{Point, QueryData, QueryOutcome, Series, Table};
-use crate::rule::QuerySpec;
 use async_trait::async_trait;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;

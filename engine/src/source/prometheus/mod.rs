@@ -14,8 +14,8 @@ use super::common::{
 };
 use super::{missing_of, FetchContext, Source};
 use crate::clock::Timestamp;
+use crate::data::QuerySpec;
 use crate::data::{Point, QueryData, QueryOutcome, Series};
-use crate::rule::QuerySpec;
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::Value;

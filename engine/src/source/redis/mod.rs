@@ -19,8 +19,8 @@
 
 use super::common::{bounded, budget, error_chain, failure, spec_duration};
 use super::{missing_of, FetchContext, Source};
+use crate::data::QuerySpec;
 use crate::data::{Point, QueryData, QueryOutcome, Series};
-use crate::rule::QuerySpec;
 use async_trait::async_trait;
 use redis::aio::MultiplexedConnection;
 use serde_json::Value;

@@ -48,7 +48,7 @@
 //! `create_table = true`) `CreateTable`/`DescribeTable` are called — see docs/deploy.md for the
 //! IAM policy.
 
-use super::Store;
+use super::{AlertStore, OutboxStore, PipelineStore};
 use crate::alert::Alert;
 use crate::aws::{classify, AwsConfig, Service};
 use crate::clock::Timestamp;
@@ -619,7 +619,7 @@ async fn ensure_table(c: &Client, table: &str) -> Result<()> {
 }
 
 #[async_trait]
-impl Store for DynamoStore {
+impl AlertStore for DynamoStore {
     async fn load_alerts(&self) -> Result<Vec<Alert>> {
         let mut v: Vec<Alert> = self.bodies(ALERT).await?;
         v.sort_by(|a, b| a.fingerprint.cmp(&b.fingerprint));
@@ -670,7 +670,10 @@ impl Store for DynamoStore {
         self.put(HashMap::from([("value".into(), s(value))]), META, key)
             .await
     }
+}
 
+#[async_trait]
+impl PipelineStore for DynamoStore {
     async fn add_silence(&self, sl: &Silence) -> Result<()> {
         self.put_body(SILENCE, &sl.id, sl).await
     }
@@ -736,7 +739,10 @@ impl Store for DynamoStore {
             (Err(e), _) | (Ok(_), Err(e)) => Err(e),
         }
     }
+}
 
+#[async_trait]
+impl OutboxStore for DynamoStore {
     async fn outbox_due(&self, at: Timestamp, limit: usize) -> Result<Vec<OutboxEntry>> {
         Ok(self
             .outbox_items()

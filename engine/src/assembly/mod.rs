@@ -1,8 +1,9 @@
-//! From a checked config to a running engine: store, sources, receivers and rule instances.
-//! A new source or receiver adds one arm here and nothing else in the engine.
+//! Assembly: from a checked config to a running engine (store, sources, receivers, rule
+//! instances). The only module that knows every component; it sits above them all and below the
+//! entry points (daemon, lambda, cli) that start an engine.
 
-use super::{Config, ReceiverConfig, SourceConfig, StoreConfig};
 use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, ReceiverConfig, SourceConfig, StoreConfig};
 use crate::error::{Error, Result};
 use crate::notify::{console::ConsoleNotifier, Notifier};
 use crate::rule::Limits;
@@ -346,7 +347,7 @@ pub fn instance_specs(cfg: &Config) -> (Vec<InstanceSpec>, Vec<Error>) {
     let mut problems = Vec::new();
     // Every instance carries its location: a line index keeps that linear in the file's size
     // (`line_col` from the start for each of 1,000 tables was a third of `eval`'s start-up).
-    let lines = super::LineIndex::new(&cfg.text);
+    let lines = crate::config::LineIndex::new(&cfg.text);
     let param_spans = cfg.param_spans();
     for (index, r) in cfg.raw.rules.iter().enumerate() {
         if !r.get_ref().enabled {

@@ -148,15 +148,7 @@ fn required(rule: &crate::rule::Rule) -> Vec<String> {
         .collect()
 }
 
-/// `value` read against `template`, a string in which `pattern` was written once: the part of
-/// `value` standing where the pattern stands, if the rest is equal and that part matches the glob.
-/// `capture("/aws/lambda/p-*", "p-*", "/aws/lambda/p-a")` is `Some("p-a")`.
-pub fn capture(template: &str, pattern: &str, value: &str) -> Option<String> {
-    let i = template.find(pattern)?;
-    let (prefix, suffix) = (&template[..i], &template[i + pattern.len()..]);
-    let mid = value.strip_prefix(prefix)?.strip_suffix(suffix)?;
-    (!mid.is_empty() && glob_match(pattern, mid)).then(|| mid.to_string())
-}
+pub use crate::source::capture;
 
 /// Does any string in `v` contain `pattern`?
 pub fn carries(v: &serde_json::Value, pattern: &str) -> bool {

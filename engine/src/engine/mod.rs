@@ -5,6 +5,9 @@
 //! programmatically, pushes data it already has, runs a cycle at an instant it chooses and gets
 //! notifications through a `Notifier` it implements.
 
+pub mod fleet;
+mod ingest;
+
 use crate::alert::{
     self, Alert, AlertCandidate, Labels, Reported, Severity, Timing, Transition, TransitionKind,
 };
@@ -26,8 +29,6 @@ use std::time::Duration;
 pub const RULE_ERROR: &str = "tripline/rule-error";
 /// Rule id of the alerts raised when a rule's data could not be fetched.
 pub const SOURCE_ERROR: &str = "tripline/source-error";
-/// How often `notify_at` looks for expired ingested alerts when it knows of none due.
-const INGEST_RESCAN: chrono::Duration = chrono::Duration::seconds(60);
 
 /// One configured use of a rule.
 #[derive(Debug, Clone)]
@@ -712,72 +713,6 @@ impl Tripline {
             }
         }
         Ok((queued, report))
-    }
-
-    /// Resolves ingested alerts whose `endsAt` passed. Reads the store only when one may have:
-    /// `ingest` keeps the earliest expiry it wrote, and the store is looked at at least every
-    /// `INGEST_RESCAN` anyway (another process sharing the store may have taken alerts in).
-    async fn expire_ingested(&self, at: Timestamp) -> Result<()> {
-        {
-            let mut next = self.ingest_next_expiry.lock().expect("expiry lock");
-            if at < *next {
-                return Ok(());
-            }
-            // Ingests from now on lower this; the look below raises it no further than this.
-            *next = at + INGEST_RESCAN;
-        }
-        let looked = async {
-            let stored = self
-                .store
-                .load_alerts_of_instance(crate::ingest::INGESTED)
-                .await?;
-            let expired = crate::ingest::expired(&stored, at);
-            if !expired.is_empty() {
-                self.store.save_alerts(&expired, &[]).await?;
-            }
-            Ok::<_, Error>((stored, expired))
-        };
-        let (stored, expired) = match looked.await {
-            Ok(x) => x,
-            Err(e) => {
-                // Look again on the next call.
-                *self.ingest_next_expiry.lock().expect("expiry lock") = at;
-                return Err(e);
-            }
-        };
-        let gone: std::collections::HashSet<&str> =
-            expired.iter().map(|a| a.fingerprint.as_str()).collect();
-        let still: Vec<&Alert> = stored
-            .iter()
-            .filter(|a| !gone.contains(a.fingerprint.as_str()))
-            .collect();
-        if let Some(t) = crate::ingest::next_expiry(still) {
-            let mut next = self.ingest_next_expiry.lock().expect("expiry lock");
-            *next = (*next).min(t);
-        }
-        Ok(())
-    }
-
-    /// Takes alerts posted in Alertmanager's format (`POST /api/v2/alerts`) into the store, where
-    /// the pipeline picks them up. Returns how many were new or changed.
-    pub async fn ingest(
-        &self,
-        alerts: Vec<crate::ingest::PostableAlert>,
-        at: Timestamp,
-    ) -> Result<usize> {
-        // Only the posted alerts' earlier selves matter: look those up, not the whole store.
-        let fps: Vec<String> = alerts
-            .iter()
-            .map(|p| crate::alert::fingerprint(crate::ingest::INGESTED, &p.labels))
-            .collect();
-        let stored = self.store.load_alerts_by_fingerprint(&fps).await?;
-        let changed = crate::ingest::merge(alerts, &stored, at).map_err(Error::Config)?;
-        self.store.save_alerts(&changed, &[]).await?;
-        if let Some(t) = crate::ingest::next_expiry(&changed) {
-            let mut next = self.ingest_next_expiry.lock().expect("expiry lock");
-            *next = (*next).min(t);
-        }
-        Ok(changed.len())
     }
 
     pub fn pipeline(&self) -> &Pipeline {
