@@ -6,11 +6,14 @@ use super::fleet::{self, Failure, Unit};
 use super::{
     meta_candidate, CycleMode, CycleReport, RuleInstance, Tripline, RULE_ERROR, SOURCE_ERROR,
 };
-use crate::alert::{self, Alert, AlertCandidate, Reported, Severity, Transition, TransitionKind};
+use crate::alert::{
+    self, Alert, AlertCandidate, Labels, Reported, Severity, Transition, TransitionKind,
+};
 use crate::clock::Timestamp;
 use crate::data::{QueryOutcome, QuerySpec, SourceFailure};
 use crate::error::Result;
 use crate::rule::RuleFailure;
+use crate::rule::TriageContext;
 use crate::source::FetchContext;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -411,5 +414,91 @@ impl Tripline {
             let _ = inst.specs.set(specs.clone());
         }
         Ok(specs)
+    }
+
+    /// Adds the instance's labels and `alertname` to what the rule fired, and applies overrides.
+    fn decorate(&self, inst: &RuleInstance, mut c: AlertCandidate) -> AlertCandidate {
+        c.labels = self.subject_labels(inst, std::mem::take(&mut c.labels));
+        if let Some(sev) = inst.severity {
+            if c.severity == inst.rule.meta.severity {
+                c.severity = sev;
+            }
+        }
+        if inst.runbook.is_some() && c.runbook == inst.rule.meta.runbook {
+            c.runbook = inst.runbook.clone();
+        }
+        c
+    }
+
+    fn subject_labels(&self, inst: &RuleInstance, own: Labels) -> Labels {
+        let mut labels = inst.labels.clone();
+        labels.extend(own);
+        labels.insert("alertname".into(), inst.name.clone());
+        labels
+    }
+
+    async fn triage(&self, transitions: &mut [Transition], at: Timestamp) {
+        let handle = tokio::runtime::Handle::current();
+        for t in transitions
+            .iter_mut()
+            .filter(|t| t.kind == TransitionKind::Firing)
+        {
+            let Some(inst) = self.instances.iter().find(|i| i.name == t.alert.instance) else {
+                continue;
+            };
+            if !inst.rule.has_triage {
+                continue;
+            }
+            let sources = self.sources.clone();
+            let fetch_timeout = self.fetch_timeout;
+            let h = handle.clone();
+            let runner = Arc::new(move |spec: QuerySpec| -> QueryOutcome {
+                let ctx = FetchContext {
+                    at,
+                    deadline: std::time::Instant::now() + fetch_timeout,
+                };
+                let key = spec.key.clone();
+                let mut m = h.block_on(sources.fetch_all([spec], &ctx));
+                m.remove(&key).unwrap_or_else(|| {
+                    Err(SourceFailure {
+                        source: "triage".into(),
+                        message: "no result".into(),
+                    })
+                })
+            });
+            // A fleet's alert is triaged with its subject's parameters.
+            let params = match inst.fleet.as_deref().and_then(|f| {
+                f.subject_of(&t.alert.labels)
+                    .map(|s| inst.for_subject(&f.param, &s))
+            }) {
+                Some(one) => one.params,
+                None => inst.params.clone(),
+            };
+            let ctx = TriageContext::new(params, runner);
+            let re = self.rule_engine.clone();
+            let rule = inst.rule.clone();
+            let alert = t.alert.clone();
+            // Triage may block on follow-up queries, so it runs on a blocking thread.
+            let result =
+                tokio::task::spawn_blocking(move || re.triage(&rule, &alert, ctx, at)).await;
+            match result {
+                Ok(Ok(map)) => {
+                    if let Ok(serde_json::Value::Object(o)) =
+                        rhai::serde::from_dynamic::<serde_json::Value>(&rhai::Dynamic::from_map(
+                            map,
+                        ))
+                    {
+                        t.alert.details.extend(o);
+                    }
+                }
+                Ok(Err(f)) => {
+                    tracing::warn!(instance = %inst.name, "triage failed: {f}");
+                    t.alert
+                        .details
+                        .insert("triage_error".into(), f.message.into());
+                }
+                Err(e) => tracing::error!("triage task: {e}"),
+            }
+        }
     }
 }
