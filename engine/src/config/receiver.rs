@@ -1,0 +1,61 @@
+//! The `[[receiver]]` tables: one enum over the receiver kinds, each variant wrapping the config
+//! struct that the kind's folder in `notify/` exports. The list at the bottom of this file is the
+//! only place in the engine that names the kinds: a new receiver is its folder plus one line
+//! there. Everything else (building, secrets, `send_resolved`, previews) goes through
+//! [`ReceiverKind`].
+
+use crate::notify::{self, ReceiverKind};
+use serde::Deserialize;
+
+/// Declares `ReceiverConfig` with one newtype variant per kind (`type = "<variant, lowercased>"`)
+/// and `ReceiverConfig::kind`, which hands out the variant's config as a `ReceiverKind`.
+macro_rules! receiver_kinds {
+    ($($(#[$doc:meta])* $variant:ident($config:ty),)+) => {
+        /// A `[[receiver]]` table; `type` says which kind it is.
+        #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+        #[serde(tag = "type", rename_all = "lowercase")]
+        pub enum ReceiverConfig {
+            $($(#[$doc])* $variant($config),)+
+        }
+
+        impl ReceiverConfig {
+            /// The kind's own view of its table.
+            pub fn kind(&self) -> &dyn ReceiverKind {
+                match self {
+                    $(ReceiverConfig::$variant(c) => c,)+
+                }
+            }
+        }
+    };
+}
+
+impl ReceiverConfig {
+    /// The receiver's name, used by routes.
+    pub fn name(&self) -> &str {
+        self.kind().name()
+    }
+
+    /// The environment variables holding this receiver's secrets.
+    pub fn secret_env_vars(&self) -> Vec<&str> {
+        self.kind().secret_env_vars()
+    }
+
+    /// Whether resolved alerts are announced to this receiver.
+    pub fn send_resolved(&self) -> bool {
+        self.kind().send_resolved()
+    }
+}
+
+receiver_kinds! {
+    /// Prints notifications on standard output.
+    Console(notify::console::ConsoleConfig),
+    /// Publishes to an SNS topic: readable text for email/SMS, a JSON document for SQS, Lambda
+    /// and HTTP(S) subscribers, and filterable message attributes (see docs/aws.md).
+    Sns(notify::sns::SnsConfig),
+    /// A Slack incoming webhook (Block Kit messages).
+    Slack(notify::slack::SlackConfig),
+    /// PagerDuty Events API v2: one event per alert, `dedup_key` = the alert's fingerprint.
+    Pagerduty(notify::pagerduty::PagerdutyConfig),
+    /// Alertmanager-compatible webhook JSON (version 4).
+    Webhook(notify::webhook::WebhookConfig),
+}
