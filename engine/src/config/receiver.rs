@@ -47,15 +47,9 @@ impl ReceiverConfig {
 }
 
 receiver_kinds! {
-    /// Prints notifications on standard output.
     Console(notify::console::ConsoleConfig),
-    /// Publishes to an SNS topic: readable text for email/SMS, a JSON document for SQS, Lambda
-    /// and HTTP(S) subscribers, and filterable message attributes (see docs/aws.md).
     Sns(notify::sns::SnsConfig),
-    /// A Slack incoming webhook (Block Kit messages).
     Slack(notify::slack::SlackConfig),
-    /// PagerDuty Events API v2: one event per alert, `dedup_key` = the alert's fingerprint.
     Pagerduty(notify::pagerduty::PagerdutyConfig),
-    /// Alertmanager-compatible webhook JSON (version 4).
     Webhook(notify::webhook::WebhookConfig),
 }
