@@ -1,18 +1,21 @@
 //! Notifications and the one `Notifier` trait every receiver implements (console, SNS, Slack,
 //! PagerDuty, webhook, a host program's own). A receiver's error says whether a retry can help;
 //! retry policy lives once, in the outbox, not in each receiver. Each receiver kind is a folder
-//! here whose config struct implements `kind::ReceiverKind`; `config/receiver.rs` lists them.
+//! here whose config struct implements `kind::ReceiverKind`; `kind::receiver_kinds!` lists them.
 
-pub mod console;
 pub mod http;
 pub mod kind;
 pub mod nflog;
 pub mod outbox;
-pub mod pagerduty;
 pub mod redact;
-pub mod slack;
-pub mod sns;
-pub mod webhook;
+
+/// `pub mod <folder>;` for each receiver kind of `kind::receiver_kinds!`.
+macro_rules! receiver_modules {
+    ($($module:ident::$config:ident => $variant:ident,)+) => {
+        $(pub mod $module;)+
+    };
+}
+kind::receiver_kinds!(receiver_modules);
 
 pub use kind::{BuildContext, Preview, ReceiverKind};
 
