@@ -1,10 +1,11 @@
 //! From a checked config to a running engine: store, sources, receivers and rule instances.
-//! A new source or receiver adds one arm here and nothing else in the engine.
+//! A new source adds one arm here; a receiver is built through its kind
+//! (`crate::notify::ReceiverKind`) and is not named here at all.
 
 use super::{Config, ReceiverConfig, SourceConfig, StoreConfig};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
-use crate::notify::{console::ConsoleNotifier, Notifier};
+use crate::notify::{console::ConsoleNotifier, BuildContext, Notifier};
 use crate::rule::Limits;
 use crate::source::{FixtureData, FixtureSource, Source};
 use crate::store::{DynamoStore, SqliteStore, Store};
@@ -273,7 +274,7 @@ pub fn uses_aws(cfg: &Config) -> bool {
             .raw
             .receivers
             .iter()
-            .any(|r| matches!(r.get_ref(), ReceiverConfig::Sns { .. }))
+            .any(|r| r.get_ref().kind().uses_aws())
 }
 
 /// What `tripline check` adds for configs that call AWS: the region and credentials must resolve
@@ -314,25 +315,12 @@ pub fn missing_secrets(cfg: &Config) -> Vec<String> {
         .collect()
 }
 
+/// Builds a `[[receiver]]` through its kind; an error names the receiver (never a secret).
 pub fn build_notifier(cfg: &Config, rc: &ReceiverConfig) -> Result<Arc<dyn Notifier>> {
-    Ok(match rc {
-        ReceiverConfig::Console { name, format } => {
-            Arc::new(ConsoleNotifier::stdout(name.clone(), *format))
-        }
-        ReceiverConfig::Sns { name, topic_arn } => {
-            let n = crate::notify::sns::SnsNotifier::new(
-                name.clone(),
-                topic_arn.clone(),
-                &aws_config(cfg),
-            )
-            .map_err(|m| Error::Config(format!("receiver {name:?}: {m}")))?;
-            Arc::new(n)
-        }
-        ReceiverConfig::Slack { .. }
-        | ReceiverConfig::Pagerduty { .. }
-        | ReceiverConfig::Webhook { .. } => crate::notify::build_receiver(rc)
-            .map_err(|e| Error::Config(format!("receiver {:?}: {e}", rc.name())))?,
-    })
+    let aws = aws_config(cfg);
+    rc.kind()
+        .build(&BuildContext { aws: &aws })
+        .map_err(|e| Error::Config(format!("receiver {:?}: {e}", rc.name())))
 }
 
 /// Instance specs of the config's `[[rule]]` tables, with names defaulted and locations attached,

@@ -5,11 +5,58 @@
 //! url ≤ 3000) and a plain `text` fallback is always given.
 
 use super::http::{self, truncate};
+use super::kind::{BuildContext, Preview, ReceiverKind};
 use super::redact::Secret;
 use super::{Notification, NotificationStatus, Notifier, NotifyError};
 use crate::alert::{Alert, AlertState, Severity};
 use async_trait::async_trait;
+use serde::Deserialize;
 use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// A Slack incoming webhook (Block Kit messages).
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SlackConfig {
+    pub name: String,
+    /// Environment variable holding the webhook URL (a secret).
+    pub url_env: String,
+    /// Announce resolved alerts (default true).
+    #[serde(default = "http::yes")]
+    pub send_resolved: bool,
+    /// Pace, `"1/s"` by default (Slack's documented limit).
+    pub rate_limit: Option<String>,
+    pub burst: Option<u32>,
+    /// Per-request timeout (default 10s).
+    pub timeout: Option<String>,
+}
+
+impl ReceiverKind for SlackConfig {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn send_resolved(&self) -> bool {
+        self.send_resolved
+    }
+
+    fn secret_env_vars(&self) -> Vec<&str> {
+        vec![&self.url_env]
+    }
+
+    fn build(&self, _: &BuildContext) -> Result<Arc<dyn Notifier>, String> {
+        Ok(Arc::new(SlackNotifier::new(
+            &self.name,
+            http::url_from_env(&self.url_env)?,
+            http::timeout(self.timeout.as_deref())?,
+            http::pace(self.rate_limit.as_deref(), self.burst, Some((1.0, 1)))?,
+        )?))
+    }
+
+    fn preview(&self, n: &Notification) -> Preview {
+        Preview::Json(render(n))
+    }
+}
 
 /// Alerts shown in one message; the rest are counted.
 pub const MAX_ALERTS_SHOWN: usize = 20;
