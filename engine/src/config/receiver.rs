@@ -1,21 +1,21 @@
 //! The `[[receiver]]` tables: one enum over the receiver kinds, each variant wrapping the config
-//! struct that the kind's folder in `notify/` exports. The list at the bottom of this file is the
-//! only place in the engine that names the kinds: a new receiver is its folder plus one line
-//! there. Everything else (building, secrets, `send_resolved`, previews) goes through
-//! [`ReceiverKind`].
+//! struct that the kind's folder in `notify/` exports, declared from the one list of kinds
+//! (`crate::notify::kind::receiver_kinds!`): a new receiver is its folder plus one line there.
+//! Everything else (building, secrets, `send_resolved`, previews) goes through
+//! [`ReceiverKind`]; config-schema takes each kind's description from its struct's doc comment.
 
 use crate::notify::{self, ReceiverKind};
 use serde::Deserialize;
 
 /// Declares `ReceiverConfig` with one newtype variant per kind (`type = "<variant, lowercased>"`)
 /// and `ReceiverConfig::kind`, which hands out the variant's config as a `ReceiverKind`.
-macro_rules! receiver_kinds {
-    ($($(#[$doc:meta])* $variant:ident($config:ty),)+) => {
+macro_rules! receiver_config {
+    ($($module:ident::$config:ident => $variant:ident,)+) => {
         /// A `[[receiver]]` table; `type` says which kind it is.
         #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
         #[serde(tag = "type", rename_all = "lowercase")]
         pub enum ReceiverConfig {
-            $($(#[$doc])* $variant($config),)+
+            $($variant(notify::$module::$config),)+
         }
 
         impl ReceiverConfig {
@@ -46,16 +46,4 @@ impl ReceiverConfig {
     }
 }
 
-receiver_kinds! {
-    /// Prints notifications on standard output.
-    Console(notify::console::ConsoleConfig),
-    /// Publishes to an SNS topic: readable text for email/SMS, a JSON document for SQS, Lambda
-    /// and HTTP(S) subscribers, and filterable message attributes (see docs/aws.md).
-    Sns(notify::sns::SnsConfig),
-    /// A Slack incoming webhook (Block Kit messages).
-    Slack(notify::slack::SlackConfig),
-    /// PagerDuty Events API v2: one event per alert, `dedup_key` = the alert's fingerprint.
-    Pagerduty(notify::pagerduty::PagerdutyConfig),
-    /// Alertmanager-compatible webhook JSON (version 4).
-    Webhook(notify::webhook::WebhookConfig),
-}
+notify::kind::receiver_kinds!(receiver_config);

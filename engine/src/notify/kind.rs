@@ -1,8 +1,10 @@
-//! The contract of a receiver kind. Each receiver folder (`notify/<kind>/`) exports its config
-//! struct (the options of a `[[receiver]]` table of `type = "<kind>"`) and implements
-//! [`ReceiverKind`] on it: its name and secrets, how it is built into a [`Notifier`], and what
-//! `tripline notify-preview` shows. `config/receiver.rs` lists the kinds, once; nothing else in
-//! the engine names one.
+//! The contract of a receiver kind, and the list of the kinds. Each receiver folder
+//! (`notify/<kind>/`) exports its config struct (the options of a `[[receiver]]` table of
+//! `type = "<kind>"`) and implements [`ReceiverKind`] on it: its name and secrets, how it is
+//! built into a [`Notifier`], and what `tripline notify-preview` shows. `receiver_kinds!` at
+//! the bottom names every kind, once: it declares the folders' modules (in `notify/mod.rs`) and
+//! the variants of `config::ReceiverConfig` (in `config/receiver.rs`). A new receiver is its
+//! folder plus one line there; nothing else in the engine names a kind.
 
 use super::{Notification, Notifier};
 use std::sync::Arc;
@@ -51,3 +53,20 @@ pub trait ReceiverKind {
     /// (routing keys, API keys) shown as `***`.
     fn preview(&self, n: &Notification) -> Preview;
 }
+
+/// The receiver kinds, one line each: `folder::ConfigStruct => Variant` (`type = "<variant,
+/// lowercased>"`). Hands the list to the macro `$then`, which declares from it what it needs:
+/// `notify/mod.rs` the folders' modules, `config/receiver.rs` the `ReceiverConfig` enum.
+macro_rules! receiver_kinds {
+    ($then:ident) => {
+        $then! {
+            console::ConsoleConfig => Console,
+            sns::SnsConfig => Sns,
+            slack::SlackConfig => Slack,
+            pagerduty::PagerdutyConfig => Pagerduty,
+            webhook::WebhookConfig => Webhook,
+            teams::TeamsConfig => Teams,
+        }
+    };
+}
+pub(crate) use receiver_kinds;

@@ -1,18 +1,21 @@
 //! Notifications and the one `Notifier` trait every receiver implements (console, SNS, Slack,
 //! PagerDuty, webhook, a host program's own). A receiver's error says whether a retry can help;
 //! retry policy lives once, in the outbox, not in each receiver. Each receiver kind is a folder
-//! here whose config struct implements `kind::ReceiverKind`; `config/receiver.rs` lists them.
+//! here whose config struct implements `kind::ReceiverKind`; `kind::receiver_kinds!` lists them.
 
-pub mod console;
 pub mod http;
 pub mod kind;
 pub mod nflog;
 pub mod outbox;
-pub mod pagerduty;
 pub mod redact;
-pub mod slack;
-pub mod sns;
-pub mod webhook;
+
+/// `pub mod <folder>;` for each receiver kind of `kind::receiver_kinds!`.
+macro_rules! receiver_modules {
+    ($($module:ident::$config:ident => $variant:ident,)+) => {
+        $(pub mod $module;)+
+    };
+}
+kind::receiver_kinds!(receiver_modules);
 
 pub use kind::{BuildContext, Preview, ReceiverKind};
 
@@ -66,6 +69,31 @@ impl Notification {
 
     pub fn resolved(&self) -> impl Iterator<Item = &Alert> {
         self.alerts.iter().filter(|a| !a.is_active())
+    }
+
+    /// The group's one-line title chat receivers show: `[FIRING:2, RESOLVED:1] alertname`,
+    /// `[RESOLVED:3] alertname`, `[ACKNOWLEDGED] alertname by ann`. The name is the group's
+    /// `alertname`, else the first alert's, else the group key.
+    pub fn headline(&self) -> String {
+        let firing = self.firing().count();
+        let resolved = self.resolved().count();
+        let name = self
+            .group_labels
+            .get("alertname")
+            .or_else(|| self.alerts.first().and_then(|a| a.labels.get("alertname")))
+            .cloned()
+            .unwrap_or_else(|| self.group_key.clone());
+        match self.status {
+            NotificationStatus::Firing if resolved > 0 => {
+                format!("[FIRING:{firing}, RESOLVED:{resolved}] {name}")
+            }
+            NotificationStatus::Firing => format!("[FIRING:{firing}] {name}"),
+            NotificationStatus::Resolved => format!("[RESOLVED:{resolved}] {name}"),
+            NotificationStatus::Acknowledged => format!(
+                "[ACKNOWLEDGED] {name} by {}",
+                self.acknowledged_by.as_deref().unwrap_or("someone")
+            ),
+        }
     }
 }
 
