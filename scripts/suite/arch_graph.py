@@ -8,6 +8,9 @@ list under `## Dependency order`, bottom first; the backticked names before ` â€
 that layer's modules). A module may use only modules of a lower layer: an edge to its own layer or
 to a higher one, a cycle, or a module missing from the order is an error, printed with file:line.
 
+Test code (`#[cfg(test)]` items, and the files of `#[cfg(test)] mod x;`) is not part of the
+library and may use any layer: an end-to-end test in a receiver's folder builds a whole engine.
+
 Usage: arch_graph.py SRC_DIR DOC [--graph]
 Exit status 0 when the graph follows the order, 1 otherwise.
 """
@@ -133,6 +136,46 @@ class File:
             self.toks = list(tokens(strip(f.read())))
 
 
+def cfg_test_ranges(toks):
+    """Token index ranges of `#[cfg(test)]` items, and the names of `#[cfg(test)] mod x;`."""
+    skip, test_mods = [], []
+    k, n = 0, len(toks)
+    pattern = ["#", "[", "cfg", "(", "test", ")", "]"]
+    while k < n:
+        if [t for t, _ in toks[k:k + 7]] != pattern:
+            k += 1
+            continue
+        start, j = k, k + 7
+        while j < n and toks[j][0] == "#" and j + 1 < n and toks[j + 1][0] == "[":
+            depth = 0
+            while j < n:
+                depth += {"[": 1, "]": -1}.get(toks[j][0], 0)
+                j += 1
+                if depth == 0 and toks[j - 1][0] == "]":
+                    break
+        head = j
+        paren = 0
+        while j < n and not (paren == 0 and toks[j][0] in (";", "{")):
+            paren += {"(": 1, ")": -1}.get(toks[j][0], 0)
+            j += 1
+        if j < n and toks[j][0] == ";":
+            names = [t for t, _ in toks[head:j]]
+            if "mod" in names:
+                test_mods.append(names[names.index("mod") + 1])
+            skip.append((start, j))
+            k = j + 1
+            continue
+        depth = 0
+        while j < n:
+            depth += {"{": 1, "}": -1}.get(toks[j][0], 0)
+            if depth == 0:
+                break
+            j += 1
+        skip.append((start, j))
+        k = j + 1
+    return skip, test_mods
+
+
 def top_of_path(file, modpath_at, toks, k, reexports):
     """Resolves the path starting at toks[k] to (top-level module or None, line) pairs."""
     t, line = toks[k]
@@ -182,6 +225,19 @@ def analyse(src):
             if name.endswith(".rs"):
                 path = os.path.join(dirpath, name)
                 files.append(File(os.path.relpath(path, src).replace(os.sep, "/"), path))
+    # Files that are test code: `#[cfg(test)] mod x;` declares x.rs or x/mod.rs (and below).
+    test_dirs, test_files = [], set()
+    for f in files:
+        f.skip, mods = cfg_test_ranges(f.toks)
+        here = f.rel.rsplit("/", 1)[0] if "/" in f.rel else ""
+        if not (f.rel.endswith("mod.rs") or f.rel in ("lib.rs", "main.rs")):
+            here = f.rel[:-3]
+        for m in mods:
+            base = f"{here}/{m}" if here else m
+            test_files.add(base + ".rs")
+            test_dirs.append(base + "/")
+    files = [f for f in files
+             if f.rel not in test_files and not any(f.rel.startswith(d) for d in test_dirs)]
     tops = set()
     for f in files:
         if f.rel in ("lib.rs", "main.rs"):
@@ -215,7 +271,12 @@ def analyse(src):
         stack, depth = [], 0
         modpath = list(f.modpath)
         toks = f.toks
+        skipped = set()
+        for a, b in f.skip:
+            skipped.update(range(a, b + 1))
         for k, (t, line) in enumerate(toks):
+            if k in skipped and t not in ("{", "}"):
+                continue
             if t == "{":
                 depth += 1
                 if k >= 2 and toks[k - 2][0] == "mod" and IDENT.fullmatch(toks[k - 1][0]):

@@ -1,11 +1,12 @@
 //! Assembly: from a checked config to a running engine (store, sources, receivers, rule
 //! instances). The only module that knows every component; it sits above them all and below the
-//! entry points (daemon, lambda, cli) that start an engine.
+//! entry points (daemon, lambda, cli) that start an engine. A new source adds one arm here; a
+//! receiver is built through its kind (`crate::notify::ReceiverKind`) and is not named here.
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ReceiverConfig, SourceConfig, StoreConfig};
 use crate::error::{Error, Result};
-use crate::notify::{console::ConsoleNotifier, Notifier};
+use crate::notify::{console::ConsoleNotifier, BuildContext, Notifier};
 use crate::rule::Limits;
 use crate::source::{FixtureData, FixtureSource, Source};
 use crate::store::{DynamoStore, SqliteStore, Store};
@@ -274,7 +275,7 @@ pub fn uses_aws(cfg: &Config) -> bool {
             .raw
             .receivers
             .iter()
-            .any(|r| matches!(r.get_ref(), ReceiverConfig::Sns { .. }))
+            .any(|r| r.get_ref().kind().uses_aws())
 }
 
 /// What `tripline check` adds for configs that call AWS: the region and credentials must resolve
@@ -315,25 +316,12 @@ pub fn missing_secrets(cfg: &Config) -> Vec<String> {
         .collect()
 }
 
+/// Builds a `[[receiver]]` through its kind; an error names the receiver (never a secret).
 pub fn build_notifier(cfg: &Config, rc: &ReceiverConfig) -> Result<Arc<dyn Notifier>> {
-    Ok(match rc {
-        ReceiverConfig::Console { name, format } => {
-            Arc::new(ConsoleNotifier::stdout(name.clone(), *format))
-        }
-        ReceiverConfig::Sns { name, topic_arn } => {
-            let n = crate::notify::sns::SnsNotifier::new(
-                name.clone(),
-                topic_arn.clone(),
-                &aws_config(cfg),
-            )
-            .map_err(|m| Error::Config(format!("receiver {name:?}: {m}")))?;
-            Arc::new(n)
-        }
-        ReceiverConfig::Slack { .. }
-        | ReceiverConfig::Pagerduty { .. }
-        | ReceiverConfig::Webhook { .. } => crate::notify::build_receiver(rc)
-            .map_err(|e| Error::Config(format!("receiver {:?}: {e}", rc.name())))?,
-    })
+    let aws = aws_config(cfg);
+    rc.kind()
+        .build(&BuildContext { aws: &aws })
+        .map_err(|e| Error::Config(format!("receiver {:?}: {e}", rc.name())))
 }
 
 /// Instance specs of the config's `[[rule]]` tables, with names defaulted and locations attached,

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use tripline::alert::{fingerprint, Alert, AlertState, Labels, Severity};
 use tripline::config::ReceiverConfig;
-use tripline::notify::{console, pagerduty, slack, webhook, Notification, NotificationStatus};
+use tripline::notify::{Notification, NotificationStatus, Preview};
 use tripline::pipeline::PipelineConfig;
 
 #[derive(clap::Args)]
@@ -242,23 +242,9 @@ fn groups_for(
 }
 
 fn render(rc: &ReceiverConfig, n: &Notification) -> anyhow::Result<()> {
-    let n = n.clone();
-    let body = match rc {
-        ReceiverConfig::Console { .. } => {
-            print!("{}", console::render_text(&n));
-            return Ok(());
-        }
-        ReceiverConfig::Sns { .. } => {
-            let p = tripline::notify::sns::payload::build(
-                &n,
-                tripline::notify::sns::payload::MAX_MESSAGE_BYTES,
-            );
-            serde_json::json!({ "subject": p.subject, "message": serde_json::from_str::<serde_json::Value>(&p.message)?, "attributes": p.attributes })
-        }
-        ReceiverConfig::Slack { .. } => slack::render(&n),
-        ReceiverConfig::Pagerduty { .. } => serde_json::Value::Array(pagerduty::render(&n, "***")),
-        ReceiverConfig::Webhook { max_alerts, .. } => webhook::render(&n, *max_alerts),
-    };
-    println!("{}", serde_json::to_string_pretty(&body)?);
+    match rc.kind().preview(n) {
+        Preview::Text(text) => print!("{text}"),
+        Preview::Json(body) => println!("{}", serde_json::to_string_pretty(&body)?),
+    }
     Ok(())
 }

@@ -2,11 +2,14 @@
 //! checked as a whole against the loaded rules. Every problem is reported as `path:line:col:`.
 
 mod notify;
+mod pipeline;
+mod receiver;
 
 pub use notify::{
-    parse_rate, EscalationConfig, EscalationStepConfig, InhibitConfig, NotifyConfig, RouteConfig,
+    EscalationConfig, EscalationStepConfig, InhibitConfig, NotifyConfig, RouteConfig,
     SilencesConfig, DEFAULT_REDACT,
 };
+pub use receiver::ReceiverConfig;
 
 use crate::clock::parse_duration;
 use crate::error::{Error, Result};
@@ -342,112 +345,6 @@ pub struct RuleInstanceConfig {
     pub exclude: Vec<String>,
     #[serde(default = "yes")]
     pub enabled: bool,
-}
-
-#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields, tag = "type", rename_all = "lowercase")]
-pub enum ReceiverConfig {
-    /// Prints notifications on standard output.
-    Console {
-        name: String,
-        #[serde(default)]
-        format: ConsoleFormat,
-    },
-    /// Publishes to an SNS topic: readable text for email/SMS, a JSON document for SQS, Lambda
-    /// and HTTP(S) subscribers, and filterable message attributes (see docs/aws.md).
-    Sns {
-        /// The receiver's name, used by routes.
-        name: String,
-        /// The topic, e.g. `arn:aws:sns:us-east-1:123456789012:ops-alerts` (`.fifo` topics work).
-        topic_arn: String,
-    },
-    /// A Slack incoming webhook (Block Kit messages).
-    Slack {
-        name: String,
-        /// Environment variable holding the webhook URL (a secret).
-        url_env: String,
-        /// Announce resolved alerts (default true).
-        #[serde(default = "yes")]
-        send_resolved: bool,
-        /// Pace, `"1/s"` by default (Slack's documented limit).
-        rate_limit: Option<String>,
-        burst: Option<u32>,
-        /// Per-request timeout (default 10s).
-        timeout: Option<String>,
-    },
-    /// PagerDuty Events API v2: one event per alert, `dedup_key` = the alert's fingerprint.
-    Pagerduty {
-        name: String,
-        /// Environment variable holding the integration's routing key (a secret).
-        routing_key_env: String,
-        /// Events endpoint (default `https://events.pagerduty.com/v2/enqueue`).
-        url: Option<String>,
-        #[serde(default = "yes")]
-        send_resolved: bool,
-        /// Pace, `"120/m"` by default (PagerDuty's documented limit per routing key).
-        rate_limit: Option<String>,
-        burst: Option<u32>,
-        timeout: Option<String>,
-    },
-    /// Alertmanager-compatible webhook JSON (version 4).
-    Webhook {
-        name: String,
-        /// The URL, when it holds no secret.
-        url: Option<String>,
-        /// Environment variable holding the URL, when it does.
-        url_env: Option<String>,
-        #[serde(default = "yes")]
-        send_resolved: bool,
-        /// Unpaced unless set.
-        rate_limit: Option<String>,
-        burst: Option<u32>,
-        timeout: Option<String>,
-        /// Alerts per message; the rest are counted in `truncatedAlerts` (0 = all).
-        #[serde(default)]
-        max_alerts: usize,
-    },
-}
-
-impl ReceiverConfig {
-    /// The environment variables holding this receiver's secrets.
-    pub fn secret_env_vars(&self) -> Vec<&str> {
-        match self {
-            ReceiverConfig::Console { .. } | ReceiverConfig::Sns { .. } => vec![],
-            ReceiverConfig::Slack { url_env, .. } => vec![url_env],
-            ReceiverConfig::Pagerduty {
-                routing_key_env, ..
-            } => vec![routing_key_env],
-            ReceiverConfig::Webhook { url_env, .. } => url_env.iter().map(|v| v.as_str()).collect(),
-        }
-    }
-
-    pub fn name(&self) -> &str {
-        match self {
-            ReceiverConfig::Console { name, .. }
-            | ReceiverConfig::Sns { name, .. }
-            | ReceiverConfig::Slack { name, .. }
-            | ReceiverConfig::Pagerduty { name, .. }
-            | ReceiverConfig::Webhook { name, .. } => name,
-        }
-    }
-
-    /// Whether resolved alerts are announced to this receiver.
-    pub fn send_resolved(&self) -> bool {
-        match self {
-            ReceiverConfig::Console { .. } | ReceiverConfig::Sns { .. } => true,
-            ReceiverConfig::Slack { send_resolved, .. }
-            | ReceiverConfig::Pagerduty { send_resolved, .. }
-            | ReceiverConfig::Webhook { send_resolved, .. } => *send_resolved,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ConsoleFormat {
-    #[default]
-    Text,
-    Json,
 }
 
 /// The JSON Schema of `tripline.toml` (draft 2020-12), generated from the types the file is

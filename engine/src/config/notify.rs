@@ -1,6 +1,6 @@
 //! The notification half of the config file: `[route]` (the routing tree), `[[inhibit]]`,
-//! `[[escalation]]`, `[silences]`, `[notify]` and the options of the HTTP receivers. Parsed here,
-//! checked as a whole by `crate::pipeline::PipelineConfig::from_config`.
+//! `[[escalation]]`, `[silences]` and `[notify]`.
+//! Parsed here, checked as a whole by `crate::pipeline::PipelineConfig::from_config`.
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -146,7 +146,7 @@ pub struct NotifyConfig {
     pub max_backoff: Spanned<String>,
 }
 
-pub const DEFAULT_REDACT: &str = "password|secret|token|authorization|key";
+pub use crate::pipeline::redact::DEFAULT_REDACT;
 
 fn default_redact() -> Spanned<String> {
     Spanned::new(0..0, DEFAULT_REDACT.into())
@@ -179,30 +179,4 @@ impl Default for NotifyConfig {
             deliver_budget: default_deliver_budget(),
         }
     }
-}
-
-/// Parses `N/s`, `N/m`, `N/h` into events per second.
-pub fn parse_rate(s: &str) -> Result<f64, String> {
-    let (n, unit) = s
-        .trim()
-        .split_once('/')
-        .ok_or_else(|| format!("invalid rate {s:?} (e.g. \"1/s\", \"120/m\")"))?;
-    let n: f64 = n
-        .trim()
-        .parse()
-        .map_err(|_| format!("invalid rate {s:?} (e.g. \"1/s\", \"120/m\")"))?;
-    let per = match unit.trim() {
-        "s" => 1.0,
-        "m" => 60.0,
-        "h" => 3600.0,
-        other => {
-            return Err(format!(
-                "invalid rate unit {other:?} in {s:?} (use s, m or h)"
-            ))
-        }
-    };
-    if n <= 0.0 || !n.is_finite() {
-        return Err(format!("rate {s:?} must be positive"));
-    }
-    Ok(n / per)
 }

@@ -1,6 +1,7 @@
 //! What the HTTP receivers share: one client (rustls), status classification (2xx delivered,
-//! 429 honours `Retry-After`, 5xx and timeouts retryable, other 4xx permanent) and error texts
-//! that never carry a URL or a secret.
+//! 429 honours `Retry-After`, 5xx and timeouts retryable, other 4xx permanent), error texts
+//! that never carry a URL or a secret, and the reading of their common options (`rate_limit`
+//! and `burst` with each kind's default, `timeout`, URLs from the config or the environment).
 
 use super::redact::Secret;
 use super::NotifyError;
@@ -20,6 +21,73 @@ pub fn client(timeout: Option<Duration>) -> Result<reqwest::Client, String> {
 pub fn timeout(s: Option<&str>) -> Result<Option<Duration>, String> {
     s.map(|s| crate::clock::parse_duration(s).map(|d| d.to_std().unwrap_or(DEFAULT_TIMEOUT)))
         .transpose()
+}
+
+/// `#[serde(default = "http::yes")]`: options such as `send_resolved` that default to true.
+pub fn yes() -> bool {
+    true
+}
+
+/// Parses `N/s`, `N/m`, `N/h` into events per second.
+pub fn parse_rate(s: &str) -> Result<f64, String> {
+    let (n, unit) = s
+        .trim()
+        .split_once('/')
+        .ok_or_else(|| format!("invalid rate {s:?} (e.g. \"1/s\", \"120/m\")"))?;
+    let n: f64 = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid rate {s:?} (e.g. \"1/s\", \"120/m\")"))?;
+    let per = match unit.trim() {
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        other => {
+            return Err(format!(
+                "invalid rate unit {other:?} in {s:?} (use s, m or h)"
+            ))
+        }
+    };
+    if n <= 0.0 || !n.is_finite() {
+        return Err(format!("rate {s:?} must be positive"));
+    }
+    Ok(n / per)
+}
+
+/// A receiver's pace from its `rate_limit` and `burst` options: (requests per second, burst).
+/// Unset, the kind's `default` applies (its burst overridable alone); a `rate_limit` given
+/// without `burst` allows bursts of 1. `None`: unpaced.
+pub fn pace(
+    rate_limit: Option<&str>,
+    burst: Option<u32>,
+    default: Option<(f64, u32)>,
+) -> Result<Option<(f64, u32)>, String> {
+    Ok(match (rate_limit, default) {
+        (Some(r), _) => Some((parse_rate(r)?, burst.unwrap_or(1))),
+        (None, Some((rate, b))) => Some((rate, burst.unwrap_or(b))),
+        (None, None) => None,
+    })
+}
+
+/// An http(s) URL, or an error naming where it came from (never the value: it may be secret).
+pub fn checked_url(url: Secret, from: &str) -> Result<Secret, String> {
+    match reqwest::Url::parse(url.expose()) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(url),
+        _ => Err(format!("{from} does not hold an http(s) URL")),
+    }
+}
+
+/// The http(s) URL held by environment variable `var` (a secret, e.g. a webhook URL).
+pub fn url_from_env(var: &str) -> Result<Secret, String> {
+    checked_url(
+        Secret::from_env(var)?,
+        &format!("environment variable {var}"),
+    )
+}
+
+/// The http(s) URL written as the receiver's `url` option.
+pub fn url_option(url: &str) -> Result<Secret, String> {
+    checked_url(Secret::new(url), "`url`")
 }
 
 /// POSTs `body` as JSON to `url` and classifies the answer. `secrets` are scrubbed from any text

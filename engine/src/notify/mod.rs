@@ -1,14 +1,21 @@
 //! Notifications and the one `Notifier` trait every receiver implements (console, SNS, Slack,
 //! PagerDuty, webhook, a host program's own). A receiver's error says whether a retry can help;
-//! retry policy lives once, in the outbox, not in each receiver.
+//! retry policy lives once, in the outbox, not in each receiver. Each receiver kind is a folder
+//! here whose config struct implements `kind::ReceiverKind`; `kind::receiver_kinds!` lists them.
 
-pub mod console;
 pub mod http;
+pub mod kind;
 pub mod outbox;
-pub mod pagerduty;
-pub mod slack;
-pub mod sns;
-pub mod webhook;
+
+/// `pub mod <folder>;` for each receiver kind of `kind::receiver_kinds!`.
+macro_rules! receiver_modules {
+    ($($module:ident::$config:ident => $variant:ident,)+) => {
+        $(pub mod $module;)+
+    };
+}
+kind::receiver_kinds!(receiver_modules);
+
+pub use kind::{BuildContext, Preview, ReceiverKind};
 
 // The pipeline's output and stages, at their old paths too.
 pub use crate::pipeline::{nflog, redact, Notification, NotificationStatus};
@@ -80,105 +87,5 @@ pub trait Notifier: Send + Sync {
     /// has no such state (the Alertmanager webhook), which accept it and send nothing.
     fn tells_acks(&self) -> bool {
         true
-    }
-}
-
-/// Builds an HTTP or console receiver from its config. Secrets are read from the environment
-/// here; errors name the variable, never a value.
-pub fn build_receiver(
-    cfg: &crate::config::ReceiverConfig,
-) -> Result<std::sync::Arc<dyn Notifier>, String> {
-    use crate::config::{parse_rate, ReceiverConfig};
-    use redact::Secret;
-    use std::sync::Arc;
-    let rate = |r: &Option<String>,
-                b: &Option<u32>,
-                default: Option<(f64, u32)>|
-     -> Result<Option<(f64, u32)>, String> {
-        Ok(match (r, default) {
-            (Some(r), _) => Some((parse_rate(r)?, b.unwrap_or(1))),
-            (None, Some((rate, burst))) => Some((rate, b.unwrap_or(burst))),
-            (None, None) => None,
-        })
-    };
-    let name = cfg.name();
-    let built: Arc<dyn Notifier> = match cfg {
-        ReceiverConfig::Console { name, format } => {
-            Arc::new(console::ConsoleNotifier::stdout(name.clone(), *format))
-        }
-        // SNS needs the `[aws]` settings: config::wire::build_notifier builds it.
-        ReceiverConfig::Sns { .. } => {
-            return Err("an SNS receiver is built from the [aws] config".into())
-        }
-        ReceiverConfig::Slack {
-            url_env,
-            rate_limit,
-            burst,
-            timeout,
-            ..
-        } => Arc::new(slack::SlackNotifier::new(
-            name,
-            checked_url(
-                Secret::from_env(url_env)?,
-                &format!("environment variable {url_env}"),
-            )?,
-            http::timeout(timeout.as_deref())?,
-            rate(rate_limit, burst, Some((1.0, 1)))?,
-        )?),
-        ReceiverConfig::Pagerduty {
-            routing_key_env,
-            url,
-            rate_limit,
-            burst,
-            timeout,
-            ..
-        } => Arc::new(pagerduty::PagerdutyNotifier::new(
-            name,
-            Secret::from_env(routing_key_env)?,
-            match url {
-                Some(u) => Some(
-                    checked_url(Secret::new(u.clone()), "`url`")?
-                        .expose()
-                        .to_string(),
-                ),
-                None => None,
-            },
-            http::timeout(timeout.as_deref())?,
-            rate(rate_limit, burst, Some((2.0, 10)))?,
-        )?),
-        ReceiverConfig::Webhook {
-            url,
-            url_env,
-            rate_limit,
-            burst,
-            timeout,
-            max_alerts,
-            ..
-        } => {
-            let url = match (url, url_env) {
-                (_, Some(var)) => checked_url(
-                    Secret::from_env(var)?,
-                    &format!("environment variable {var}"),
-                )?,
-                (Some(u), None) => checked_url(Secret::new(u.clone()), "`url`")?,
-                (None, None) => return Err("a webhook receiver needs `url` or `url_env`".into()),
-            };
-            Arc::new(webhook::WebhookNotifier::new(
-                name,
-                url,
-                http::timeout(timeout.as_deref())?,
-                *max_alerts,
-                rate(rate_limit, burst, None)?,
-            )?)
-        }
-    };
-    Ok(built)
-}
-
-/// An http(s) URL, or an error naming where it came from (never the value: it may be secret).
-fn checked_url(url: redact::Secret, from: &str) -> Result<redact::Secret, String> {
-    match reqwest::Url::parse(url.expose()) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(url),
-        _ => Err(format!("{from} does not hold an http(s) URL")),
     }
 }

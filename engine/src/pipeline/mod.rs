@@ -30,12 +30,10 @@ pub(crate) mod testutil;
 
 use crate::alert::{Alert, AlertState, Labels, Severity};
 use crate::clock::Timestamp;
-use crate::config::Config;
-use crate::error::{Error, Result};
-use escalate::{Ack, EscalationPolicy, EscalationStep};
+use crate::error::Result;
+use escalate::{Ack, EscalationPolicy};
 use group::{group_key, group_labels, GroupState};
-use inhibit::{InhibitRule, Inhibitor};
-use matcher::Matcher;
+use inhibit::Inhibitor;
 use nflog::{needs_update, NflogEntry};
 pub use notification::{Notification, NotificationStatus};
 use redact::Redactor;
@@ -82,135 +80,6 @@ impl PipelineConfig {
             send_resolved: BTreeMap::new(),
             redactor: Redactor::default(),
         }
-    }
-
-    /// Builds and checks `[route]`, `[[inhibit]]`, `[[escalation]]`, `[silences]` and `[notify]`;
-    /// every problem is reported at its `path:line:col`.
-    pub fn from_config(cfg: &Config) -> Result<Self> {
-        Self::from_config_with_receivers(cfg, &[])
-    }
-
-    /// `from_config` where routes and escalation steps may also name `host` receivers: ones a host
-    /// program adds in code next to the config's `[[receiver]]`s (the Python and Node bindings).
-    pub fn from_config_with_receivers(cfg: &Config, host: &[String]) -> Result<Self> {
-        let raw = &cfg.raw;
-        let mut errors = Vec::new();
-        let receivers: BTreeSet<String> = raw
-            .receivers
-            .iter()
-            .map(|r| r.get_ref().name().to_string())
-            .chain(host.iter().cloned())
-            .collect();
-        let send_resolved = raw
-            .receivers
-            .iter()
-            .map(|r| (r.get_ref().name().to_string(), r.get_ref().send_resolved()))
-            .collect();
-
-        let mut policies = BTreeMap::new();
-        for p in &raw.escalation {
-            let pc = p.get_ref();
-            let mut steps = Vec::new();
-            for s in &pc.steps {
-                let sc = s.get_ref();
-                let after = cfg.duration(&sc.after).unwrap_or_else(|e| {
-                    errors.push(e);
-                    chrono::Duration::zero()
-                });
-                if !receivers.contains(sc.receiver.get_ref()) {
-                    errors.push(cfg.error_at(
-                        sc.receiver.span(),
-                        format!(
-                            "unknown receiver {:?} in escalation step",
-                            sc.receiver.get_ref()
-                        ),
-                    ));
-                }
-                if steps
-                    .last()
-                    .is_some_and(|l: &EscalationStep| l.after > after)
-                {
-                    errors.push(cfg.error_at(
-                        sc.after.span(),
-                        "escalation steps must be in order of `after`",
-                    ));
-                }
-                steps.push(EscalationStep {
-                    after,
-                    receiver: sc.receiver.get_ref().clone(),
-                });
-            }
-            if steps.is_empty() {
-                errors.push(cfg.error_at(p.span(), "an escalation policy needs at least one step"));
-            }
-            if policies
-                .insert(
-                    pc.name.get_ref().clone(),
-                    EscalationPolicy {
-                        name: pc.name.get_ref().clone(),
-                        steps,
-                    },
-                )
-                .is_some()
-            {
-                errors.push(cfg.error_at(
-                    pc.name.span(),
-                    format!("escalation policy {:?} is defined twice", pc.name.get_ref()),
-                ));
-            }
-        }
-        let policy_names: BTreeSet<String> = policies.keys().cloned().collect();
-
-        let route = match &raw.route {
-            Some(r) => Route::from_config(cfg, r, &receivers, &policy_names, &mut errors),
-            None => PipelineConfig::fan_out(&receivers.iter().cloned().collect::<Vec<_>>()).route,
-        };
-
-        let mut rules = Vec::new();
-        for i in &raw.inhibit {
-            let ic = i.get_ref();
-            let mut parse = |list: &[toml::Spanned<String>]| -> Vec<Matcher> {
-                list.iter()
-                    .filter_map(|m| {
-                        matcher::parse_matchers(m.get_ref())
-                            .map_err(|e| {
-                                errors.push(cfg.error_in_string(
-                                    m.span(),
-                                    e.offset,
-                                    e.located_message(),
-                                ))
-                            })
-                            .ok()
-                    })
-                    .flatten()
-                    .collect()
-            };
-            let source_matchers = parse(&ic.source_matchers);
-            let target_matchers = parse(&ic.target_matchers);
-            rules.push(InhibitRule {
-                source_matchers,
-                target_matchers,
-                equal: ic.equal.clone(),
-            });
-        }
-
-        let redactor = Redactor::new(raw.notify.redact.get_ref()).unwrap_or_else(|e| {
-            errors.push(cfg.error_at(raw.notify.redact.span(), e));
-            Redactor::default()
-        });
-        if !errors.is_empty() {
-            return Err(Error::Many(errors));
-        }
-        Ok(PipelineConfig {
-            route,
-            inhibitor: Inhibitor { rules },
-            policies,
-            silences: SilenceStage {
-                send_resolved: raw.silences.send_resolved,
-            },
-            send_resolved,
-            redactor,
-        })
     }
 }
 

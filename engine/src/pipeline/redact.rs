@@ -7,6 +7,9 @@ use regex::Regex;
 
 pub const REDACTED: &str = "[REDACTED]";
 
+/// The redaction pattern when `[notify] redact` is not set.
+pub const DEFAULT_REDACT: &str = "password|secret|token|authorization|key";
+
 #[derive(Debug, Clone)]
 pub struct Redactor {
     keys: Regex,
@@ -14,7 +17,7 @@ pub struct Redactor {
 
 impl Default for Redactor {
     fn default() -> Self {
-        Redactor::new(crate::config::DEFAULT_REDACT).expect("default redaction pattern")
+        Redactor::new(DEFAULT_REDACT).expect("default redaction pattern")
     }
 }
 

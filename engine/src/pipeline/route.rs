@@ -5,10 +5,7 @@
 
 use super::group::Timers;
 use super::matcher::{all_match, LabelSource, Matcher};
-use crate::config::{Config, RouteConfig};
-use crate::error::Error;
 use std::collections::BTreeSet;
-use toml::Spanned;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum GroupBy {
@@ -77,115 +74,9 @@ impl Route {
         }
         out
     }
-
-    /// Builds and checks the tree from the config: unknown receivers or policies, bad matchers and
-    /// durations are errors at their `path:line:col`; all are collected.
-    pub fn from_config(
-        cfg: &Config,
-        root: &Spanned<RouteConfig>,
-        receivers: &BTreeSet<String>,
-        policies: &BTreeSet<String>,
-        errors: &mut Vec<Error>,
-    ) -> Route {
-        let mut base = Route::root(None);
-        base.id = String::new();
-        build(cfg, root, &base, "{}".into(), receivers, policies, errors)
-    }
 }
 
-fn build(
-    cfg: &Config,
-    node: &Spanned<RouteConfig>,
-    parent: &Route,
-    id: String,
-    receivers: &BTreeSet<String>,
-    policies: &BTreeSet<String>,
-    errors: &mut Vec<Error>,
-) -> Route {
-    let rc = node.get_ref();
-    let mut matchers = Vec::new();
-    for m in &rc.matchers {
-        match super::matcher::parse_matchers(m.get_ref()) {
-            Ok(ms) => matchers.extend(ms),
-            Err(e) => errors.push(cfg.error_in_string(m.span(), e.offset, e.located_message())),
-        }
-    }
-    let mut receiver = parent.receiver.clone();
-    let mut escalation = parent.escalation.clone();
-    if let Some(r) = &rc.receiver {
-        if !receivers.contains(r.get_ref()) {
-            errors.push(cfg.error_at(r.span(), unknown("receiver", r.get_ref(), receivers)));
-        }
-        receiver = Some(r.get_ref().clone());
-        escalation = None;
-    }
-    if let Some(p) = &rc.escalation {
-        if !policies.contains(p.get_ref()) {
-            errors.push(cfg.error_at(
-                p.span(),
-                unknown("escalation policy", p.get_ref(), policies),
-            ));
-        }
-        escalation = Some(p.get_ref().clone());
-        if rc.receiver.is_none() {
-            receiver = None;
-        }
-    }
-    let is_root = parent.id.is_empty();
-    if is_root && receiver.is_none() && escalation.is_none() {
-        errors.push(cfg.error_at(
-            node.span(),
-            "the root route needs a `receiver` or an `escalation`",
-        ));
-    }
-    let group_by = match &rc.group_by {
-        None => parent.group_by.clone(),
-        Some(v) if v.iter().any(|l| l == "...") => GroupBy::All,
-        Some(v) => GroupBy::Labels(v.clone()),
-    };
-    let mut timers = parent.timers;
-    for (field, target) in [
-        (&rc.group_wait, &mut timers.group_wait),
-        (&rc.group_interval, &mut timers.group_interval),
-        (&rc.repeat_interval, &mut timers.repeat_interval),
-    ] {
-        if let Some(s) = field {
-            match cfg.duration(s) {
-                Ok(d) => *target = d,
-                Err(e) => errors.push(e),
-            }
-        }
-    }
-    let mut route = Route {
-        id: id.clone(),
-        matchers,
-        receiver,
-        escalation,
-        group_by,
-        timers,
-        continue_: rc.continue_,
-        routes: vec![],
-    };
-    let mut seen = BTreeSet::new();
-    let mut children = Vec::new();
-    for (i, c) in rc.routes.iter().enumerate() {
-        let ms: Vec<String> = c
-            .get_ref()
-            .matchers
-            .iter()
-            .map(|m| m.get_ref().trim().to_string())
-            .collect();
-        let mut child_id = format!("{id}/{{{}}}", ms.join(","));
-        if !seen.insert(child_id.clone()) {
-            child_id = format!("{child_id}#{i}");
-        }
-        children.push(build(cfg, c, &route, child_id, receivers, policies, errors));
-    }
-    route.routes = children;
-    route
-}
-
-fn unknown(what: &str, name: &str, known: &BTreeSet<String>) -> String {
+pub(crate) fn unknown(what: &str, name: &str, known: &BTreeSet<String>) -> String {
     let known: Vec<&str> = known.iter().map(String::as_str).collect();
     if known.is_empty() {
         format!("unknown {what} {name:?} (none is defined)")
@@ -198,6 +89,7 @@ fn unknown(what: &str, name: &str, known: &BTreeSet<String>) -> String {
 mod tests {
     use super::*;
     use crate::alert::Labels;
+    use crate::config::Config;
     use std::path::Path;
 
     fn tree(text: &str) -> Result<Route, String> {

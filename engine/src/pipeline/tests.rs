@@ -1,8 +1,11 @@
 //! The composed pipeline, planned against in-memory state.
 
+use super::escalate::EscalationStep;
+use super::matcher::Matcher;
 use super::testutil::{alert, t};
 use super::*;
 use crate::alert::AlertState::{Firing, Resolved};
+use crate::config::Config;
 use chrono::Duration;
 
 /// Applies a flush's commit to in-memory state, as the store would.

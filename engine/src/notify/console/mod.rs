@@ -1,10 +1,45 @@
 //! Prints notifications on standard output, for people (text) or for pipes (one JSON line each).
 
+use super::kind::{BuildContext, Preview, ReceiverKind};
 use super::{Notification, NotificationStatus, Notifier, NotifyError};
-use crate::config::ConsoleFormat;
 use async_trait::async_trait;
+use serde::Deserialize;
 use std::io::Write;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+/// Prints notifications on standard output.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    pub name: String,
+    #[serde(default)]
+    pub format: ConsoleFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ConsoleFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl ReceiverKind for ConsoleConfig {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn build(&self, _: &BuildContext) -> Result<Arc<dyn Notifier>, String> {
+        Ok(Arc::new(ConsoleNotifier::stdout(
+            self.name.clone(),
+            self.format,
+        )))
+    }
+
+    fn preview(&self, n: &Notification) -> Preview {
+        Preview::Text(render_text(n))
+    }
+}
 
 pub struct ConsoleNotifier {
     name: String,

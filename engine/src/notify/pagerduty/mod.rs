@@ -4,13 +4,65 @@
 //! warning→warning, info→info; the runbook is a link; summary ≤ 1024, dedup_key ≤ 255.
 
 use super::http::{self, truncate};
+use super::kind::{BuildContext, Preview, ReceiverKind};
 use super::redact::Secret;
 use super::{Notification, NotificationStatus, Notifier, NotifyError};
 use crate::alert::{Alert, AlertState, Severity};
 use async_trait::async_trait;
+use serde::Deserialize;
 use serde_json::{json, Value};
+use std::sync::Arc;
 
 pub const DEFAULT_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+
+/// PagerDuty Events API v2: one event per alert, `dedup_key` = the alert's fingerprint.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PagerdutyConfig {
+    pub name: String,
+    /// Environment variable holding the integration's routing key (a secret).
+    pub routing_key_env: String,
+    /// Events endpoint (default `https://events.pagerduty.com/v2/enqueue`).
+    pub url: Option<String>,
+    #[serde(default = "http::yes")]
+    pub send_resolved: bool,
+    /// Pace, `"120/m"` by default (PagerDuty's documented limit per routing key).
+    pub rate_limit: Option<String>,
+    pub burst: Option<u32>,
+    pub timeout: Option<String>,
+}
+
+impl ReceiverKind for PagerdutyConfig {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn send_resolved(&self) -> bool {
+        self.send_resolved
+    }
+
+    fn secret_env_vars(&self) -> Vec<&str> {
+        vec![&self.routing_key_env]
+    }
+
+    fn build(&self, _: &BuildContext) -> Result<Arc<dyn Notifier>, String> {
+        let url = match &self.url {
+            Some(u) => Some(http::url_option(u)?.expose().to_string()),
+            None => None,
+        };
+        Ok(Arc::new(PagerdutyNotifier::new(
+            &self.name,
+            Secret::from_env(&self.routing_key_env)?,
+            url,
+            http::timeout(self.timeout.as_deref())?,
+            http::pace(self.rate_limit.as_deref(), self.burst, Some((2.0, 10)))?,
+        )?))
+    }
+
+    fn preview(&self, n: &Notification) -> Preview {
+        Preview::Json(Value::Array(render(n, "***")))
+    }
+}
 
 pub struct PagerdutyNotifier {
     timeout: std::time::Duration,

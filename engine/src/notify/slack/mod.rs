@@ -5,11 +5,58 @@
 //! url ≤ 3000) and a plain `text` fallback is always given.
 
 use super::http::{self, truncate};
+use super::kind::{BuildContext, Preview, ReceiverKind};
 use super::redact::Secret;
 use super::{Notification, NotificationStatus, Notifier, NotifyError};
 use crate::alert::{Alert, AlertState, Severity};
 use async_trait::async_trait;
+use serde::Deserialize;
 use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// A Slack incoming webhook (Block Kit messages).
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SlackConfig {
+    pub name: String,
+    /// Environment variable holding the webhook URL (a secret).
+    pub url_env: String,
+    /// Announce resolved alerts (default true).
+    #[serde(default = "http::yes")]
+    pub send_resolved: bool,
+    /// Pace, `"1/s"` by default (Slack's documented limit).
+    pub rate_limit: Option<String>,
+    pub burst: Option<u32>,
+    /// Per-request timeout (default 10s).
+    pub timeout: Option<String>,
+}
+
+impl ReceiverKind for SlackConfig {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn send_resolved(&self) -> bool {
+        self.send_resolved
+    }
+
+    fn secret_env_vars(&self) -> Vec<&str> {
+        vec![&self.url_env]
+    }
+
+    fn build(&self, _: &BuildContext) -> Result<Arc<dyn Notifier>, String> {
+        Ok(Arc::new(SlackNotifier::new(
+            &self.name,
+            http::url_from_env(&self.url_env)?,
+            http::timeout(self.timeout.as_deref())?,
+            http::pace(self.rate_limit.as_deref(), self.burst, Some((1.0, 1)))?,
+        )?))
+    }
+
+    fn preview(&self, n: &Notification) -> Preview {
+        Preview::Json(render(n))
+    }
+}
 
 /// Alerts shown in one message; the rest are counted.
 pub const MAX_ALERTS_SHOWN: usize = 20;
@@ -99,30 +146,6 @@ fn esc(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-fn title(n: &Notification) -> String {
-    let firing = n.firing().count();
-    let resolved = n.resolved().count();
-    let name = n
-        .group_labels
-        .get("alertname")
-        .or_else(|| n.alerts.first().and_then(|a| a.labels.get("alertname")))
-        .cloned()
-        .unwrap_or_else(|| n.group_key.clone());
-    match n.status {
-        NotificationStatus::Firing if resolved > 0 => {
-            format!("[FIRING:{firing}, RESOLVED:{resolved}] {name}")
-        }
-        NotificationStatus::Firing => format!("[FIRING:{firing}] {name}"),
-        NotificationStatus::Resolved => format!("[RESOLVED:{resolved}] {name}"),
-        NotificationStatus::Acknowledged => {
-            format!(
-                "[ACKNOWLEDGED] {name} by {}",
-                n.acknowledged_by.as_deref().unwrap_or("someone")
-            )
-        }
-    }
-}
-
 fn alert_section(a: &Alert) -> Value {
     let mut text = format!("{} *{}*\n", emoji(a.state, a.severity), esc(&a.summary));
     let mut facts = vec![format!("*Severity:* {}", a.severity)];
@@ -175,7 +198,7 @@ pub fn render(n: &Notification) -> Value {
         NotificationStatus::Acknowledged => ":eyes:",
         NotificationStatus::Firing => emoji(AlertState::Firing, worst.unwrap_or(Severity::Info)),
     };
-    let title = title(n);
+    let title = n.headline();
     let mut blocks = vec![json!({
         "type": "header",
         "text": { "type": "plain_text", "text": truncate(&format!("{head_emoji} {title}"), HEADER_MAX), "emoji": true }

@@ -8,10 +8,52 @@
 
 pub mod payload;
 
+use super::kind::{BuildContext, Preview, ReceiverKind};
 use super::{Notification, Notifier, NotifyError};
 use crate::aws::{classify, AwsConfig, LazyClient, Service};
 use async_trait::async_trait;
 use aws_sdk_sns::types::MessageAttributeValue;
+use serde::Deserialize;
+use std::sync::Arc;
+
+/// Publishes to an SNS topic: readable text for email/SMS, a JSON document for SQS, Lambda
+/// and HTTP(S) subscribers, and filterable message attributes (see docs/aws.md).
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SnsConfig {
+    /// The receiver's name, used by routes.
+    pub name: String,
+    /// The topic, e.g. `arn:aws:sns:us-east-1:123456789012:ops-alerts` (`.fifo` topics work).
+    pub topic_arn: String,
+}
+
+impl ReceiverKind for SnsConfig {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn uses_aws(&self) -> bool {
+        true
+    }
+
+    fn build(&self, ctx: &BuildContext) -> Result<Arc<dyn Notifier>, String> {
+        Ok(Arc::new(SnsNotifier::new(
+            self.name.clone(),
+            self.topic_arn.clone(),
+            ctx.aws,
+        )?))
+    }
+
+    fn preview(&self, n: &Notification) -> Preview {
+        let p = payload::build(n, payload::MAX_MESSAGE_BYTES);
+        // The message is the JSON document `payload` wrote; shown as a string should it not be.
+        let message = serde_json::from_str::<serde_json::Value>(&p.message)
+            .unwrap_or(serde_json::Value::String(p.message));
+        Preview::Json(
+            serde_json::json!({ "subject": p.subject, "message": message, "attributes": p.attributes }),
+        )
+    }
+}
 
 pub struct SnsNotifier {
     name: String,

@@ -3,12 +3,68 @@
 //! are not sent.
 
 use super::http;
+use super::kind::{BuildContext, Preview, ReceiverKind};
 use super::redact::Secret;
 use super::{Notification, NotificationStatus, Notifier, NotifyError};
 use crate::alert::{Alert, AlertState, Labels};
 use crate::ingest::GENERATOR_URL;
 use async_trait::async_trait;
+use serde::Deserialize;
 use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// Alertmanager-compatible webhook JSON (version 4).
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    pub name: String,
+    /// The URL, when it holds no secret.
+    pub url: Option<String>,
+    /// Environment variable holding the URL, when it does.
+    pub url_env: Option<String>,
+    #[serde(default = "http::yes")]
+    pub send_resolved: bool,
+    /// Unpaced unless set.
+    pub rate_limit: Option<String>,
+    pub burst: Option<u32>,
+    pub timeout: Option<String>,
+    /// Alerts per message; the rest are counted in `truncatedAlerts` (0 = all).
+    #[serde(default)]
+    pub max_alerts: usize,
+}
+
+impl ReceiverKind for WebhookConfig {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn send_resolved(&self) -> bool {
+        self.send_resolved
+    }
+
+    fn secret_env_vars(&self) -> Vec<&str> {
+        self.url_env.iter().map(|v| v.as_str()).collect()
+    }
+
+    fn build(&self, _: &BuildContext) -> Result<Arc<dyn Notifier>, String> {
+        let url = match (&self.url, &self.url_env) {
+            (_, Some(var)) => http::url_from_env(var)?,
+            (Some(u), None) => http::url_option(u)?,
+            (None, None) => return Err("a webhook receiver needs `url` or `url_env`".into()),
+        };
+        Ok(Arc::new(WebhookNotifier::new(
+            &self.name,
+            url,
+            http::timeout(self.timeout.as_deref())?,
+            self.max_alerts,
+            http::pace(self.rate_limit.as_deref(), self.burst, None)?,
+        )?))
+    }
+
+    fn preview(&self, n: &Notification) -> Preview {
+        Preview::Json(render(n, self.max_alerts))
+    }
+}
 
 pub struct WebhookNotifier {
     timeout: std::time::Duration,
