@@ -24,7 +24,6 @@
 use crate::alert::Alert;
 use crate::clock::{ManualClock, Timestamp};
 use crate::error::{Error, Result};
-use crate::rule::QUERY_KINDS;
 use crate::source::{
     fixture::{check_opt_time, check_time, parse_time},
     FixtureData, FixtureError, FixtureSeries, FixtureSource, FixtureTable,
@@ -333,9 +332,10 @@ async fn run_case(
             rule.meta.id
         }
     };
-    // `pushed` too: a case's series stand for what a host program would push.
-    for kind in QUERY_KINDS.iter().chain(&["pushed"]) {
-        b = b.source(*kind, fixture.clone());
+    // Every kind of the source registry, `pushed` too: a case's series stand for what a host
+    // program would push.
+    for kind in crate::source::kinds() {
+        b = b.source(kind, fixture.clone());
     }
     let mut params = file_params.clone();
     params.extend(case.params.clone());

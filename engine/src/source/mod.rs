@@ -93,12 +93,31 @@ pub enum Shape {
     Table,
 }
 
+/// The one registry of sources: every source folder's `KINDS`. A kind a rule can ask for
+/// (`rule::QUERY_KINDS`) that no source here declares fails this module's tests, and so does a
+/// declared kind rules do not know; fixtures answer every kind listed here (`crate::ruletest`).
+pub const SOURCES: &[&[(&str, Shape)]] = &[
+    cloudwatch::KINDS,
+    logs::KINDS,
+    prometheus::KINDS,
+    postgres::KINDS,
+    http::KINDS,
+    redis::KINDS,
+    pushed::KINDS,
+];
+
+/// Every query kind some source answers, in registry order.
+pub fn kinds() -> impl Iterator<Item = &'static str> {
+    SOURCES.iter().flat_map(|k| k.iter().map(|(kind, _)| *kind))
+}
+
+/// The result shape of a kind, as its source declares it (a series for a kind no source has).
 pub fn shape_of(kind: &str) -> Shape {
-    match kind {
-        "prometheus" => Shape::SeriesSet,
-        "logs_insights" | "filter_logs" | "sql" | "http_probe" => Shape::Table,
-        _ => Shape::Series,
-    }
+    SOURCES
+        .iter()
+        .flat_map(|k| k.iter())
+        .find(|(k, _)| *k == kind)
+        .map_or(Shape::Series, |(_, shape)| *shape)
 }
 
 /// The result shape one spec produces: its kind's, except where an option changes it —
@@ -289,6 +308,33 @@ impl Sources {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_kind_rules_can_ask_for_has_exactly_one_source_and_every_source_kind_is_known_to_rules()
+    {
+        let declared: Vec<&str> = kinds().collect();
+        for kind in crate::rule::QUERY_KINDS.iter().chain(&["pushed"]) {
+            let n = declared.iter().filter(|k| *k == kind).count();
+            assert_eq!(n, 1, "query kind {kind:?}: declared by {n} sources' KINDS");
+        }
+        for kind in &declared {
+            assert!(
+                *kind == "pushed" || crate::rule::QUERY_KINDS.contains(kind),
+                "source kind {kind:?} is not in rule::QUERY_KINDS: rules cannot ask for it"
+            );
+        }
+    }
+
+    #[test]
+    fn shapes_come_from_the_sources_declarations() {
+        assert_eq!(shape_of("prometheus"), Shape::SeriesSet);
+        for kind in ["logs_insights", "filter_logs", "sql", "http_probe"] {
+            assert_eq!(shape_of(kind), Shape::Table, "{kind}");
+        }
+        for kind in ["cloudwatch", "redis", "pushed", "no_such_kind"] {
+            assert_eq!(shape_of(kind), Shape::Series, "{kind}");
+        }
+    }
     use chrono::TimeZone;
     use serde_json::json;
 

@@ -8,6 +8,9 @@ use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::RwLock;
 
+/// The query kinds this source answers and their result shapes: data a host program pushes.
+pub const KINDS: &[(&str, super::Shape)] = &[("pushed", super::Shape::Series)];
+
 #[derive(Debug, Default)]
 pub struct PushedSource {
     data: RwLock<HashMap<String, QueryData>>,

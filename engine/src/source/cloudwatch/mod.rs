@@ -33,6 +33,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The query kinds this source answers and their result shapes: CloudWatch metric queries.
+pub const KINDS: &[(&str, super::Shape)] = &[("cloudwatch", super::Shape::Series)];
+
 /// How the CloudWatch source behaves (the `[sources.cloudwatch]` table).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CloudWatchSettings {

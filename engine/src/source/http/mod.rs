@@ -27,6 +27,9 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+/// The query kinds this source answers and their result shapes: HTTP probes.
+pub const KINDS: &[(&str, super::Shape)] = &[("http_probe", super::Shape::Table)];
+
 const SOURCE: &str = "http_probe";
 /// Bodies larger than this are not read further (the pointer lookup sees a truncated body).
 const MAX_BODY: usize = 1 << 20;

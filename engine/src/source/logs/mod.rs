@@ -24,6 +24,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
+/// The query kinds this source answers and their result shapes: Logs Insights queries and
+/// `FilterLogEvents` filters.
+pub const KINDS: &[(&str, super::Shape)] = &[
+    ("logs_insights", super::Shape::Table),
+    ("filter_logs", super::Shape::Table),
+];
+
 /// Logs Insights accepts at most this many log groups in one query.
 pub const MAX_GROUPS_PER_QUERY: usize = 50;
 

@@ -40,6 +40,10 @@ use std::time::Duration;
 use tokio_postgres::types::{FromSql, Kind, Type};
 use tokio_postgres::Client;
 
+/// The query kinds this source answers and their result shapes: SQL rows (a `series: #{...}`
+/// option makes them series: `shape_of_spec`).
+pub const KINDS: &[(&str, super::Shape)] = &[("sql", super::Shape::Table)];
+
 const SOURCE: &str = "sql";
 
 #[derive(Clone)]

@@ -23,6 +23,9 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+/// The query kinds this source answers and their result shapes: PromQL instant vectors.
+pub const KINDS: &[(&str, super::Shape)] = &[("prometheus", super::Shape::SeriesSet)];
+
 const SOURCE: &str = "prometheus";
 
 /// How to reach a Prometheus server (or anything speaking its query API: Thanos, Mimir, …).

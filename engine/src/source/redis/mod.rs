@@ -28,6 +28,10 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+/// The query kinds this source answers and their result shapes: Redis commands (`BULLMQ` answers
+/// series sets: `shape_of_spec`).
+pub const KINDS: &[(&str, super::Shape)] = &[("redis", super::Shape::Series)];
+
 const SOURCE: &str = "redis";
 
 /// BullMQ's job states and how each is stored.
