@@ -374,6 +374,24 @@ fn an_alert_is_created_then_closed_through_the_outbox() {
     assert!(entries.iter().all(|x| x.state == OutboxState::Delivered));
 }
 
+/// Saves one firing alert, then runs the engine's notification pass at each second up to
+/// `until`; returns the seconds at which the receiver got a request.
+async fn tries(e: &Tripline, og: &Receiver, until: i64) -> Vec<i64> {
+    e.store()
+        .save_alerts(&[alert("f", Severity::Warning, AlertState::Firing)], &[])
+        .await
+        .unwrap();
+    let mut tried_at = Vec::new();
+    for s in 0..=until {
+        let before = og.requests().len();
+        e.notify_at(secs(s)).await.unwrap();
+        if og.requests().len() > before {
+            tried_at.push(s);
+        }
+    }
+    tried_at
+}
+
 #[test]
 fn a_429_waits_for_retry_after_then_delivers() {
     let og = Receiver::start_with(Reply::Status(202));
@@ -387,20 +405,8 @@ fn a_429_waits_for_retry_after_then_delivers() {
         "backoff = \"1s\"",
     ));
     rt().block_on(async {
-        e.store()
-            .save_alerts(&[alert("f", Severity::Warning, AlertState::Firing)], &[])
-            .await
-            .unwrap();
-        let mut tried_at = Vec::new();
-        for s in 0..=8 {
-            let before = og.requests().len();
-            e.notify_at(secs(s)).await.unwrap();
-            if og.requests().len() > before {
-                tried_at.push(s);
-            }
-        }
         // Retry-After said 4 s (not the 1 s backoff).
-        assert_eq!(tried_at, [0, 4]);
+        assert_eq!(tries(&e, &og, 8).await, [0, 4]);
         let entries = e.store().outbox_entries().await.unwrap();
         assert_eq!(entries[0].state, OutboxState::Delivered);
         assert_eq!(entries[0].throttled, 1);
@@ -419,19 +425,7 @@ fn server_errors_are_retried_with_backoff_then_deliver() {
         "backoff = \"1s\"\nmax_backoff = \"1m\"",
     ));
     rt().block_on(async {
-        e.store()
-            .save_alerts(&[alert("f", Severity::Warning, AlertState::Firing)], &[])
-            .await
-            .unwrap();
-        let mut tried_at = Vec::new();
-        for s in 0..=6 {
-            let before = og.requests().len();
-            e.notify_at(secs(s)).await.unwrap();
-            if og.requests().len() > before {
-                tried_at.push(s);
-            }
-        }
-        assert_eq!(tried_at, [0, 1, 3]);
+        assert_eq!(tries(&e, &og, 6).await, [0, 1, 3]);
         let entries = e.store().outbox_entries().await.unwrap();
         assert_eq!(entries[0].state, OutboxState::Delivered);
         assert_eq!(entries[0].attempts, 3);
