@@ -69,23 +69,12 @@ fn notification(status: NotificationStatus, alerts: Vec<Alert>) -> Notification 
     }
 }
 
-/// Compares `value` with `snapshots/NAME.json` in this folder; `TRIPLINE_UPDATE_SNAPSHOTS=1`
-/// (or a missing file) writes it instead.
+/// Compares `value` with `snapshots/NAME.json` in this folder.
 fn snapshot(name: &str, value: &Value) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("src/notify/opsgenie/snapshots")
-        .join(format!("{name}.json"));
-    let text = serde_json::to_string_pretty(value).unwrap() + "\n";
-    if std::env::var_os("TRIPLINE_UPDATE_SNAPSHOTS").is_some() || !path.exists() {
-        std::fs::write(&path, &text).unwrap();
-        return;
-    }
-    let want = std::fs::read_to_string(&path).unwrap();
-    assert_eq!(
-        text,
-        want,
-        "payload differs from {} (TRIPLINE_UPDATE_SNAPSHOTS=1 to accept)",
-        path.display()
+    tripline_test_receiver::snapshot(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src/notify/opsgenie/snapshots"),
+        name,
+        value,
     );
 }
 
