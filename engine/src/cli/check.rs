@@ -46,7 +46,7 @@ pub async fn run(a: CheckArgs) -> anyhow::Result<ExitCode> {
                 "{}: ok ({} rule instances, {} rules available)",
                 a.config.display(),
                 t.instances().len(),
-                t.rules().rules.len()
+                t.rules().available(cfg.raw.stock_rules)
             );
             Ok(ExitCode::SUCCESS)
         }

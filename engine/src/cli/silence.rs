@@ -55,14 +55,39 @@ enum SilenceCommand {
 fn instant(
     s: &Option<String>,
     what: &str,
-) -> anyhow::Result<Option<chrono::DateTime<chrono::Utc>>> {
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, String> {
     s.as_ref()
         .map(|s| {
             chrono::DateTime::parse_from_rfc3339(s)
                 .map(|t| t.with_timezone(&chrono::Utc))
-                .map_err(|e| anyhow::anyhow!("{what} {s:?}: {e}"))
+                .map_err(|e| format!("{what} {s:?} is not an RFC 3339 instant such as 2026-12-02T18:00:00Z ({e})"))
         })
         .transpose()
+}
+
+/// The silence `silence add`'s arguments describe, or what is wrong with them.
+fn silence_from_args(
+    matchers: &[String],
+    starts: &Option<String>,
+    until: &Option<String>,
+    duration: &Option<String>,
+    author: String,
+    comment: String,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Silence, String> {
+    let parsed = tripline::pipeline::silence::parse_matchers(matchers)?;
+    let starts_at = instant(starts, "--starts")?.unwrap_or(now);
+    let ends_at = match instant(until, "--until")? {
+        Some(t) => t,
+        None => {
+            let d = parse_duration(duration.as_deref().unwrap_or("1h"))
+                .map_err(|e| format!("--duration: {e}"))?;
+            starts_at.checked_add_signed(d).ok_or_else(|| {
+                format!("--duration: {d} from {starts_at} is past the year 262143")
+            })?
+        }
+    };
+    Silence::new(&parsed, starts_at, ends_at, author, comment, now)
 }
 
 pub async fn run(a: SilenceArgs) -> anyhow::Result<ExitCode> {
@@ -90,19 +115,16 @@ pub async fn run(a: SilenceArgs) -> anyhow::Result<ExitCode> {
             comment,
             ..
         } => {
-            let parsed = tripline::pipeline::silence::parse_matchers(&matchers)
-                .map_err(|e| anyhow::anyhow!(e))?;
-            let starts_at = instant(&starts, "--starts")?.unwrap_or(now);
-            let ends_at = match instant(&until, "--until")? {
-                Some(t) => t,
-                None => {
-                    starts_at
-                        + parse_duration(duration.as_deref().unwrap_or("1h"))
-                            .map_err(|e| anyhow::anyhow!("--duration: {e}"))?
+            // A bad argument is a usage error: exit 2, as clap's own and an invalid config's.
+            let s = match silence_from_args(
+                &matchers, &starts, &until, &duration, author, comment, now,
+            ) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("tripline: {e}");
+                    return Ok(ExitCode::from(super::INVALID));
                 }
             };
-            let s = Silence::new(&parsed, starts_at, ends_at, author, comment, now)
-                .map_err(|e| anyhow::anyhow!(e))?;
             store.add_silence(&s).await?;
             println!("{}", s.id);
         }

@@ -66,6 +66,7 @@ macro_rules! receiver_kinds {
             pagerduty::PagerdutyConfig => Pagerduty,
             webhook::WebhookConfig => Webhook,
             opsgenie::OpsgenieConfig => Opsgenie,
+            teams::TeamsConfig => Teams,
         }
     };
 }

@@ -70,6 +70,31 @@ impl Notification {
     pub fn resolved(&self) -> impl Iterator<Item = &Alert> {
         self.alerts.iter().filter(|a| !a.is_active())
     }
+
+    /// The group's one-line title chat receivers show: `[FIRING:2, RESOLVED:1] alertname`,
+    /// `[RESOLVED:3] alertname`, `[ACKNOWLEDGED] alertname by ann`. The name is the group's
+    /// `alertname`, else the first alert's, else the group key.
+    pub fn headline(&self) -> String {
+        let firing = self.firing().count();
+        let resolved = self.resolved().count();
+        let name = self
+            .group_labels
+            .get("alertname")
+            .or_else(|| self.alerts.first().and_then(|a| a.labels.get("alertname")))
+            .cloned()
+            .unwrap_or_else(|| self.group_key.clone());
+        match self.status {
+            NotificationStatus::Firing if resolved > 0 => {
+                format!("[FIRING:{firing}, RESOLVED:{resolved}] {name}")
+            }
+            NotificationStatus::Firing => format!("[FIRING:{firing}] {name}"),
+            NotificationStatus::Resolved => format!("[RESOLVED:{resolved}] {name}"),
+            NotificationStatus::Acknowledged => format!(
+                "[ACKNOWLEDGED] {name} by {}",
+                self.acknowledged_by.as_deref().unwrap_or("someone")
+            ),
+        }
+    }
 }
 
 /// Why a delivery failed, and whether trying again can help.

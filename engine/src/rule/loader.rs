@@ -23,6 +23,16 @@ impl RuleSet {
         self.rules.get(id)
     }
 
+    /// How many rules a config can `use`: those compiled, plus (with the stock rules on) the
+    /// stock rules `load_for` left uncompiled because nothing used them.
+    pub fn available(&self, include_stock: bool) -> usize {
+        let mut ids: BTreeSet<&str> = self.rules.keys().map(String::as_str).collect();
+        if include_stock {
+            ids.extend(STOCK_RULES.iter().map(|(path, _)| stock_id(path)));
+        }
+        ids.len()
+    }
+
     /// Loads the embedded stock rules, then every `*.rhai` rule under `dirs` (which may override a
     /// stock rule by id). Returns the rules that loaded and an error per file that did not.
     pub fn load(

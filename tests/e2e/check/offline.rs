@@ -29,6 +29,21 @@ fn check_bare(dir: &Path, home: &Path, extra: &[(&str, &str)], args: &[&str]) ->
     c.output().unwrap()
 }
 
+/// The `*.rhai` files under the repo's rules/ (the embedded stock rules).
+fn stock_rule_count() -> usize {
+    fn walk(d: &Path) -> usize {
+        std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .map(|p| match p.is_dir() {
+                true => walk(&p),
+                false => usize::from(p.extension().is_some_and(|x| x == "rhai")),
+            })
+            .sum()
+    }
+    walk(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules"))
+}
+
 #[test]
 fn the_examples_pass_check_without_credentials_or_network() {
     let home = tempfile::tempdir().unwrap();
@@ -43,8 +58,12 @@ fn the_examples_pass_check_without_credentials_or_network() {
         let out = check_bare(dir.path(), home.path(), &[], &[]);
         let err = stderr(&out);
         assert!(out.status.success(), "{name}: {}{err}", stdout(&out));
+        // Every stock rule is available to `use`, though only the used ones were compiled.
+        let stock = stock_rule_count();
         assert!(
-            stdout(&out).contains(&format!("ok ({rules} rule instances")),
+            stdout(&out).contains(&format!(
+                "ok ({rules} rule instances, {stock} rules available)"
+            )),
             "{name}: {}",
             stdout(&out)
         );

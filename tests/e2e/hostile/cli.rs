@@ -81,11 +81,50 @@ fn an_overflowing_silence_duration_is_an_error_not_a_panic() {
             "team=db",
         ],
     );
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert_eq!(
         stderr(&out),
         format!("tripline: --duration: duration \"99999999999999999h\" {TOO_LARGE}\n")
     );
+}
+
+#[test]
+fn silence_add_refuses_bad_arguments_with_the_usage_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("tripline.toml"),
+        "[store]\ntype = \"sqlite\"\npath = \"t.db\"\n",
+    )
+    .unwrap();
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["team=~\"(\""],
+            "tripline: invalid matcher \"team=~\\\"(\\\"\", column 7: invalid regex \"(\" for label \"team\": unclosed group; did you mean `team=~\"\\\\(\"`?\n",
+        ),
+        (
+            &["--starts", "yesterday", "team=db"],
+            "tripline: --starts \"yesterday\" is not an RFC 3339 instant such as 2026-12-02T18:00:00Z (premature end of input)\n",
+        ),
+        (
+            &["--until", "2020-01-02T00:00:00Z", "team=db"],
+            "tripline: the silence would end at 2020-01-02T00:00:00+00:00, which has already passed\n",
+        ),
+    ];
+    for (args, want) in cases {
+        let out = run(
+            dir.path(),
+            &[&["silence", "add", "--config", "tripline.toml"][..], args].concat(),
+        );
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert_eq!(stderr(&out), want, "{args:?}");
+    }
+    // Nothing was stored.
+    let out = run(
+        dir.path(),
+        &["silence", "list", "--config", "tripline.toml"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("team"));
 }
 
 #[test]

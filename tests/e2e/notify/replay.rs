@@ -222,7 +222,8 @@ fn silences_that_already_ended_and_repeated_expiries_are_told() {
             "team=campaign",
         ],
     );
-    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    // A silence that has already ended is a bad argument: the usage exit code, 2.
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
     assert!(
         stderr(&out).contains("which has already passed"),
         "{}",

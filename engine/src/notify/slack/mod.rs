@@ -146,30 +146,6 @@ fn esc(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-fn title(n: &Notification) -> String {
-    let firing = n.firing().count();
-    let resolved = n.resolved().count();
-    let name = n
-        .group_labels
-        .get("alertname")
-        .or_else(|| n.alerts.first().and_then(|a| a.labels.get("alertname")))
-        .cloned()
-        .unwrap_or_else(|| n.group_key.clone());
-    match n.status {
-        NotificationStatus::Firing if resolved > 0 => {
-            format!("[FIRING:{firing}, RESOLVED:{resolved}] {name}")
-        }
-        NotificationStatus::Firing => format!("[FIRING:{firing}] {name}"),
-        NotificationStatus::Resolved => format!("[RESOLVED:{resolved}] {name}"),
-        NotificationStatus::Acknowledged => {
-            format!(
-                "[ACKNOWLEDGED] {name} by {}",
-                n.acknowledged_by.as_deref().unwrap_or("someone")
-            )
-        }
-    }
-}
-
 fn alert_section(a: &Alert) -> Value {
     let mut text = format!("{} *{}*\n", emoji(a.state, a.severity), esc(&a.summary));
     let mut facts = vec![format!("*Severity:* {}", a.severity)];
@@ -222,7 +198,7 @@ pub fn render(n: &Notification) -> Value {
         NotificationStatus::Acknowledged => ":eyes:",
         NotificationStatus::Firing => emoji(AlertState::Firing, worst.unwrap_or(Severity::Info)),
     };
-    let title = title(n);
+    let title = n.headline();
     let mut blocks = vec![json!({
         "type": "header",
         "text": { "type": "plain_text", "text": truncate(&format!("{head_emoji} {title}"), HEADER_MAX), "emoji": true }
