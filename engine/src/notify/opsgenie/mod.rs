@@ -356,8 +356,13 @@ fn create(a: &Alert) -> Value {
     )
     .cloned()
     .unwrap_or_else(|| a.instance.clone());
+    // Opsgenie requires a message: a rule that left its summary blank gets its alert's name.
+    let message = match a.summary.trim() {
+        "" => a.labels.get("alertname").unwrap_or(&a.rule).as_str(),
+        summary => summary,
+    };
     json!({
-        "message": truncate(&a.summary, MESSAGE_MAX),
+        "message": truncate(message, MESSAGE_MAX),
         "alias": truncate(&a.fingerprint, ALIAS_MAX),
         "description": description(a),
         "priority": priority(a.severity),

@@ -210,6 +210,18 @@ fn resolved_alert(a: &Alert) -> Alert {
 }
 
 #[test]
+fn a_blank_summary_still_gives_the_required_message() {
+    let mut a = alert("f", Severity::Info, AlertState::Firing);
+    a.summary = "  ".into();
+    let r = &requests(&notification(NotificationStatus::Firing, vec![a.clone()]))[0];
+    assert_eq!(r.body["message"], "LambdaErrors");
+    assert_documented_create(&r.body);
+    a.labels.remove("alertname");
+    let r = &requests(&notification(NotificationStatus::Firing, vec![a]))[0];
+    assert_eq!(r.body["message"], "aws/lambda-errors");
+}
+
+#[test]
 fn priorities_follow_severity() {
     let got: Vec<&str> = [
         Severity::Critical,
