@@ -2,6 +2,7 @@
 //! 127.0.0.1 (a free port), records every request (method, path, headers, body, the status it
 //! answered) and answers as told — 200/202, 429 with `Retry-After`, 500, or not at all (hang).
 //! Runs on its own threads, so sync and async tests can use it alike; stops when dropped.
+//! Also [`snapshot`], for payloads checked against committed JSON files.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -295,4 +296,22 @@ fn reason(s: u16) -> &'static str {
         503 => "Service Unavailable",
         _ => "Status",
     }
+}
+
+/// Compares `value` with `DIR/NAME.json`; `TRIPLINE_UPDATE_SNAPSHOTS=1` (or a missing file)
+/// writes it instead. The committed files show a reviewer exactly what a person receives.
+pub fn snapshot(dir: &std::path::Path, name: &str, value: &serde_json::Value) {
+    let path = dir.join(format!("{name}.json"));
+    let text = serde_json::to_string_pretty(value).unwrap() + "\n";
+    if std::env::var_os("TRIPLINE_UPDATE_SNAPSHOTS").is_some() || !path.exists() {
+        std::fs::write(&path, &text).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(
+        text,
+        want,
+        "payload differs from {} (TRIPLINE_UPDATE_SNAPSHOTS=1 to accept)",
+        path.display()
+    );
 }

@@ -90,6 +90,56 @@ pub fn url_option(url: &str) -> Result<Secret, String> {
     checked_url(Secret::new(url), "`url`")
 }
 
+/// What a receiver posting one JSON body per notification to one URL holds (Slack, Teams, the
+/// webhook): its name, the URL (a secret, scrubbed from every error), a client and the
+/// per-request timeout.
+pub struct Endpoint {
+    name: String,
+    url: Secret,
+    client: reqwest::Client,
+    timeout: Duration,
+}
+
+impl Endpoint {
+    pub fn new(
+        name: impl Into<String>,
+        url: Secret,
+        timeout: Option<Duration>,
+    ) -> Result<Self, String> {
+        Ok(Endpoint {
+            name: name.into(),
+            url,
+            client: client(timeout)?,
+            timeout: timeout.unwrap_or(DEFAULT_TIMEOUT),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// POSTs `body` for `n`, whose id goes in `X-Tripline-Notification-Id` for deduplication.
+    pub async fn post(
+        &self,
+        n: &super::Notification,
+        body: &serde_json::Value,
+    ) -> Result<(), NotifyError> {
+        post_json(
+            &self.client,
+            &self.name,
+            self.url.expose(),
+            body,
+            &[("x-tripline-notification-id", &n.id)],
+            &[&self.url],
+        )
+        .await
+    }
+}
+
 /// POSTs `body` as JSON to `url` and classifies the answer. `secrets` are scrubbed from any text
 /// that could reach an error message.
 pub async fn post_json(

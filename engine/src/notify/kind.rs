@@ -65,6 +65,7 @@ macro_rules! receiver_kinds {
             slack::SlackConfig => Slack,
             pagerduty::PagerdutyConfig => Pagerduty,
             webhook::WebhookConfig => Webhook,
+            opsgenie::OpsgenieConfig => Opsgenie,
             teams::TeamsConfig => Teams,
         }
     };

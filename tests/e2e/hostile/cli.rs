@@ -62,14 +62,17 @@ fn an_overflowing_fixture_point_is_located_in_its_file_by_eval_and_check() {
     }
 }
 
+/// A directory holding a tripline.toml with only a SQLite store.
+fn sqlite_config_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = "[store]\ntype = \"sqlite\"\npath = \"t.db\"\n";
+    std::fs::write(dir.path().join("tripline.toml"), toml).unwrap();
+    dir
+}
+
 #[test]
 fn an_overflowing_silence_duration_is_an_error_not_a_panic() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("tripline.toml"),
-        "[store]\ntype = \"sqlite\"\npath = \"t.db\"\n",
-    )
-    .unwrap();
+    let dir = sqlite_config_dir();
     let out = run(
         dir.path(),
         &[
@@ -91,12 +94,7 @@ fn an_overflowing_silence_duration_is_an_error_not_a_panic() {
 
 #[test]
 fn silence_add_refuses_bad_arguments_with_the_usage_exit_code() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("tripline.toml"),
-        "[store]\ntype = \"sqlite\"\npath = \"t.db\"\n",
-    )
-    .unwrap();
+    let dir = sqlite_config_dir();
     let cases: [(&[&str], &str); 3] = [
         (
             &["team=~\"(\""],

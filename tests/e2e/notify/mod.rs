@@ -96,22 +96,11 @@ pub fn engine(dir: &Path, toml: &str) -> (Tripline, Arc<ManualClock>) {
     (e, clock)
 }
 
-/// Compares `value` with `snapshots/NAME.json`; `TRIPLINE_UPDATE_SNAPSHOTS=1` (or a missing file)
-/// writes it instead. The committed files show a reviewer exactly what a person receives.
+/// Compares `value` with `snapshots/NAME.json` (`tripline_test_receiver::snapshot`).
 pub fn snapshot(name: &str, value: &serde_json::Value) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("e2e/notify/snapshots")
-        .join(format!("{name}.json"));
-    let text = serde_json::to_string_pretty(value).unwrap() + "\n";
-    if std::env::var_os("TRIPLINE_UPDATE_SNAPSHOTS").is_some() || !path.exists() {
-        std::fs::write(&path, &text).unwrap();
-        return;
-    }
-    let want = std::fs::read_to_string(&path).unwrap();
-    assert_eq!(
-        text,
-        want,
-        "payload differs from {} (TRIPLINE_UPDATE_SNAPSHOTS=1 to accept)",
-        path.display()
+    tripline_test_receiver::snapshot(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e/notify/snapshots"),
+        name,
+        value,
     );
 }

@@ -48,6 +48,12 @@ group_interval = "0s"
     )
 }
 
+/// Stores one firing `DiskFull` alert for `host`.
+async fn disk_full(e: &tripline::Tripline, host: &str, severity: Severity) {
+    let a = alert("DiskFull", &[("host", host)], severity);
+    e.store().save_alerts(&[a], &[]).await.unwrap();
+}
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -67,13 +73,7 @@ fn server_errors_back_off_exponentially_then_deliver() {
     let dir = tempfile::tempdir().unwrap();
     let (e, _) = engine(dir.path(), &config(&flaky.url("/flaky"), &ops.url("/ops")));
     rt().block_on(async {
-        e.store()
-            .save_alerts(
-                &[alert("DiskFull", &[("host", "h1")], Severity::Warning)],
-                &[],
-            )
-            .await
-            .unwrap();
+        disk_full(&e, "h1", Severity::Warning).await;
         e.pipeline()
             .flush(e.store().as_ref(), secs(0))
             .await
@@ -102,13 +102,7 @@ fn the_last_failed_try_dead_letters_and_raises_a_meta_alert() {
     let dir = tempfile::tempdir().unwrap();
     let (e, _) = engine(dir.path(), &config(&flaky.url("/flaky"), &ops.url("/ops")));
     rt().block_on(async {
-        e.store()
-            .save_alerts(
-                &[alert("DiskFull", &[("host", "h1")], Severity::Warning)],
-                &[],
-            )
-            .await
-            .unwrap();
+        disk_full(&e, "h1", Severity::Warning).await;
         for s in 0..=10 {
             e.notify_at(secs(s)).await.unwrap();
         }
@@ -142,13 +136,7 @@ fn the_last_failed_try_dead_letters_and_raises_a_meta_alert() {
 
         // The receiver recovers: the next delivery resolves the meta-alert, and ops hears so.
         flaky.reply(Reply::Status(200));
-        e.store()
-            .save_alerts(
-                &[alert("DiskFull", &[("host", "h2")], Severity::Warning)],
-                &[],
-            )
-            .await
-            .unwrap();
+        disk_full(&e, "h2", Severity::Warning).await;
         e.notify_at(secs(20)).await.unwrap();
         e.notify_at(secs(21)).await.unwrap();
         let meta = e
@@ -176,13 +164,7 @@ fn with_the_default_notify_a_receiver_down_for_an_hour_loses_nothing() {
     );
     assert_eq!(e.outbox().policy().max_attempts, None, "opt-in");
     rt().block_on(async {
-        e.store()
-            .save_alerts(
-                &[alert("DiskFull", &[("host", "h1")], Severity::Critical)],
-                &[],
-            )
-            .await
-            .unwrap();
+        disk_full(&e, "h1", Severity::Critical).await;
         let mut delivered_at = None;
         for s in (0..=4000).step_by(5) {
             if s == 3600 {
@@ -244,13 +226,7 @@ fn past_max_age_a_transient_failure_dead_letters() {
         &config_with(&flaky.url("/flaky"), &ops.url("/ops"), "max_age = \"10m\""),
     );
     rt().block_on(async {
-        e.store()
-            .save_alerts(
-                &[alert("DiskFull", &[("host", "h1")], Severity::Warning)],
-                &[],
-            )
-            .await
-            .unwrap();
+        disk_full(&e, "h1", Severity::Warning).await;
         let mut dead = Vec::new();
         for s in (0..=1200).step_by(5) {
             let (_, r) = e.notify_at(secs(s)).await.unwrap();
@@ -274,13 +250,7 @@ fn a_client_error_is_dead_lettered_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let (e, _) = engine(dir.path(), &config(&flaky.url("/flaky"), &ops.url("/ops")));
     rt().block_on(async {
-        e.store()
-            .save_alerts(
-                &[alert("DiskFull", &[("host", "h1")], Severity::Warning)],
-                &[],
-            )
-            .await
-            .unwrap();
+        disk_full(&e, "h1", Severity::Warning).await;
         let (_, report) = e.notify_at(secs(0)).await.unwrap();
         assert_eq!(report.dead.len(), 1);
         assert!(

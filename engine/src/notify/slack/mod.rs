@@ -66,10 +66,7 @@ const SECTION_MAX: usize = 3000;
 const URL_MAX: usize = 3000;
 
 pub struct SlackNotifier {
-    timeout: std::time::Duration,
-    name: String,
-    url: Secret,
-    client: reqwest::Client,
+    endpoint: http::Endpoint,
     rate: (f64, u32),
 }
 
@@ -81,10 +78,7 @@ impl SlackNotifier {
         rate: Option<(f64, u32)>,
     ) -> Result<Self, String> {
         Ok(SlackNotifier {
-            timeout: timeout.unwrap_or(http::DEFAULT_TIMEOUT),
-            name: name.into(),
-            url,
-            client: http::client(timeout)?,
+            endpoint: http::Endpoint::new(name, url, timeout)?,
             rate: rate.unwrap_or((1.0, 1)),
         })
     }
@@ -93,24 +87,15 @@ impl SlackNotifier {
 #[async_trait]
 impl Notifier for SlackNotifier {
     fn name(&self) -> &str {
-        &self.name
+        self.endpoint.name()
     }
 
     fn request_timeout(&self) -> Option<std::time::Duration> {
-        Some(self.timeout)
+        Some(self.endpoint.timeout())
     }
 
     async fn notify(&self, n: &Notification) -> Result<(), NotifyError> {
-        let body = render(n);
-        http::post_json(
-            &self.client,
-            &self.name,
-            self.url.expose(),
-            &body,
-            &[("x-tripline-notification-id", &n.id)],
-            &[&self.url],
-        )
-        .await
+        self.endpoint.post(n, &render(n)).await
     }
 
     fn rate_limit(&self) -> Option<(f64, u32)> {

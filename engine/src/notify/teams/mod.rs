@@ -70,10 +70,7 @@ impl ReceiverKind for TeamsConfig {
 pub const DEFAULT_RATE: (f64, u32) = (4.0, 1);
 
 pub struct TeamsNotifier {
-    timeout: std::time::Duration,
-    name: String,
-    url: Secret,
-    client: reqwest::Client,
+    endpoint: http::Endpoint,
     rate: (f64, u32),
 }
 
@@ -85,10 +82,7 @@ impl TeamsNotifier {
         rate: Option<(f64, u32)>,
     ) -> Result<Self, String> {
         Ok(TeamsNotifier {
-            timeout: timeout.unwrap_or(http::DEFAULT_TIMEOUT),
-            name: name.into(),
-            url,
-            client: http::client(timeout)?,
+            endpoint: http::Endpoint::new(name, url, timeout)?,
             rate: rate.unwrap_or(DEFAULT_RATE),
         })
     }
@@ -97,23 +91,15 @@ impl TeamsNotifier {
 #[async_trait]
 impl Notifier for TeamsNotifier {
     fn name(&self) -> &str {
-        &self.name
+        self.endpoint.name()
     }
 
     fn request_timeout(&self) -> Option<std::time::Duration> {
-        Some(self.timeout)
+        Some(self.endpoint.timeout())
     }
 
     async fn notify(&self, n: &Notification) -> Result<(), NotifyError> {
-        http::post_json(
-            &self.client,
-            &self.name,
-            self.url.expose(),
-            &payload::render(n),
-            &[("x-tripline-notification-id", &n.id)],
-            &[&self.url],
-        )
-        .await
+        self.endpoint.post(n, &payload::render(n)).await
     }
 
     fn rate_limit(&self) -> Option<(f64, u32)> {

@@ -67,10 +67,7 @@ impl ReceiverKind for WebhookConfig {
 }
 
 pub struct WebhookNotifier {
-    timeout: std::time::Duration,
-    name: String,
-    url: Secret,
-    client: reqwest::Client,
+    endpoint: http::Endpoint,
     max_alerts: usize,
     rate: Option<(f64, u32)>,
 }
@@ -84,10 +81,7 @@ impl WebhookNotifier {
         rate: Option<(f64, u32)>,
     ) -> Result<Self, String> {
         Ok(WebhookNotifier {
-            timeout: timeout.unwrap_or(http::DEFAULT_TIMEOUT),
-            name: name.into(),
-            url,
-            client: http::client(timeout)?,
+            endpoint: http::Endpoint::new(name, url, timeout)?,
             max_alerts,
             rate,
         })
@@ -171,11 +165,11 @@ pub fn render(n: &Notification, max_alerts: usize) -> Value {
 #[async_trait]
 impl Notifier for WebhookNotifier {
     fn name(&self) -> &str {
-        &self.name
+        self.endpoint.name()
     }
 
     fn request_timeout(&self) -> Option<std::time::Duration> {
-        Some(self.timeout)
+        Some(self.endpoint.timeout())
     }
 
     fn tells_acks(&self) -> bool {
@@ -186,16 +180,7 @@ impl Notifier for WebhookNotifier {
         if n.status == NotificationStatus::Acknowledged {
             return Ok(());
         }
-        let body = render(n, self.max_alerts);
-        http::post_json(
-            &self.client,
-            &self.name,
-            self.url.expose(),
-            &body,
-            &[("x-tripline-notification-id", &n.id)],
-            &[&self.url],
-        )
-        .await
+        self.endpoint.post(n, &render(n, self.max_alerts)).await
     }
 
     fn rate_limit(&self) -> Option<(f64, u32)> {
