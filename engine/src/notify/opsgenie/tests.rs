@@ -5,7 +5,8 @@
 use super::*;
 use crate::alert::{fingerprint, Labels};
 use crate::clock::{ManualClock, Timestamp};
-use crate::config::{wire, Config};
+use crate::assembly as wire;
+use crate::config::Config;
 use crate::notify::outbox::OutboxState;
 use crate::Tripline;
 use chrono::TimeZone;
