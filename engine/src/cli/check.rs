@@ -1,3 +1,6 @@
+//! `tripline check`: validates a config and its rules without running them, every problem at its
+//! `path:line:col`.
+
 use super::{load_config, report_invalid};
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,3 +1,5 @@
+//! `tripline run`: the long-running daemon (scheduler, HTTP API, metrics) from a config file.
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -1,3 +1,6 @@
+//! `tripline test`: runs the fixture cases of `*.test.toml` files (default: `rules/`) and
+//! reports each, failing when one fails or none ran.
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
