@@ -8,6 +8,7 @@
 //! the same.
 
 use super::matcher::LabelSource;
+pub use super::route::Timers;
 use super::route::{GroupBy, Route};
 use crate::alert::Labels;
 use crate::clock::Timestamp;
@@ -24,23 +25,6 @@ pub struct GroupState {
     /// escalation clock starts (`escalate::entered`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub joined: std::collections::BTreeMap<String, Timestamp>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timers {
-    pub group_wait: Duration,
-    pub group_interval: Duration,
-    pub repeat_interval: Duration,
-}
-
-impl Default for Timers {
-    fn default() -> Self {
-        Timers {
-            group_wait: Duration::seconds(30),
-            group_interval: Duration::minutes(5),
-            repeat_interval: Duration::hours(4),
-        }
-    }
 }
 
 /// What the timer says at `at`.

@@ -3,9 +3,27 @@
 //! matching child wins unless it has `continue`, and a node none of whose children match takes
 //! the alert itself. Every option but the matchers is inherited from the parent.
 
-use super::group::Timers;
 use super::matcher::{all_match, LabelSource, Matcher};
+use chrono::Duration;
 use std::collections::BTreeSet;
+
+/// A route's notification timing (inherited like every option but the matchers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timers {
+    pub group_wait: Duration,
+    pub group_interval: Duration,
+    pub repeat_interval: Duration,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Timers {
+            group_wait: Duration::seconds(30),
+            group_interval: Duration::minutes(5),
+            repeat_interval: Duration::hours(4),
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum GroupBy {
