@@ -3,7 +3,6 @@
 //! replicas. This module depends on the stages, never the reverse.
 
 pub mod dynamodb;
-mod notify_tables;
 mod sqlite;
 
 pub use dynamodb::DynamoStore;

@@ -1,5 +1,6 @@
-//! The pipeline's tables in the SQLite store: silences, acknowledgements, group timers, the
-//! notification log and the outbox. Rows keep a JSON body plus the columns queries need.
+//! The pipeline's and the outbox's tables in the SQLite store (beside `mod.rs`'s alerts and meta
+//! tables): silences, acknowledgements, group timers, the notification log and the outbox. Rows
+//! keep a JSON body plus the columns queries need.
 
 use super::SqliteStore;
 use crate::alert::Alert;
@@ -129,11 +130,11 @@ impl SqliteStore {
     /// turns instead of both deciding to send the same news.
     pub(super) fn flush_atomically_sync(&self, plan: &PlanFn) -> Result<Flush> {
         let mut g = self.lock()?;
-        let super::sqlite::Inner { conn, alerts } = &mut *g;
+        let super::Inner { conn, alerts } = &mut *g;
         let r = (|| -> rusqlite::Result<Flush> {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             // Inside the transaction: what another process committed before it is seen.
-            let alerts: &[Alert] = super::sqlite::fresh(&tx, alerts)?;
+            let alerts: &[Alert] = super::fresh(&tx, alerts)?;
             let state = read_state(&tx)?;
             let flush = plan(alerts, &state);
             write_commit(&tx, &flush.commit)?;

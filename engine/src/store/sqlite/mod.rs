@@ -1,5 +1,7 @@
 //! The embedded store: one SQLite file in WAL mode, created on first use.
 
+mod pipeline_tables;
+
 use super::{AlertStore, OutboxStore, PipelineStore};
 use crate::alert::Alert;
 use crate::clock::Timestamp;
@@ -110,7 +112,7 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
-        conn.execute_batch(super::notify_tables::SCHEMA)?;
+        conn.execute_batch(pipeline_tables::SCHEMA)?;
         Ok(SqliteStore {
             inner: Mutex::new(Inner { conn, alerts: None }),
             path,
@@ -121,7 +123,7 @@ impl SqliteStore {
     pub fn in_memory() -> Result<Self> {
         let conn = Connection::open_in_memory()?;
         conn.execute_batch(SCHEMA)?;
-        conn.execute_batch(super::notify_tables::SCHEMA)?;
+        conn.execute_batch(pipeline_tables::SCHEMA)?;
         Ok(SqliteStore {
             inner: Mutex::new(Inner { conn, alerts: None }),
             path: PathBuf::from(":memory:"),
