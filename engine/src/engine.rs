@@ -227,6 +227,8 @@ pub struct Tripline {
     retention: chrono::Duration,
     /// Rule files that failed to load: raised as rule-error alerts every cycle until fixed.
     load_errors: Vec<String>,
+    /// A backtest's twin reuses evaluations whose input did not change (`backtest::memo`).
+    eval_memo: Option<Arc<crate::backtest::memo::EvalMemo>>,
 }
 
 impl std::fmt::Debug for Tripline {
@@ -441,6 +443,7 @@ impl TriplineBuilder {
             fetch_timeout: self.fetch_timeout,
             retention: self.retention,
             load_errors: errors.into_iter().map(|e| e.to_string()).collect(),
+            eval_memo: None,
         })
     }
 }
@@ -600,7 +603,29 @@ impl Tripline {
             fetch_timeout: self.fetch_timeout,
             retention: self.retention,
             load_errors: vec![],
+            eval_memo: None,
         })
+    }
+
+    /// Makes this (backtest twin) engine reuse evaluations whose input did not change.
+    pub(crate) fn memoize_evaluations(&mut self, memo: Arc<crate::backtest::memo::EvalMemo>) {
+        self.eval_memo = Some(memo);
+    }
+
+    /// One unit's `evaluate`, through the backtest memo when there is one.
+    fn evaluate_unit(
+        &self,
+        inst: &RuleInstance,
+        subject: Option<&str>,
+        data: &[(&str, &QueryOutcome)],
+        at: Timestamp,
+    ) -> std::result::Result<crate::rule::Evaluation, RuleFailure> {
+        match &self.eval_memo {
+            Some(m) => m.evaluate(&self.rule_engine, inst, subject, data, at),
+            None => self
+                .rule_engine
+                .evaluate(&inst.rule, data, &inst.params_shared, at),
+        }
     }
 
     pub(crate) fn sources(&self) -> &Sources {
@@ -919,12 +944,7 @@ impl Tripline {
                         .collect();
                     match data.iter().find_map(|(_, o)| o.as_ref().err()) {
                         Some(f) => Outcome::SourceFailed(f.clone()),
-                        None => match self.rule_engine.evaluate(
-                            &inst.rule,
-                            &data,
-                            &inst.params_shared,
-                            at,
-                        ) {
+                        None => match self.evaluate_unit(inst, u.subject.as_deref(), &data, at) {
                             Ok(e) => Outcome::Evaluated(e),
                             Err(f) => Outcome::RuleFailed(f),
                         },

@@ -11,6 +11,7 @@
 //! (`diff`). Rendering for people is in `report`.
 
 pub mod history;
+pub mod memo;
 pub mod report;
 
 use crate::alert::{Labels, Severity, TransitionKind};
@@ -93,6 +94,9 @@ pub struct BacktestOptions {
     /// The present, for CloudWatch retention (default: the wall clock).
     pub now: Option<Timestamp>,
     pub progress: Option<ProgressFn>,
+    /// Replay with the plain engine cycle only, no evaluation memo (`memo`): the reference the
+    /// memo is tested against. The report is the same either way, only slower.
+    pub reference: bool,
 }
 
 /// A firing interval of one subject.
@@ -212,6 +216,9 @@ pub struct BacktestReport {
     #[serde(skip)]
     pub series: Vec<ChartSeries>,
     pub elapsed_secs: f64,
+    /// Evaluations answered by the memo instead of the script (0 with `reference`).
+    #[serde(skip)]
+    pub reused_evaluations: u64,
 }
 
 impl BacktestReport {
@@ -322,25 +329,42 @@ impl Tripline {
         }
 
         // Every instant each instance's schedule would have run at.
-        let mut per_instance: Vec<Vec<Timestamp>> = Vec::with_capacity(insts.len());
+        // Instances sharing a schedule share its instants (computed once per distinct schedule).
+        let mut per_instance: Vec<Arc<Vec<Timestamp>>> = Vec::with_capacity(insts.len());
+        let mut by_schedule: HashMap<String, Arc<Vec<Timestamp>>> = HashMap::new();
         let mut total = 0usize;
+        let too_many = || {
+            Error::Config(format!(
+                "the backtest would run more than {MAX_EVALUATIONS} evaluations: \
+                 shorten the range or select fewer rules"
+            ))
+        };
         for i in &insts {
-            let mut v = Vec::new();
-            for t in i
-                .schedule
-                .after(&(range.from - chrono::Duration::seconds(1)))
-            {
-                if t > range.to {
-                    break;
+            let key = i.schedule.to_string();
+            let v = match by_schedule.get(&key) {
+                Some(v) => v.clone(),
+                None => {
+                    let mut v = Vec::new();
+                    for t in i
+                        .schedule
+                        .after(&(range.from - chrono::Duration::seconds(1)))
+                    {
+                        if t > range.to {
+                            break;
+                        }
+                        v.push(t);
+                        if total + v.len() > MAX_EVALUATIONS {
+                            return Err(too_many());
+                        }
+                    }
+                    let v = Arc::new(v);
+                    by_schedule.insert(key, v.clone());
+                    v
                 }
-                v.push(t);
-                total += 1;
-                if total > MAX_EVALUATIONS {
-                    return Err(Error::Config(format!(
-                        "the backtest would run more than {MAX_EVALUATIONS} evaluations: \
-                         shorten the range or select fewer rules"
-                    )));
-                }
+            };
+            total += v.len();
+            if total > MAX_EVALUATIONS {
+                return Err(too_many());
             }
             per_instance.push(v);
         }
@@ -368,7 +392,7 @@ impl Tripline {
         let mut notes = Vec::new();
         for (n, inst) in insts.iter().enumerate() {
             let mut first = true;
-            for t in &per_instance[n] {
+            for t in per_instance[n].iter() {
                 let Ok(specs) = self.plan_at(inst, *t) else {
                     continue;
                 };
@@ -413,7 +437,7 @@ impl Tripline {
             if skipped[n].is_some() {
                 continue;
             }
-            for t in ts {
+            for t in ts.iter() {
                 instants.entry(*t).or_default().push(n);
             }
         }
@@ -459,7 +483,11 @@ impl Tripline {
             })
             .collect();
         let names: Vec<String> = insts.iter().map(|i| i.name.clone()).collect();
-        let twin = self.replica(insts.clone(), sources, notifiers, clock.clone())?;
+        let mut twin = self.replica(insts.clone(), sources, notifiers, clock.clone())?;
+        let memo = Arc::new(memo::EvalMemo::default());
+        if !opts.reference {
+            twin.memoize_evaluations(memo.clone());
+        }
         match self.store().list_silences().await {
             Ok(silences) => {
                 for s in &silences {
@@ -687,6 +715,7 @@ impl Tripline {
             notifications,
             series,
             elapsed_secs: started.elapsed().as_secs_f64(),
+            reused_evaluations: memo.counts().0,
         })
     }
 }
