@@ -387,13 +387,22 @@ impl Tripline {
                 .map(|(_, h)| h.support())
         };
         let mut skipped: Vec<Option<String>> = vec![None; insts.len()];
-        let mut asked: HashMap<String, (QuerySpec, Vec<Timestamp>)> = HashMap::new();
+        // Per spec, the lists of instants it is asked at: an instance whose `query` cannot see
+        // the instant plans the same specs at every instant (`plan_at` is then computed once and
+        // cached), so it hands over its schedule's shared list instead of a copy per spec.
+        let mut asked: HashMap<String, (QuerySpec, Vec<Arc<Vec<Timestamp>>>)> = HashMap::new();
         let mut query_names: Vec<Vec<(String, String)>> = vec![vec![]; insts.len()];
         let mut notes = Vec::new();
         for (n, inst) in insts.iter().enumerate() {
             let mut first = true;
+            let pure = inst.rule.query_is_pure;
+            let mut own: HashMap<String, Vec<Timestamp>> = HashMap::new();
             for t in per_instance[n].iter() {
                 let Ok(specs) = self.plan_at(inst, *t) else {
+                    if pure {
+                        // The same failure at every instant: nothing is asked.
+                        break;
+                    }
                     continue;
                 };
                 if first {
@@ -415,12 +424,26 @@ impl Tripline {
                         break;
                     }
                 }
+                if pure {
+                    for s in specs.values() {
+                        asked
+                            .entry(s.key.clone())
+                            .or_insert_with(|| (s.clone(), vec![]))
+                            .1
+                            .push(per_instance[n].clone());
+                    }
+                    break;
+                }
                 for s in specs.values() {
                     asked
                         .entry(s.key.clone())
-                        .or_insert_with(|| (s.clone(), vec![]))
-                        .1
-                        .push(*t);
+                        .or_insert_with(|| (s.clone(), vec![]));
+                    own.entry(s.key.clone()).or_default().push(*t);
+                }
+            }
+            for (key, ts) in own {
+                if let Some(a) = asked.get_mut(&key) {
+                    a.1.push(Arc::new(ts));
                 }
             }
         }
@@ -432,13 +455,21 @@ impl Tripline {
         };
         let requests_now = || wrapped.iter().map(|(_, h)| h.requests()).sum::<u64>();
         let base_requests: Vec<u64> = wrapped.iter().map(|(_, h)| h.requests()).collect();
-        let mut instants: BTreeMap<Timestamp, Vec<usize>> = BTreeMap::new();
+        // The instances due at each instant, by schedule: (instants, the instances on them).
+        let mut schedules: Vec<(Arc<Vec<Timestamp>>, Vec<usize>)> = Vec::new();
         for (n, ts) in per_instance.iter().enumerate() {
             if skipped[n].is_some() {
                 continue;
             }
+            match schedules.iter_mut().find(|(s, _)| Arc::ptr_eq(s, ts)) {
+                Some((_, members)) => members.push(n),
+                None => schedules.push((ts.clone(), vec![n])),
+            }
+        }
+        let mut instants: BTreeMap<Timestamp, Vec<u32>> = BTreeMap::new();
+        for (g, (ts, _)) in schedules.iter().enumerate() {
             for t in ts.iter() {
-                instants.entry(*t).or_default().push(n);
+                instants.entry(*t).or_default().push(g as u32);
             }
         }
         report_progress(Progress {
@@ -449,16 +480,23 @@ impl Tripline {
 
         // Fetch the history: one prefetch per source, all at once.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3600);
-        let mut by_kind: BTreeMap<String, Vec<(QuerySpec, Vec<Timestamp>)>> = BTreeMap::new();
-        for (spec, mut ts) in asked.into_values() {
-            ts.sort();
-            ts.dedup();
+        let mut by_kind: BTreeMap<String, Vec<(QuerySpec, Arc<Vec<Timestamp>>)>> = BTreeMap::new();
+        for (spec, mut lists) in asked.into_values() {
+            let ts = if lists.len() == 1 {
+                // One schedule's instants (or one instance's): increasing already.
+                lists.pop().unwrap_or_default()
+            } else {
+                let mut ts: Vec<Timestamp> = lists.iter().flat_map(|l| l.iter().copied()).collect();
+                ts.sort();
+                ts.dedup();
+                Arc::new(ts)
+            };
             by_kind
                 .entry(spec.kind.clone())
                 .or_default()
                 .push((spec, ts));
         }
-        let mut chart_ranges: Vec<(QuerySpec, Vec<Timestamp>)> = Vec::new();
+        let mut chart_ranges: Vec<(QuerySpec, Arc<Vec<Timestamp>>)> = Vec::new();
         let fetches = wrapped.iter().map(|(kind, h)| {
             let specs = by_kind.get(kind.as_str()).cloned().unwrap_or_default();
             async move { h.prefetch(&specs, now, deadline).await }
@@ -515,7 +553,16 @@ impl Tripline {
         let total_instants = instants.len();
         let every = (total_instants / 200).max(1);
         let mut total_evaluations = 0usize;
-        for (k, (t, due)) in instants.iter().enumerate() {
+        let mut due: Vec<usize> = Vec::new();
+        for (k, (t, groups)) in instants.iter().enumerate() {
+            due.clear();
+            for g in groups {
+                due.extend_from_slice(&schedules[*g as usize].1);
+            }
+            if groups.len() > 1 {
+                due.sort_unstable();
+            }
+            let due = &due;
             clock.set(*t);
             let only: Vec<String>;
             let cycle = if due.len() == names.len() && replayed == names.len() {
