@@ -265,7 +265,7 @@ def run(ctx: Context) -> list[Section]:
         finally:
             stop(vmp)
 
-    def side_tripline() -> dict:
+    def side_tripline(reference: bool = False) -> dict:
         r0 = prom_requests(port)
         r = timed(
             [
@@ -280,6 +280,7 @@ def run(ctx: Context) -> list[Section]:
                 "--format",
                 "json",
                 "--no-progress",
+                *(["--reference"] if reference else []),
             ],
             prom.pid,
             d,
@@ -293,23 +294,37 @@ def run(ctx: Context) -> list[Section]:
             sum(1 for i in s["intervals"] if i.get("start")) for inst in rep["instances"] for s in inst["subjects"]
         )
         r["summary"] = (r["stderr"] or "").strip().splitlines()[-1:]
+        r["report"] = rep
         return r
 
-    res: dict[str, list[dict]] = {"vmalert": [], "tripline": []}
-    for rnd in range(ctx.rounds):  # alternating; who goes first swaps every round
-        order = [("vmalert", side_vmalert), ("tripline", side_tripline)]
-        if rnd % 2:
-            order.reverse()
+    # TRIPLINE_BENCH_BACKTEST_REFERENCE=1 adds a third side: `tripline backtest --reference`, the
+    # plain cycle at every instant without the evaluation memo (the "before" of the memo), whose
+    # JSON report must equal the memo's.
+    sides = [("vmalert", side_vmalert), ("tripline", side_tripline)]
+    if os.environ.get("TRIPLINE_BENCH_BACKTEST_REFERENCE") == "1":
+        sides.append(("tripline --reference", lambda: side_tripline(reference=True)))
+    res: dict[str, list[dict]] = {name: [] for name, _ in sides}
+    for rnd in range(ctx.rounds):  # alternating; who goes first rotates every round
+        order = sides[rnd % len(sides) :] + sides[: rnd % len(sides)]
         for name, fn in order:
+            load = os.getloadavg()[0]
             r = fn()
+            r["load"] = (load, os.getloadavg()[0])
             print(
                 f"  round {rnd + 1} {name}: {r['wall']:.2f} s wall, {r['cpu']:.2f} s CPU,"
                 f" {r['rss_kib'] / 1024:.1f} MiB peak, Prometheus {r['prom_cpu']:.2f} s CPU,"
-                f" {r['requests']:.0f} requests, {r['intervals']} firing intervals",
+                f" {r['requests']:.0f} requests, {r['intervals']} firing intervals,"
+                f" load average {r['load'][0]:.2f} → {r['load'][1]:.2f}"
+                + (f"; {r['summary'][0]}" if r.get("summary") else ""),
                 flush=True,
             )
             res[name].append(r)
-    computed = {"tripline": want, "vmalert": want_vm}
+    if "tripline --reference" in res:
+        strip = lambda rep: {k: v for k, v in rep.items() if k != "elapsed_secs"}  # noqa: E731
+        for a, b in zip(res["tripline"], res["tripline --reference"]):
+            if strip(a["report"]) != strip(b["report"]):
+                raise RuntimeError("the memo's report differs from --reference's")
+    computed = {"tripline": want, "vmalert": want_vm, "tripline --reference": want}
     for name, rs in res.items():
         for r in rs:
             if r["intervals"] != computed[name]:
@@ -329,7 +344,10 @@ def run(ctx: Context) -> list[Section]:
         ],
     )
     med = lambda name, k: median([r[k] for r in res[name]])  # noqa: E731
-    for name, label in [("tripline", "`tripline backtest`"), ("vmalert", "`vmalert -replay`")]:
+    labels = [("tripline", "`tripline backtest`"), ("vmalert", "`vmalert -replay`")]
+    if "tripline --reference" in res:
+        labels.insert(1, ("tripline --reference", "`tripline backtest --reference` (no memo)"))
+    for name, label in labels:
         s.rows.append(
             [
                 label,

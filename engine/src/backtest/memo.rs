@@ -58,14 +58,19 @@ struct Last {
     result: Evaluation,
 }
 
+/// One unit: an instance, or one fleet subject of it.
+struct Unit {
+    /// The configured params as the script sees them, printed; `None` once a call changed them.
+    params: Option<String>,
+    last: Option<Last>,
+}
+
 #[derive(Default)]
 struct Inner {
     /// Per rule (by its AST's address, shared by its instances): whether it is instant-free.
     rules: HashMap<usize, bool>,
-    /// Per (instance, fleet subject): the configured params as the script sees them, printed,
-    /// or `None` once a call changed them.
-    params: HashMap<(String, Option<String>), Option<String>>,
-    last: HashMap<(String, Option<String>), Last>,
+    /// Per instance, per fleet subject (`None` for a plain instance).
+    units: HashMap<String, HashMap<Option<String>, Unit>>,
 }
 
 /// One backtest's memo; see the module docs.
@@ -105,60 +110,60 @@ impl EvalMemo {
         at: Timestamp,
     ) -> Result<Evaluation, RuleFailure> {
         use std::sync::atomic::Ordering::Relaxed;
-        let key = (inst.name.clone(), subject.map(str::to_string));
         let params = inst.params_dynamic();
-        {
-            let mut g = self.inner.lock().expect("memo");
-            let rule = std::sync::Arc::as_ptr(&inst.rule.ast) as usize;
-            let free = *g
-                .rules
-                .entry(rule)
-                .or_insert_with(|| instant_free(&inst.rule.ast));
-            if !free {
-                drop(g);
-                self.runs.fetch_add(1, Relaxed);
-                return re.evaluate(&inst.rule, data, &params, at);
-            }
-            let configured = g
-                .params
-                .entry(key.clone())
-                .or_insert_with(|| Some(printed(&params)))
-                .is_some();
-            if configured {
-                if let Some(last) = g.last.get(&key) {
-                    if same(&last.data, data) {
-                        self.hits.fetch_add(1, Relaxed);
-                        return Ok(last.result.clone());
-                    }
+        let mut g = self.inner.lock().expect("memo");
+        let rule = std::sync::Arc::as_ptr(&inst.rule.ast) as usize;
+        let free = *g
+            .rules
+            .entry(rule)
+            .or_insert_with(|| instant_free(&inst.rule.ast));
+        if !free {
+            drop(g);
+            self.runs.fetch_add(1, Relaxed);
+            return re.evaluate(&inst.rule, data, &params, at);
+        }
+        if !g.units.contains_key(inst.name.as_str()) {
+            g.units.insert(inst.name.clone(), HashMap::new());
+        }
+        let subjects = g.units.get_mut(inst.name.as_str()).expect("just inserted");
+        let subject = subject.map(str::to_string);
+        let unit = subjects.entry(subject.clone()).or_insert_with(|| Unit {
+            params: Some(printed(&params)),
+            last: None,
+        });
+        if unit.params.is_some() {
+            if let Some(last) = &unit.last {
+                if same(&last.data, data) {
+                    self.hits.fetch_add(1, Relaxed);
+                    return Ok(last.result.clone());
                 }
             }
         }
+        // The script runs without the lock: a fleet's subjects may be evaluated meanwhile.
+        let configured = unit.params.clone();
+        drop(g);
         self.runs.fetch_add(1, Relaxed);
         let r = re.evaluate(&inst.rule, data, &params, at);
-        let mut g = self.inner.lock().expect("memo");
-        let unchanged = match g.params.get(&key) {
-            Some(Some(p)) => *p == printed(&params),
-            _ => false,
-        };
-        match (&r, unchanged) {
-            (Ok(e), true) => {
-                let owned = data
+        let unchanged = configured.is_some_and(|p| p == printed(&params));
+        let last = match (&r, unchanged) {
+            (Ok(e), true) => Some(Last {
+                data: data
                     .iter()
                     .map(|(n, o)| ((*n).to_string(), (*o).clone()))
-                    .collect();
-                g.last.insert(
-                    key,
-                    Last {
-                        data: owned,
-                        result: e.clone(),
-                    },
-                );
-            }
-            (_, unchanged) => {
-                g.last.remove(&key);
-                if !unchanged {
-                    g.params.insert(key, None);
-                }
+                    .collect(),
+                result: e.clone(),
+            }),
+            _ => None,
+        };
+        let mut g = self.inner.lock().expect("memo");
+        if let Some(unit) = g
+            .units
+            .get_mut(inst.name.as_str())
+            .and_then(|s| s.get_mut(&subject))
+        {
+            unit.last = last;
+            if !unchanged {
+                unit.params = None;
             }
         }
         r
@@ -173,6 +178,29 @@ mod tests {
         let mut e = rhai::Engine::new();
         e.register_fn("now", || 0_i64);
         e.compile(src).unwrap()
+    }
+
+    #[test]
+    fn a_write_into_shared_params_shows_in_their_print() {
+        let mut m = rhai::Map::new();
+        m.insert("calls".into(), rhai::Dynamic::from(0_i64));
+        let shared = rhai::Dynamic::from_map(m).into_shared();
+        let before = printed(&shared);
+        let e = rhai::Engine::new();
+        let ast = e.compile("fn evaluate(d, p) { p.calls += 1; }").unwrap();
+        let _: rhai::Dynamic = e
+            .call_fn(
+                &mut rhai::Scope::new(),
+                &ast,
+                "evaluate",
+                (rhai::Dynamic::UNIT, shared.clone()),
+            )
+            .unwrap();
+        assert_ne!(
+            printed(&shared),
+            before,
+            "the script's write went through to the params"
+        );
     }
 
     #[test]
