@@ -28,8 +28,10 @@ use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-/// Evaluation instants × instances a backtest will replay at most.
-pub const MAX_EVALUATIONS: usize = 20_000_000;
+/// Evaluation instants × instances a backtest will replay at most: 30 days at one evaluation a
+/// minute for 2,000 instances (86.4 M). The bookkeeping no longer grows with it (instances on
+/// one schedule share its list of instants); the time does, about linearly.
+pub const MAX_EVALUATIONS: usize = 100_000_000;
 
 /// The replayed range, both ends included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
