@@ -370,8 +370,13 @@ def run(ctx: Context) -> list[Section]:
             "",
         ]
     )
+    loads = [r["load"][0] for rs in res.values() for r in rs]
     s.notes += [
-        f"{ctx.rounds} alternating rounds (the side that goes first swaps each round); {days} days at one"
+        f"Load average (1 min) at the start of the runs: {min(loads):.2f}–{max(loads):.2f} on {os.cpu_count()} cores.",
+        "Tripline reuses a rule's last evaluation when its input is identical and the rule cannot see"
+        " the instant (engine/src/backtest/memo.rs); `--reference` replays without that, and its report"
+        " must be equal to the memo's, run for run.",
+        f"{ctx.rounds} alternating rounds (the side that goes first rotates each round); {days} days at one"
         f" evaluation a minute = {minutes + 1:,} instants per rule; {QUEUES} series ({QUEUES * (minutes + 1):,}"
         f" samples, backfilled by promtool and served by Debian's Prometheus: {load_secs:.0f} s to generate"
         " and backfill), rule i watches queue i % 10 with threshold 100 + i // 10, so all"
