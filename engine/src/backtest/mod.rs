@@ -28,6 +28,9 @@ use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+/// A list of evaluation instants, increasing, shared by the instances and specs that use it.
+type Instants = Arc<Vec<Timestamp>>;
+
 /// Evaluation instants × instances a backtest will replay at most: 30 days at one evaluation a
 /// minute for 2,000 instances (86.4 M). The bookkeeping no longer grows with it (instances on
 /// one schedule share its list of instants); the time does, about linearly.
@@ -392,7 +395,7 @@ impl Tripline {
         // Per spec, the lists of instants it is asked at: an instance whose `query` cannot see
         // the instant plans the same specs at every instant (`plan_at` is then computed once and
         // cached), so it hands over its schedule's shared list instead of a copy per spec.
-        let mut asked: HashMap<String, (QuerySpec, Vec<Arc<Vec<Timestamp>>>)> = HashMap::new();
+        let mut asked: HashMap<String, (QuerySpec, Vec<Instants>)> = HashMap::new();
         let mut query_names: Vec<Vec<(String, String)>> = vec![vec![]; insts.len()];
         let mut notes = Vec::new();
         for (n, inst) in insts.iter().enumerate() {
@@ -482,7 +485,7 @@ impl Tripline {
 
         // Fetch the history: one prefetch per source, all at once.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3600);
-        let mut by_kind: BTreeMap<String, Vec<(QuerySpec, Arc<Vec<Timestamp>>)>> = BTreeMap::new();
+        let mut by_kind: BTreeMap<String, Vec<(QuerySpec, Instants)>> = BTreeMap::new();
         for (spec, mut lists) in asked.into_values() {
             let ts = if lists.len() == 1 {
                 // One schedule's instants (or one instance's): increasing already.
