@@ -23,6 +23,7 @@ side's and the count computed here from the generated data."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -265,7 +266,7 @@ def run(ctx: Context) -> list[Section]:
         finally:
             stop(vmp)
 
-    def side_tripline() -> dict:
+    def side_tripline(reference: bool = False) -> dict:
         r0 = prom_requests(port)
         r = timed(
             [
@@ -280,6 +281,7 @@ def run(ctx: Context) -> list[Section]:
                 "--format",
                 "json",
                 "--no-progress",
+                *(["--reference"] if reference else []),
             ],
             prom.pid,
             d,
@@ -293,23 +295,40 @@ def run(ctx: Context) -> list[Section]:
             sum(1 for i in s["intervals"] if i.get("start")) for inst in rep["instances"] for s in inst["subjects"]
         )
         r["summary"] = (r["stderr"] or "").strip().splitlines()[-1:]
+        # A digest, not the report: a child's peak RSS (wait4) counts this process's memory at
+        # the fork, so holding every run's report here would inflate the later runs' figures.
+        rep.pop("elapsed_secs", None)
+        r["report"] = hashlib.sha256(json.dumps(rep, sort_keys=True).encode()).hexdigest()
+        del r["stdout"], rep
         return r
 
-    res: dict[str, list[dict]] = {"vmalert": [], "tripline": []}
-    for rnd in range(ctx.rounds):  # alternating; who goes first swaps every round
-        order = [("vmalert", side_vmalert), ("tripline", side_tripline)]
-        if rnd % 2:
-            order.reverse()
+    # TRIPLINE_BENCH_BACKTEST_REFERENCE=1 adds a third side: `tripline backtest --reference`, the
+    # plain cycle at every instant without the evaluation memo (the "before" of the memo), whose
+    # JSON report must equal the memo's.
+    sides = [("vmalert", side_vmalert), ("tripline", side_tripline)]
+    if os.environ.get("TRIPLINE_BENCH_BACKTEST_REFERENCE") == "1":
+        sides.append(("tripline --reference", lambda: side_tripline(reference=True)))
+    res: dict[str, list[dict]] = {name: [] for name, _ in sides}
+    for rnd in range(ctx.rounds):  # alternating; who goes first rotates every round
+        order = sides[rnd % len(sides) :] + sides[: rnd % len(sides)]
         for name, fn in order:
+            load = os.getloadavg()[0]
             r = fn()
+            r["load"] = (load, os.getloadavg()[0])
             print(
                 f"  round {rnd + 1} {name}: {r['wall']:.2f} s wall, {r['cpu']:.2f} s CPU,"
                 f" {r['rss_kib'] / 1024:.1f} MiB peak, Prometheus {r['prom_cpu']:.2f} s CPU,"
-                f" {r['requests']:.0f} requests, {r['intervals']} firing intervals",
+                f" {r['requests']:.0f} requests, {r['intervals']} firing intervals,"
+                f" load average {r['load'][0]:.2f} → {r['load'][1]:.2f}"
+                + (f"; {r['summary'][0]}" if r.get("summary") else ""),
                 flush=True,
             )
             res[name].append(r)
-    computed = {"tripline": want, "vmalert": want_vm}
+    if "tripline --reference" in res:
+        for a, b in zip(res["tripline"], res["tripline --reference"]):
+            if a["report"] != b["report"]:
+                raise RuntimeError("the memo's report differs from --reference's")
+    computed = {"tripline": want, "vmalert": want_vm, "tripline --reference": want}
     for name, rs in res.items():
         for r in rs:
             if r["intervals"] != computed[name]:
@@ -329,7 +348,10 @@ def run(ctx: Context) -> list[Section]:
         ],
     )
     med = lambda name, k: median([r[k] for r in res[name]])  # noqa: E731
-    for name, label in [("tripline", "`tripline backtest`"), ("vmalert", "`vmalert -replay`")]:
+    labels = [("tripline", "`tripline backtest`"), ("vmalert", "`vmalert -replay`")]
+    if "tripline --reference" in res:
+        labels.insert(1, ("tripline --reference", "`tripline backtest --reference` (no memo)"))
+    for name, label in labels:
         s.rows.append(
             [
                 label,
@@ -352,8 +374,13 @@ def run(ctx: Context) -> list[Section]:
             "",
         ]
     )
+    loads = [r["load"][0] for rs in res.values() for r in rs]
     s.notes += [
-        f"{ctx.rounds} alternating rounds (the side that goes first swaps each round); {days} days at one"
+        f"Load average (1 min) at the start of the runs: {min(loads):.2f}–{max(loads):.2f} on {os.cpu_count()} cores.",
+        "Tripline reuses a rule's last evaluation when its input is identical and the rule cannot see"
+        " the instant (engine/src/backtest/memo.rs); `--reference` replays without that, and its report"
+        " must be equal to the memo's, run for run.",
+        f"{ctx.rounds} alternating rounds (the side that goes first rotates each round); {days} days at one"
         f" evaluation a minute = {minutes + 1:,} instants per rule; {QUEUES} series ({QUEUES * (minutes + 1):,}"
         f" samples, backfilled by promtool and served by Debian's Prometheus: {load_secs:.0f} s to generate"
         " and backfill), rule i watches queue i % 10 with threshold 100 + i // 10, so all"

@@ -168,7 +168,7 @@ impl HistorySource {
     /// Fetches every spec over the instants it is asked at. `now` decides CloudWatch retention.
     pub async fn prefetch(
         &self,
-        asked: &[(QuerySpec, Vec<Timestamp>)],
+        asked: &[(QuerySpec, Arc<Vec<Timestamp>>)],
         now: Timestamp,
         deadline: std::time::Instant,
     ) {
@@ -181,7 +181,7 @@ impl HistorySource {
 
     async fn prefetch_metrics(
         &self,
-        asked: &[(QuerySpec, Vec<Timestamp>)],
+        asked: &[(QuerySpec, Arc<Vec<Timestamp>>)],
         now: Timestamp,
         deadline: std::time::Instant,
     ) {
@@ -361,7 +361,7 @@ impl HistorySource {
 
     async fn prefetch_promql(
         &self,
-        asked: &[(QuerySpec, Vec<Timestamp>)],
+        asked: &[(QuerySpec, Arc<Vec<Timestamp>>)],
         deadline: std::time::Instant,
     ) {
         for (spec, instants) in asked {
@@ -808,7 +808,7 @@ mod tests {
         // Instants at :07 and :22 (a cron of "0 7,22 * * * *"): windows 10:02–10:07 and 10:17–10:22.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         h.prefetch(
-            &[(spec.clone(), vec![t(10, 7), t(10, 22)])],
+            &[(spec.clone(), Arc::new(vec![t(10, 7), t(10, 22)]))],
             t(12, 0),
             deadline,
         )

@@ -43,6 +43,9 @@ pub struct BacktestArgs {
     /// No progress bar on standard error.
     #[arg(long)]
     no_progress: bool,
+    /// Replay without the evaluation memo (the reference the memo is tested against).
+    #[arg(long, hide = true)]
+    reference: bool,
 }
 
 fn instant(
@@ -133,6 +136,7 @@ pub async fn run(a: BacktestArgs) -> anyhow::Result<ExitCode> {
         settings: vec![],
         now: Some(now),
         progress: Some(progress.clone()),
+        reference: a.reference,
     };
     let before = match base.backtest(range, opts.clone()).await {
         Ok(r) => r,

@@ -220,6 +220,7 @@ impl TriplineBuilder {
             fetch_timeout: self.fetch_timeout,
             retention: self.retention,
             load_errors: errors.into_iter().map(|e| e.to_string()).collect(),
+            eval_memo: None,
         })
     }
 }

@@ -165,17 +165,28 @@ impl Tripline {
                     .collect();
                 match data.iter().find_map(|(_, o)| o.as_ref().err()) {
                     Some(f) => Outcome::SourceFailed(f.clone()),
-                    None => {
-                        match self
-                            .rule_engine
-                            .evaluate(&inst.rule, &data, &inst.params_shared, at)
-                        {
-                            Ok(e) => Outcome::Evaluated(e),
-                            Err(f) => Outcome::RuleFailed(f),
-                        }
-                    }
+                    None => match self.evaluate_rule(inst, u.subject.as_deref(), &data, at) {
+                        Ok(e) => Outcome::Evaluated(e),
+                        Err(f) => Outcome::RuleFailed(f),
+                    },
                 }
             }
+        }
+    }
+
+    /// One unit's `evaluate`, through the backtest memo when there is one.
+    fn evaluate_rule(
+        &self,
+        inst: &RuleInstance,
+        subject: Option<&str>,
+        data: &[(&str, &QueryOutcome)],
+        at: Timestamp,
+    ) -> std::result::Result<crate::rule::Evaluation, RuleFailure> {
+        match &self.eval_memo {
+            Some(m) => m.evaluate(&self.rule_engine, inst, subject, data, at),
+            None => self
+                .rule_engine
+                .evaluate(&inst.rule, data, &inst.params_shared, at),
         }
     }
 

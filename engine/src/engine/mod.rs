@@ -110,6 +110,22 @@ pub struct Tripline {
     retention: chrono::Duration,
     /// Rule files that failed to load: raised as rule-error alerts every cycle until fixed.
     load_errors: Vec<String>,
+    /// Stands between the cycle and `evaluate`: a backtest's twin reuses evaluations whose
+    /// input did not change (`backtest::memo`).
+    eval_memo: Option<Arc<dyn EvaluateHook>>,
+}
+
+/// What a cycle calls to evaluate a rule instance's data, when set (the engine owns the trait,
+/// so that the backtest above it can plug its memo in without the engine knowing it).
+pub(crate) trait EvaluateHook: Send + Sync {
+    fn evaluate(
+        &self,
+        rules: &crate::rule::RuleEngine,
+        inst: &RuleInstance,
+        subject: Option<&str>,
+        data: &[(&str, &crate::data::QueryOutcome)],
+        at: crate::clock::Timestamp,
+    ) -> std::result::Result<crate::rule::Evaluation, crate::rule::RuleFailure>;
 }
 
 impl std::fmt::Debug for Tripline {
@@ -154,7 +170,13 @@ impl Tripline {
             fetch_timeout: self.fetch_timeout,
             retention: self.retention,
             load_errors: vec![],
+            eval_memo: None,
         })
+    }
+
+    /// Makes this (backtest twin) engine reuse evaluations whose input did not change.
+    pub(crate) fn memoize_evaluations(&mut self, memo: Arc<dyn EvaluateHook>) {
+        self.eval_memo = Some(memo);
     }
 
     pub(crate) fn sources(&self) -> &Sources {

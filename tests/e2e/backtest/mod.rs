@@ -4,4 +4,5 @@
 mod fixture_day;
 mod html_chromium;
 mod moto_week;
+mod reference;
 mod vmalert_replay;

@@ -51,7 +51,7 @@ fn depth(queue: &str, m: i64) -> Option<f64> {
     }
 }
 
-struct Killed(Vec<Child>);
+pub(super) struct Killed(pub(super) Vec<Child>);
 
 impl Drop for Killed {
     fn drop(&mut self) {
@@ -69,7 +69,12 @@ fn get(port: u16, path: &str) -> Option<String> {
 }
 
 /// Starts `cmd` (given a free port by `args`) until `ready` answers on that port.
-fn serve(exe: &Path, args: impl Fn(u16) -> Vec<String>, ready: &str, log: &Path) -> (Child, u16) {
+pub(super) fn serve(
+    exe: &Path,
+    args: impl Fn(u16) -> Vec<String>,
+    ready: &str,
+    log: &Path,
+) -> (Child, u16) {
     for _ in 0..3 {
         let port = free_port();
         let mut child = Command::new(exe)
@@ -98,7 +103,7 @@ fn serve(exe: &Path, args: impl Fn(u16) -> Vec<String>, ready: &str, log: &Path)
     );
 }
 
-fn rfc(t: i64) -> String {
+pub(super) fn rfc(t: i64) -> String {
     chrono::DateTime::from_timestamp(t, 0)
         .unwrap()
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)

@@ -40,7 +40,9 @@ pub(super) fn fresh<'a>(
     c: &Connection,
     cache: &'a mut Option<AlertCache>,
 ) -> rusqlite::Result<&'a [Alert]> {
-    let version: i64 = c.query_row("PRAGMA data_version", [], |r| r.get(0))?;
+    let version: i64 = c
+        .prepare_cached("PRAGMA data_version")?
+        .query_row([], |r| r.get(0))?;
     if cache.as_ref().is_none_or(|k| k.version != version) {
         *cache = None;
         let mut st = c.prepare_cached("SELECT body FROM alerts ORDER BY fingerprint")?;
@@ -260,10 +262,10 @@ impl AlertStore for SqliteStore {
 
     async fn prune_resolved(&self, before: Timestamp) -> Result<usize> {
         let mut g = self.lock()?;
-        let n = g.conn.execute(
-            "DELETE FROM alerts WHERE state = 'resolved' AND ends_at < ?1",
-            [before.timestamp()],
-        );
+        let n = g
+            .conn
+            .prepare_cached("DELETE FROM alerts WHERE state = 'resolved' AND ends_at < ?1")
+            .and_then(|mut st| st.execute([before.timestamp()]));
         if !matches!(n, Ok(0)) {
             g.alerts = None;
         }

@@ -246,10 +246,8 @@ impl SqliteStore {
     pub(super) fn prune_outbox_sync(&self, before: Timestamp) -> Result<usize> {
         let done = [OutboxState::Delivered.as_str(), OutboxState::Dead.as_str()];
         self.tables(|c| {
-            c.execute(
-                "DELETE FROM outbox WHERE state IN (?1, ?2) AND next_attempt_at < ?3",
-                params![done[0], done[1], ms(before)],
-            )
+            c.prepare_cached("DELETE FROM outbox WHERE state IN (?1, ?2) AND next_attempt_at < ?3")?
+                .execute(params![done[0], done[1], ms(before)])
         })
     }
 }
@@ -265,8 +263,9 @@ fn read_state(c: &rusqlite::Connection) -> rusqlite::Result<NotifyState> {
 
 fn write_commit(tx: &rusqlite::Transaction, f: &FlushCommit) -> rusqlite::Result<()> {
     {
-        let mut seq: i64 =
-            tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM outbox", [], |r| r.get(0))?;
+        let mut seq: i64 = tx
+            .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM outbox")?
+            .query_row([], |r| r.get(0))?;
         let mut ins = tx.prepare_cached(
             "INSERT OR IGNORE INTO outbox (id, receiver, state, next_attempt_at, seq, body) VALUES (?1, ?2, 'pending', ?3, ?4, ?5)",
         )?;
