@@ -1,3 +1,7 @@
+//! The SNS payload's tests: the exact firing and resolved documents, a one-line subject of at
+//! most 100 characters, and SNS's 256 KB message limit met by cutting details (never the
+//! runbook) and then alerts, with a count.
+
 use super::payload::{build, subject, MAX_MESSAGE_BYTES};
 use super::*;
 use crate::alert::{Alert, AlertState, Labels, Severity};
