@@ -6,10 +6,9 @@
 //! `tripline backtest --reference` (the plain cycle at every instant) must be identical, and
 //! the memo must have answered some evaluations. Needs `TRIPLINE_PROMETHEUS` (promtool beside it).
 
-use super::vmalert_replay::{rfc, serve, Killed};
+use super::vmalert_replay::{backfilled_prometheus, rfc, Killed};
 use crate::support::{bin, real_part, receiver::Receiver};
 use serde_json::Value;
-use std::process::Command;
 
 /// Fires every series of the vector it is given: the query carries the condition, as in a
 /// PromQL alerting rule.
@@ -102,41 +101,14 @@ fn the_evaluation_memo_gives_the_reports_of_the_plain_cycle() {
     let end = now - now.rem_euclid(3600) - 3600;
     let minutes = 2 * 1440;
     let start = end - minutes * 60;
-    let mut om = String::from("# TYPE queue_depth gauge\n");
-    for q in ["a", "b", "c", "d", "e"] {
-        for m in 0..=minutes {
-            if let Some(v) = depth(q, m) {
-                om.push_str(&format!(
-                    "queue_depth{{queue=\"{q}\"}} {v} {}\n",
-                    start + m * 60
-                ));
-            }
-        }
-    }
-    om.push_str("# EOF\n");
-    std::fs::write(d.join("data.om"), om).unwrap();
-    let data = d.join("prom-data");
-    let out = Command::new(&promtool)
-        .args(["tsdb", "create-blocks-from", "openmetrics"])
-        .arg(d.join("data.om"))
-        .arg(&data)
-        .output()
-        .expect("promtool");
-    assert!(out.status.success(), "{}", bin::stderr(&out));
-    std::fs::write(d.join("prometheus.yml"), "global:\n  scrape_interval: 1m\n").unwrap();
-    let (child, port) = serve(
+    let (child, port) = backfilled_prometheus(
+        d,
+        &promtool,
         &prometheus,
-        |port| {
-            vec![
-                format!("--config.file={}", d.join("prometheus.yml").display()),
-                format!("--storage.tsdb.path={}", data.display()),
-                "--storage.tsdb.retention.time=400d".into(),
-                format!("--web.listen-address=127.0.0.1:{port}"),
-                "--log.level=warn".into(),
-            ]
-        },
-        "/-/ready",
-        &d.join("prometheus.log"),
+        &["a", "b", "c", "d", "e"],
+        start,
+        minutes,
+        depth,
     );
     let _guard = Killed(vec![child]);
 

@@ -69,6 +69,56 @@ fn get(port: u16, path: &str) -> Option<String> {
 }
 
 /// Starts `cmd` (given a free port by `args`) until `ready` answers on that port.
+/// Writes `queue_depth` for each of `queues` at every minute `m` in `0..=minutes` after `start`
+/// (`depth(queue, m)`; `None` leaves a gap), backfills it under `d` with promtool, and starts
+/// Prometheus on that TSDB; returns the child and its port.
+pub(super) fn backfilled_prometheus(
+    d: &Path,
+    promtool: &Path,
+    prometheus: &Path,
+    queues: &[&str],
+    start: i64,
+    minutes: i64,
+    depth: fn(&str, i64) -> Option<f64>,
+) -> (Child, u16) {
+    let mut om = String::from("# TYPE queue_depth gauge\n");
+    for q in queues {
+        for m in 0..=minutes {
+            if let Some(v) = depth(q, m) {
+                om.push_str(&format!(
+                    "queue_depth{{queue=\"{q}\"}} {v} {}\n",
+                    start + m * 60
+                ));
+            }
+        }
+    }
+    om.push_str("# EOF\n");
+    std::fs::write(d.join("data.om"), om).unwrap();
+    let data = d.join("prom-data");
+    let out = Command::new(promtool)
+        .args(["tsdb", "create-blocks-from", "openmetrics"])
+        .arg(d.join("data.om"))
+        .arg(&data)
+        .output()
+        .expect("promtool");
+    assert!(out.status.success(), "{}", bin::stderr(&out));
+    std::fs::write(d.join("prometheus.yml"), "global:\n  scrape_interval: 1m\n").unwrap();
+    serve(
+        prometheus,
+        |port| {
+            vec![
+                format!("--config.file={}", d.join("prometheus.yml").display()),
+                format!("--storage.tsdb.path={}", data.display()),
+                "--storage.tsdb.retention.time=400d".into(),
+                format!("--web.listen-address=127.0.0.1:{port}"),
+                "--log.level=warn".into(),
+            ]
+        },
+        "/-/ready",
+        &d.join("prometheus.log"),
+    )
+}
+
 pub(super) fn serve(
     exe: &Path,
     args: impl Fn(u16) -> Vec<String>,
@@ -130,41 +180,14 @@ fn a_prometheus_rule_backtest_matches_vmalert_replay() {
     let now = chrono::Utc::now().timestamp();
     let end = now - now.rem_euclid(3600) - 3600;
     let start = end - 86_400;
-    let mut om = String::from("# TYPE queue_depth gauge\n");
-    for q in ["a", "b", "c", "d"] {
-        for m in 0..=1440 {
-            if let Some(v) = depth(q, m) {
-                om.push_str(&format!(
-                    "queue_depth{{queue=\"{q}\"}} {v} {}\n",
-                    start + m * 60
-                ));
-            }
-        }
-    }
-    om.push_str("# EOF\n");
-    std::fs::write(d.join("data.om"), om).unwrap();
-    let data = d.join("prom-data");
-    let out = Command::new(&promtool)
-        .args(["tsdb", "create-blocks-from", "openmetrics"])
-        .arg(d.join("data.om"))
-        .arg(&data)
-        .output()
-        .expect("promtool");
-    assert!(out.status.success(), "{}", bin::stderr(&out));
-    std::fs::write(d.join("prometheus.yml"), "global:\n  scrape_interval: 1m\n").unwrap();
-
-    let (p_child, p_port) = serve(
+    let (p_child, p_port) = backfilled_prometheus(
+        d,
+        &promtool,
         &prometheus,
-        |port| {
-            vec![
-                format!("--config.file={}", d.join("prometheus.yml").display()),
-                format!("--storage.tsdb.path={}", data.display()),
-                format!("--web.listen-address=127.0.0.1:{port}"),
-                "--log.level=warn".into(),
-            ]
-        },
-        "/-/ready",
-        &d.join("prometheus.log"),
+        &["a", "b", "c", "d"],
+        start,
+        1440,
+        depth,
     );
     let mut guard = Killed(vec![p_child]);
     let (v_child, v_port) = serve(
