@@ -94,6 +94,19 @@ def run(ctx: Context) -> list[Section]:
                 usd(bill),
             ]
         )
+    at_limit = [
+        r["get_metric_data_calls"] == math.ceil(r["distinct_queries"] / QUERIES_PER_CALL) for r in results
+    ]
+    s.targets = [
+        [
+            "GetMetricData calls exactly at ⌈N/500⌉ at every size (issue 7)",
+            ", ".join(f"{r['get_metric_data_calls']:,}" for r in results)
+            + " calls for "
+            + ", ".join(f"{r['instances']:,}" for r in results)
+            + " instances",
+            all(at_limit),
+        ]
+    ]
     s.notes += [
         "Rule: N instances of the stock `aws/lambda-errors` (one `AWS/Lambda Errors` Sum query over"
         " the last complete 5-minute period, each on its own function); moto is seeded with one"

@@ -175,6 +175,14 @@ def run(ctx: Context) -> list[Section]:
         " (config entries, planning, fixture matching, evaluation, state).",
     ]
     med_full = median(results["full"])
+    s.targets = [
+        [
+            f"cold start (`tripline eval`, {INSTANCES:,} instances) ≤ {TARGET:.0f}× a trivial binary (issue 15)",
+            f"{med_full * 1000:.1f} ms against {base * 1000:.2f} ms: {med_full / base:.1f}× (CPU"
+            f" {median(CPU['full']) * 1000:.1f} ms against {cpu_base * 1000:.1f} ms)",
+            med_full / base <= TARGET,
+        ]
+    ]
     if med_full / base > TARGET:
         s.notes.append(
             f"Target missed: {med_full / base:.0f}× the trivial binary, not ≤ {TARGET:.0f}×. A process that"

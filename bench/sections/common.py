@@ -32,6 +32,7 @@ class Context:
     moto: str | None  # moto_server executable, when installed
     rounds: int  # alternating rounds per comparison
     quick: bool  # smaller sizes, for a smoke run
+    only: tuple = ()  # the sections named by --only (empty: the whole run)
 
 
 @dataclass
@@ -41,9 +42,16 @@ class Section:
     header: list[str]
     rows: list[list[str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # Rows for the "Against the targets" table: [target, measured, met (True, False or None: not
+    # measured)], from this section's own figures.
+    targets: list[list] = field(default_factory=list)
+    # Which run the figures come from (command, date, rounds, load); set by the runner.
+    run_line: str = ""
 
     def markdown(self) -> str:
         out = [f"### {self.title}", ""]
+        if self.run_line:
+            out += [self.run_line, ""]
         out.append("| " + " | ".join(self.header) + " |")
         out.append("|" + "---|" * len(self.header))
         for r in self.rows:
