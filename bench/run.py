@@ -110,7 +110,8 @@ def main() -> int:
         version([str(ctx.tripline), "--version"]),
         version([ctx.prometheus, "--version"]),
         version([ctx.alertmanager, "--version"]),
-        version([vmalert, "-version"]) if os.path.exists(vmalert) else "vmalert: not found",
+        # vmalert 1.79's -version prints nothing: the Debian package's version instead.
+        version(["dpkg-query", "-W", "-f=victoria-metrics (VictoriaMetrics, vmalert) ${Version}", "victoria-metrics"]),
         version(["rustc", "--version"]),
     ]
     cmd = "scripts/bench" + (f" --rounds {args.rounds}" if args.rounds else "") + (
