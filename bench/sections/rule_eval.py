@@ -290,9 +290,13 @@ def vmalert_side(ctx: Context, size: Size, round_no: int, vm: str, vmalert: str)
             try:
                 wait_http(f"{url}/health", proc=p, timeout=120)
                 wait_firing("vmalert", url, p, n, work / "vmalert.log")
+                # All N/10 alerts fire once the evaluation has reached the last firing rule (the
+                # last tenth of the group at most is left): a second later it has been counted,
+                # so the next increment is a whole evaluation in the steady state.
+                time.sleep(1.0)
                 samples: list[float] = []
                 count, total = vmalert_iterations(url)
-                skip = size.warmup + 1  # +1: the evaluation that may be running as we look
+                skip = size.warmup
                 deadline = time.monotonic() + (size.warmup + size.samples + 2) * interval * 10 + 60
                 while len(samples) < size.samples:
                     if time.monotonic() > deadline:
@@ -462,7 +466,7 @@ def run(ctx: Context) -> list[Section]:
         section.targets.append(
             ["rule evaluation ≤ 10 µs per instance at 10,000 instances (issue 7)", f"{us:.1f} µs", us <= 10]
         )
-    for peer, label in [("prometheus", "Prometheus"), ("vmalert", "vmalert")]:
+    for peer, label, issue in [("prometheus", "Prometheus", "issue 7"), ("vmalert", "vmalert", "issue 15's second peer")]:
         parts, verdicts = [], []
         for size in sizes:
             t, p = figs[size.n]["tripline"], figs[size.n][peer]
@@ -474,7 +478,7 @@ def run(ctx: Context) -> list[Section]:
                 verdicts.append(p["p50"] > t["p50"])
         met = False if False in verdicts else (None if None in verdicts else True)
         section.targets.append(
-            [f"faster than {label} per rule on the same data (issue 7; peer p50 / Tripline p50)", "; ".join(parts), met]
+            [f"faster than {label} per rule on the same data ({issue}; peer p50 / Tripline p50)", "; ".join(parts), met]
         )
 
     lines = ", ".join(
