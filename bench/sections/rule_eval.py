@@ -273,6 +273,17 @@ def vmalert_side(ctx: Context, size: Size, round_no: int, vm: str, vmalert: str)
         )
         try:
             wait_http(f"http://127.0.0.1:{vm_port}/health", proc=vmp)
+            # vmalert evaluates at once when it starts: start it once VictoriaMetrics serves all N
+            # series, or its first evaluation (a minute at 100,000 rules) finds nothing.
+            deadline = time.monotonic() + 120 + n / 100
+            while True:
+                q = json.loads(_get(f"http://127.0.0.1:{vm_port}/api/v1/query?query=count(bench_value)"))
+                got = q["data"]["result"]
+                if got and int(float(got[0]["value"][1])) == n:
+                    break
+                if time.monotonic() > deadline or vmp.poll() is not None:
+                    raise RuntimeError(f"VictoriaMetrics did not serve the {n} series in time; see {work / 'vm.log'}")
+                time.sleep(0.5)
             url = f"http://127.0.0.1:{port}"
             p = start(
                 [
