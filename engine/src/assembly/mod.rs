@@ -40,12 +40,14 @@ impl Default for WireOptions {
 
 pub fn build_store(cfg: &Config) -> Result<Arc<dyn Store>> {
     Ok(match &cfg.raw.store {
-        StoreConfig::Sqlite { path } => Arc::new(SqliteStore::open(cfg.resolve(path))?),
-        StoreConfig::Memory {} => Arc::new(SqliteStore::in_memory()?),
-        StoreConfig::Dynamodb {
+        StoreConfig::Sqlite(crate::store::SqliteConfig { path }) => {
+            Arc::new(SqliteStore::open(cfg.resolve(path))?)
+        }
+        StoreConfig::Memory(_) => Arc::new(SqliteStore::in_memory()?),
+        StoreConfig::Dynamodb(crate::store::DynamodbConfig {
             table,
             create_table,
-        } => Arc::new(
+        }) => Arc::new(
             DynamoStore::new(&aws_config(cfg), table, *create_table)
                 .map_err(|e| aws_error(cfg, e.to_string()))?,
         ),
@@ -96,34 +98,34 @@ pub fn build_source(cfg: &Config, kind: &str, sc: &SourceConfig) -> Result<Arc<d
         PrometheusSource, RedisOptions, RedisSource,
     };
     Ok(match sc {
-        SourceConfig::Prometheus {
+        SourceConfig::Prometheus(crate::source::prometheus::PrometheusConfig {
             url,
             timeout,
             headers_env,
-        } => {
+        }) => {
             expect_kind(cfg, kind, "prometheus", "prometheus")?;
             let mut o = PrometheusOptions::new(url.clone());
             o.timeout = opt_duration(cfg, kind, "timeout", timeout, o.timeout)?;
             o.headers_env = headers_env.clone();
             Arc::new(PrometheusSource::new(o).map_err(|e| source_error(cfg, kind, e))?)
         }
-        SourceConfig::Http {
+        SourceConfig::Http(crate::source::http::HttpProbeConfig {
             timeout,
             headers_env,
-        } => {
+        }) => {
             expect_kind(cfg, kind, "http_probe", "http")?;
             let mut o = HttpProbeOptions::default();
             o.timeout = opt_duration(cfg, kind, "timeout", timeout, o.timeout)?;
             o.headers_env = headers_env.clone();
             Arc::new(HttpProbeSource::new(o).map_err(|e| source_error(cfg, kind, e))?)
         }
-        SourceConfig::Postgres {
+        SourceConfig::Postgres(crate::source::postgres::PostgresConfig {
             dsn_env,
             statement_timeout,
             connect_timeout,
             max_connections,
             ca_file,
-        } => {
+        }) => {
             expect_kind(cfg, kind, "sql", "postgres")?;
             let mut o = PostgresOptions::new(dsn_env.clone());
             o.statement_timeout = opt_duration(
@@ -146,11 +148,11 @@ pub fn build_source(cfg: &Config, kind: &str, sc: &SourceConfig) -> Result<Arc<d
             o.ca_file = ca_file.as_ref().map(|f| cfg.resolve(f));
             Arc::new(PostgresSource::new(o).map_err(|e| source_error(cfg, kind, e))?)
         }
-        SourceConfig::Redis {
+        SourceConfig::Redis(crate::source::redis::RedisConfig {
             url,
             url_env,
             timeout,
-        } => {
+        }) => {
             expect_kind(cfg, kind, "redis", "redis")?;
             let o = RedisOptions {
                 url: url.clone(),
@@ -165,7 +167,7 @@ pub fn build_source(cfg: &Config, kind: &str, sc: &SourceConfig) -> Result<Arc<d
             };
             Arc::new(RedisSource::new(o).map_err(|e| source_error(cfg, kind, e))?)
         }
-        SourceConfig::Fixture { files } => {
+        SourceConfig::Fixture(crate::source::fixture::FixtureConfig { files }) => {
             let mut data = FixtureData::default();
             for f in files {
                 let path = cfg.resolve(f);
@@ -182,11 +184,11 @@ pub fn build_source(cfg: &Config, kind: &str, sc: &SourceConfig) -> Result<Arc<d
             }
             Arc::new(FixtureSource::new(data))
         }
-        SourceConfig::Cloudwatch {
+        SourceConfig::Cloudwatch(crate::source::cloudwatch::CloudWatchConfig {
             max_attempts,
             discovery_ttl,
             max_concurrent_calls,
-        } => {
+        }) => {
             expect_kind(cfg, kind, "cloudwatch", "cloudwatch")?;
             let d = crate::source::cloudwatch::CloudWatchSettings::default();
             let settings = crate::source::cloudwatch::CloudWatchSettings {
@@ -199,12 +201,12 @@ pub fn build_source(cfg: &Config, kind: &str, sc: &SourceConfig) -> Result<Arc<d
                 .map_err(|m| aws_or_source_error(cfg, kind, m))?;
             Arc::new(src)
         }
-        SourceConfig::Logs {
+        SourceConfig::Logs(crate::source::logs::LogsConfig {
             max_concurrent_queries,
             filter_calls_per_second,
             max_attempts,
             discovery_ttl,
-        } => {
+        }) => {
             if kind != "logs_insights" && kind != "filter_logs" {
                 return Err(source_error(cfg, kind, "a logs source answers `logs_insights` and `filter_logs` queries: configure it as [sources.logs_insights] or [sources.filter_logs]"));
             }
@@ -269,7 +271,7 @@ fn std_duration(
 /// or SNS receiver.
 pub fn uses_aws(cfg: &Config) -> bool {
     cfg.raw.aws.is_some()
-        || matches!(cfg.raw.store, StoreConfig::Dynamodb { .. })
+        || matches!(cfg.raw.store, StoreConfig::Dynamodb(_))
         || cfg.raw.sources.values().any(|s| s.get_ref().uses_aws())
         || cfg
             .raw

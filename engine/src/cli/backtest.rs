@@ -67,7 +67,9 @@ fn engine(path: &Path) -> anyhow::Result<Result<tripline::Tripline, ExitCode>> {
         Err(code) => return Ok(Err(code)),
     };
     let store: Arc<dyn tripline::store::Store> = match &cfg.raw.store {
-        tripline::config::StoreConfig::Sqlite { path } if cfg.resolve(path).exists() => {
+        tripline::config::StoreConfig::Sqlite(tripline::store::SqliteConfig { path })
+            if cfg.resolve(path).exists() =>
+        {
             tripline::assembly::build_store(&cfg)?
         }
         _ => Arc::new(tripline::store::SqliteStore::in_memory()?),

@@ -193,121 +193,49 @@ impl Default for EngineConfig {
 }
 
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields, tag = "type", rename_all = "lowercase")]
+#[serde(tag = "type", rename_all = "lowercase")]
 pub enum StoreConfig {
     /// A SQLite file, created on first use.
-    Sqlite {
-        #[serde(default = "default_db")]
-        path: String,
-    },
+    Sqlite(crate::store::SqliteConfig),
     /// Nothing persisted (tests, dry runs).
-    Memory {},
+    Memory(crate::store::MemoryConfig),
     /// One DynamoDB table shared by every replica (and by the Lambda entry); region, endpoint
     /// and credentials come from the `[aws]` table. See docs/deploy.md.
-    Dynamodb {
-        table: String,
-        /// Create the table (on-demand billing, keys `pk`/`sk`) on first use if it is missing.
-        #[serde(default)]
-        create_table: bool,
-    },
-}
-
-fn default_db() -> String {
-    "tripline.db".into()
+    Dynamodb(crate::store::DynamodbConfig),
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig::Sqlite { path: default_db() }
+        StoreConfig::Sqlite(Default::default())
     }
 }
 
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields, tag = "type", rename_all = "lowercase")]
+#[serde(tag = "type", rename_all = "lowercase")]
 pub enum SourceConfig {
     /// Serve this kind's queries from fixture files (JSON or TOML), relative to the config.
-    Fixture { files: Vec<String> },
+    Fixture(crate::source::fixture::FixtureConfig),
     /// PromQL over Prometheus's HTTP API; answers `prometheus` queries (`[sources.prometheus]`).
-    Prometheus {
-        /// Base URL of the server, e.g. `http://127.0.0.1:9090` (a path prefix is kept).
-        url: String,
-        /// Budget of one query, also sent to Prometheus as its `timeout` (default `10s`).
-        timeout: Option<String>,
-        /// Headers whose values are read from environment variables: header name → variable
-        /// name, e.g. `{ Authorization = "PROMETHEUS_AUTH" }`.
-        #[serde(default)]
-        headers_env: BTreeMap<String, String>,
-    },
+    Prometheus(crate::source::prometheus::PrometheusConfig),
     /// HTTP health checks; answers `http_probe` queries (`[sources.http_probe]`).
     #[serde(alias = "http_probe")]
-    Http {
-        /// Default time a probe waits for an answer; a spec's `timeout` overrides it (default `10s`).
-        timeout: Option<String>,
-        /// Headers sent with every probe, values read from environment variables: header name →
-        /// variable name.
-        #[serde(default)]
-        headers_env: BTreeMap<String, String>,
-    },
+    Http(crate::source::http::HttpProbeConfig),
     /// PostgreSQL, every query in a read-only transaction; answers `sql` queries (`[sources.sql]`).
-    Postgres {
-        /// Name of the environment variable holding the connection string (`host=… user=…
-        /// password=… dbname=…` or `postgres://…`), e.g. `"TRIPLINE_PG_DSN"`. Never logged.
-        dsn_env: String,
-        /// `statement_timeout` of each query; a spec's `timeout` overrides it (default `10s`).
-        statement_timeout: Option<String>,
-        /// Time allowed to open a connection (default `5s`).
-        connect_timeout: Option<String>,
-        /// Connections kept open and used at once (default 4).
-        max_connections: Option<usize>,
-        /// PEM file of certificate authorities to trust for TLS besides the public web roots
-        /// (e.g. Amazon RDS's bundle), relative to this file. TLS itself follows the connection
-        /// string's `sslmode` (`prefer` by default, or `require`, `disable`).
-        ca_file: Option<String>,
-    },
+    Postgres(crate::source::postgres::PostgresConfig),
     /// Redis counters and BullMQ queue counts; answers `redis` queries (`[sources.redis]`).
-    Redis {
-        /// `redis://[user:password@]host:port[/db]`; give this or `url_env`.
-        url: Option<String>,
-        /// Name of an environment variable holding the URL (use it when the URL has a password).
-        url_env: Option<String>,
-        /// Time allowed to connect and for each answer (default `5s`).
-        timeout: Option<String>,
-    },
+    Redis(crate::source::redis::RedisConfig),
     /// CloudWatch metrics through `GetMetricData` (`[sources.cloudwatch]`); region, endpoint and
     /// timeouts come from the `[aws]` table.
-    Cloudwatch {
-        /// Attempts per API request, the first included (default 4); retries back off
-        /// exponentially with jitter and never pass `engine.fetch_timeout`.
-        max_attempts: Option<u32>,
-        /// How long the dimension values found for a globbed dimension (e.g.
-        /// `FunctionName: "prd2011-prod1-*"`) are reused before `ListMetrics` is asked again
-        /// (default `"10m"`).
-        discovery_ttl: Option<String>,
-        /// `GetMetricData` calls in flight at once (default 4; AWS allows 50/s per account).
-        max_concurrent_calls: Option<usize>,
-    },
+    Cloudwatch(crate::source::cloudwatch::CloudWatchConfig),
     /// CloudWatch Logs (`[sources.logs_insights]` and/or `[sources.filter_logs]`): Logs Insights
     /// queries and `FilterLogEvents`; region, endpoint and timeouts come from the `[aws]` table.
-    Logs {
-        /// Logs Insights queries running at once from this process (default 30, the per-account
-        /// limit; set it lower when other tools share the account).
-        max_concurrent_queries: Option<usize>,
-        /// `FilterLogEvents` calls per second (default 5, the per-account limit).
-        filter_calls_per_second: Option<f64>,
-        /// Attempts per API request, the first included (default 4).
-        max_attempts: Option<u32>,
-        /// How long the log groups found for a `log_group_prefix` are reused (default `"10m"`).
-        discovery_ttl: Option<String>,
-    },
+    Logs(crate::source::logs::LogsConfig),
 }
 
 impl SourceConfig {
     /// Whether this source calls AWS (and so needs a region and credentials).
     pub fn uses_aws(&self) -> bool {
-        matches!(
-            self,
-            SourceConfig::Cloudwatch { .. } | SourceConfig::Logs { .. }
-        )
+        matches!(self, SourceConfig::Cloudwatch(_) | SourceConfig::Logs(_))
     }
 }
 

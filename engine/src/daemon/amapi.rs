@@ -8,7 +8,7 @@
 //! and for reads unless `open_reads`). Errors are what Alertmanager answers: a JSON string
 //! with a 4xx status, which amtool prints as it is.
 
-use super::http::{authorize, AppState};
+use super::auth::{authorize, AppState};
 use crate::alert::{Alert, AlertState};
 use crate::clock::Timestamp;
 use crate::pipeline::group::{group_key, group_labels};

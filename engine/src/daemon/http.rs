@@ -2,6 +2,7 @@
 //! config opens them. The token is compared in constant time and never logged.
 
 use super::amapi;
+use super::auth::{authorize, AppState, Auth};
 use super::Daemon;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -10,69 +11,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-
-#[derive(Clone)]
-pub struct Auth {
-    pub token: Option<String>,
-    pub open_reads: bool,
-}
-
-#[derive(Clone)]
-pub(super) struct AppState {
-    pub(super) daemon: Arc<Daemon>,
-    auth: Auth,
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-fn refuse(status: StatusCode, message: &str) -> Box<Response> {
-    let mut r = (status, Json(serde_json::json!({ "error": message }))).into_response();
-    if status == StatusCode::UNAUTHORIZED {
-        r.headers_mut().insert(
-            "www-authenticate",
-            axum::http::HeaderValue::from_static("Bearer"),
-        );
-    }
-    Box::new(r)
-}
-
-/// The token of an `Authorization: Bearer TOKEN` header. The scheme is case-insensitive
-/// (RFC 9110 §11.1: `bearer`, `BEARER` are the same scheme) and may be followed by several spaces.
-fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get("authorization")?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim_start_matches(' '))
-}
-
-/// `Ok(())` if the request may proceed.
-pub(super) fn authorize(
-    state: &AppState,
-    headers: &HeaderMap,
-    mutating: bool,
-) -> Result<(), Box<Response>> {
-    if !mutating && state.auth.open_reads {
-        return Ok(());
-    }
-    let Some(expected) = &state.auth.token else {
-        return Err(refuse(
-            StatusCode::FORBIDDEN,
-            "no API token is configured on this server",
-        ));
-    };
-    let given = bearer_token(headers).unwrap_or("");
-    if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
-        Ok(())
-    } else {
-        Err(refuse(
-            StatusCode::UNAUTHORIZED,
-            "a valid bearer token is required",
-        ))
-    }
-}
 
 pub fn router(daemon: Arc<Daemon>, auth: Auth) -> Router {
     Router::new()

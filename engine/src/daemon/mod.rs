@@ -4,6 +4,7 @@
 //! cycle in flight before exiting.
 
 mod amapi;
+mod auth;
 mod http;
 mod limits;
 pub mod metrics;
@@ -392,7 +393,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let app = http::router(
         daemon.clone(),
-        http::Auth {
+        auth::Auth {
             token,
             open_reads: server.open_reads,
         },

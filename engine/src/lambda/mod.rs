@@ -67,7 +67,7 @@ impl Handler {
     /// and local runs) but logged: a Lambda's disk does not outlive the execution environment.
     pub fn load(path: impl Into<PathBuf>) -> Result<Self> {
         let cfg = Config::load(&path.into())?;
-        if !matches!(cfg.raw.store, StoreConfig::Dynamodb { .. }) {
+        if !matches!(cfg.raw.store, StoreConfig::Dynamodb(_)) {
             tracing::warn!(
                 "[store] is not dynamodb: alert state and the outbox will not survive the execution environment"
             );

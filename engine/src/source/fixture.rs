@@ -474,6 +474,14 @@ fn capture_match(
     })
 }
 
+/// Serve this kind's queries from fixture files (JSON or TOML), relative to the config.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FixtureConfig {
+    /// Fixture files (JSON or TOML), relative to the config.
+    pub files: Vec<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

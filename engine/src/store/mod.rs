@@ -5,8 +5,8 @@
 pub mod dynamodb;
 mod sqlite;
 
-pub use dynamodb::DynamoStore;
-pub use sqlite::SqliteStore;
+pub use dynamodb::{DynamoStore, DynamodbConfig};
+pub use sqlite::{MemoryConfig, SqliteConfig, SqliteStore};
 
 pub use crate::alert::AlertStore;
 pub use crate::notify::outbox::OutboxStore;

@@ -14,6 +14,9 @@
 //! a whole minute (or a 5-minute / 1-hour clock interval for windows reaching back past 15 / 63
 //! days), which is what CloudWatch rounds it to anyway, so the request is honoured exactly.
 
+mod config;
+pub use config::CloudWatchConfig;
+
 mod discovery;
 pub mod planner;
 pub mod spec;

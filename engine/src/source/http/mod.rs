@@ -15,6 +15,9 @@
 //! the reason in `error`. Only a spec that cannot be probed at all (no URL, a malformed URL, an
 //! unsupported scheme or method) is a source failure.
 
+mod config;
+pub use config::HttpProbeConfig;
+
 use super::common::{
     bounded, budget, check_header_names, error_chain, failure, headers_from_env, spec_duration,
 };

@@ -10,6 +10,9 @@
 //! `filter_logs` is `FilterLogEvents` for plain term matches, paced by a limiter (5 calls/s per
 //! account by default). Both produce `QueryData::Table` with `@timestamp`, `@message`, … columns.
 
+mod config;
+pub use config::LogsConfig;
+
 use super::{FetchContext, Source};
 use crate::aws::{backoff, classify, with_retries, AwsConfig, CallError, LazyClient, Service};
 use crate::clock::{parse_duration, Timestamp};

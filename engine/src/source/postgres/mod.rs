@@ -27,6 +27,9 @@
 //! timestamp or epoch-seconds column; the evaluation instant when omitted). `period` (default
 //! unknown) sets the series' datapoint size.
 
+mod config;
+pub use config::PostgresConfig;
+
 use super::common::{bounded, budget, error_chain, failure, spec_duration};
 use super::{missing_of, FetchContext, Source};
 use crate::clock::{parse_duration, Timestamp};

@@ -9,6 +9,9 @@
 //! Anything Prometheus refuses — bad PromQL, a query timeout, a 5xx, an unreachable server — is
 //! an `Err(SourceFailure)` carrying Prometheus's own `error` text when it sent one.
 
+mod config;
+pub use config::PrometheusConfig;
+
 use super::common::{
     bounded, budget, check_header_names, error_chain, failure, headers_from_env, spec_duration,
 };

@@ -17,6 +17,9 @@
 //! A key of the wrong type, an unknown INFO field, a refused connection or a timeout is an
 //! `Err(SourceFailure)` with Redis's (or the socket's) message.
 
+mod config;
+pub use config::RedisConfig;
+
 use super::common::{bounded, budget, error_chain, failure, spec_duration};
 use super::{missing_of, FetchContext, Source};
 use crate::data::QuerySpec;

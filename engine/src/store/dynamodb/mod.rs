@@ -56,9 +56,12 @@
 //! IAM policy.
 
 mod alerts;
+mod config;
 mod outbox;
 mod pipeline;
 mod table;
+
+pub use config::DynamodbConfig;
 
 use crate::aws::{classify, AwsConfig, Service};
 use crate::clock::Timestamp;

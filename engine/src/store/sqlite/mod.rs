@@ -5,8 +5,11 @@
 //! and `outbox.rs` (`OutboxStore`). Rows keep a JSON body plus the columns queries need.
 
 mod alerts;
+mod config;
 mod outbox;
 mod pipeline;
+
+pub use config::{MemoryConfig, SqliteConfig};
 
 use crate::alert::Alert;
 use crate::clock::Timestamp;
