@@ -114,7 +114,7 @@ def main() -> int:
         version(["dpkg-query", "-W", "-f=victoria-metrics (VictoriaMetrics, vmalert) ${Version}", "victoria-metrics"]),
         version(["rustc", "--version"]),
     ]
-    cmd = "scripts/bench" + (f" --rounds {args.rounds}" if args.rounds else "") + (
+    cmd = "scripts/bench" + (" --quick" if args.quick else "") + (f" --rounds {args.rounds}" if args.rounds else "") + (
         " --only " + " ".join(args.only) if args.only else ""
     )
 
