@@ -183,6 +183,23 @@ impl AwsConfig {
     }
 }
 
+/// `LazyClient::new(aws, service, …)` for the SDK crate `$sdk`: its client, built from the shared
+/// SDK config with the request counter as an interceptor. One place for what every AWS component
+/// (CloudWatch, Logs, SNS) writes the same way; a macro because each SDK crate has its own
+/// `config::Builder` type and no trait joins them.
+macro_rules! lazy_client {
+    ($aws:expr, $service:expr, $sdk:ident) => {
+        $crate::aws::LazyClient::new($aws, $service, |sdk, requests| {
+            $sdk::Client::from_conf(
+                $sdk::config::Builder::from(sdk)
+                    .interceptor(requests)
+                    .build(),
+            )
+        })
+    };
+}
+pub(crate) use lazy_client;
+
 /// An SDK client built on first use, so that wiring a config stays synchronous and a process
 /// that never fetches never resolves credentials.
 pub struct LazyClient<C> {

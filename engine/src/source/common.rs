@@ -54,6 +54,19 @@ pub fn budget(wanted: Duration, ctx: &FetchContext) -> Duration {
     wanted.min(remaining(ctx))
 }
 
+/// A spec's `timeout` (else `default`), capped by what is left of the cycle's deadline: the
+/// time one query of a network source may take.
+pub fn spec_timeout(
+    spec: &QuerySpec,
+    default: Duration,
+    ctx: &FetchContext,
+) -> Result<Duration, String> {
+    Ok(budget(
+        spec_duration(spec, "timeout")?.unwrap_or(default),
+        ctx,
+    ))
+}
+
 /// Checks the header names of a `headers_env` map at load (their values are read per request).
 pub fn check_header_names(headers_env: &BTreeMap<String, String>) -> Result<(), String> {
     headers_env

@@ -10,7 +10,7 @@ pub mod payload;
 
 use super::kind::{BuildContext, Preview, ReceiverKind};
 use super::{Notification, Notifier, NotifyError};
-use crate::aws::{classify, AwsConfig, LazyClient, Service};
+use crate::aws::{classify, AwsConfig, lazy_client, LazyClient, Service};
 use async_trait::async_trait;
 use aws_sdk_sns::types::MessageAttributeValue;
 use serde::Deserialize;
@@ -106,12 +106,7 @@ impl SnsNotifier {
     ) -> Result<Self, String> {
         let topic_arn = topic_arn.into();
         validate_topic_arn(&topic_arn)?;
-        let client = LazyClient::new(aws, Service::Sns, |sdk, requests| {
-            let conf = aws_sdk_sns::config::Builder::from(sdk)
-                .interceptor(requests)
-                .build();
-            aws_sdk_sns::Client::from_conf(conf)
-        })?;
+        let client = lazy_client!(aws, Service::Sns, aws_sdk_sns)?;
         Ok(SnsNotifier {
             name: name.into(),
             topic_arn,

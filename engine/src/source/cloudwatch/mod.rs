@@ -24,7 +24,7 @@ pub mod spec;
 use self::planner::{plan, Call, CallLimits, MetricQuery};
 use self::spec::MetricSpec;
 use super::{FetchContext, Source};
-use crate::aws::{classify, with_retries, AwsConfig, CallError, LazyClient, Service};
+use crate::aws::{classify, lazy_client, with_retries, AwsConfig, CallError, LazyClient, Service};
 use crate::data::QuerySpec;
 use crate::data::{Point, QueryData, QueryOutcome, Series, SourceFailure};
 use async_trait::async_trait;
@@ -93,12 +93,7 @@ impl CloudWatchSource {
         if settings.max_attempts == 0 || settings.max_concurrent_calls == 0 {
             return Err("max_attempts and max_concurrent_calls must be at least 1".into());
         }
-        let client = LazyClient::new(aws, Service::CloudWatch, |sdk, requests| {
-            let conf = aws_sdk_cloudwatch::config::Builder::from(sdk)
-                .interceptor(requests)
-                .build();
-            aws_sdk_cloudwatch::Client::from_conf(conf)
-        })?;
+        let client = lazy_client!(aws, Service::CloudWatch, aws_sdk_cloudwatch)?;
         Ok(CloudWatchSource {
             client,
             settings,

@@ -19,7 +19,7 @@ mod config;
 pub use config::HttpProbeConfig;
 
 use super::common::{
-    bounded, budget, check_header_names, error_chain, failure, headers_from_env, spec_duration,
+    bounded, check_header_names, error_chain, failure, headers_from_env, spec_timeout,
 };
 use super::{FetchContext, Source};
 use crate::data::QuerySpec;
@@ -118,12 +118,7 @@ impl HttpProbeSource {
                 )))
             }
         };
-        let timeout = budget(
-            spec_duration(spec, "timeout")
-                .map_err(fail)?
-                .unwrap_or(self.timeout),
-            ctx,
-        );
+        let timeout = spec_timeout(spec, self.timeout, ctx).map_err(fail)?;
         let headers = headers_from_env(&self.headers_env).map_err(fail)?;
         let mut req = self
             .client

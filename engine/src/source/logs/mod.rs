@@ -14,7 +14,9 @@ mod config;
 pub use config::LogsConfig;
 
 use super::{FetchContext, Source};
-use crate::aws::{backoff, classify, with_retries, AwsConfig, CallError, LazyClient, Service};
+use crate::aws::{
+    backoff, classify, lazy_client, with_retries, AwsConfig, CallError, LazyClient, Service,
+};
 use crate::clock::{parse_duration, Timestamp};
 use crate::data::QuerySpec;
 use crate::data::{QueryData, QueryOutcome, SourceFailure, Table};
@@ -187,12 +189,7 @@ impl LogsSource {
         if settings.filter_calls_per_second <= 0.0 {
             return Err("filter_calls_per_second must be above 0".into());
         }
-        let client = LazyClient::new(aws, Service::Logs, |sdk, requests| {
-            let conf = aws_sdk_cloudwatchlogs::config::Builder::from(sdk)
-                .interceptor(requests)
-                .build();
-            aws_sdk_cloudwatchlogs::Client::from_conf(conf)
-        })?;
+        let client = lazy_client!(aws, Service::Logs, aws_sdk_cloudwatchlogs)?;
         Ok(LogsSource {
             client,
             queries: Arc::new(Semaphore::new(settings.max_concurrent_queries)),

@@ -30,7 +30,7 @@
 mod config;
 pub use config::PostgresConfig;
 
-use super::common::{bounded, budget, error_chain, failure, spec_duration};
+use super::common::{bounded, error_chain, failure, spec_timeout};
 use super::{missing_of, FetchContext, Source};
 use crate::clock::{parse_duration, Timestamp};
 use crate::data::QuerySpec;
@@ -187,12 +187,7 @@ impl PostgresSource {
             .filter(|q| !q.trim().is_empty())
             .ok_or_else(|| fail("sql(#{ query }) needs a `query`".into()))?;
         let shape = SeriesOption::of(spec).map_err(fail)?;
-        let timeout = budget(
-            spec_duration(spec, "timeout")
-                .map_err(fail)?
-                .unwrap_or(self.opts.statement_timeout),
-            ctx,
-        );
+        let timeout = spec_timeout(spec, self.opts.statement_timeout, ctx).map_err(fail)?;
         let _slot = tokio::time::timeout(timeout, self.slots.acquire())
             .await
             .map_err(|_| fail("every connection stayed busy until the deadline".into()))?

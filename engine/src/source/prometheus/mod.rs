@@ -13,7 +13,8 @@ mod config;
 pub use config::PrometheusConfig;
 
 use super::common::{
-    bounded, budget, check_header_names, error_chain, failure, headers_from_env, spec_duration,
+    bounded, check_header_names, error_chain, failure, headers_from_env, spec_duration,
+    spec_timeout,
 };
 use super::{missing_of, FetchContext, Source};
 use crate::clock::Timestamp;
@@ -111,12 +112,7 @@ impl PrometheusSource {
             .filter(|q| !q.trim().is_empty())
             .ok_or_else(|| fail("prometheus(#{ query }) needs a PromQL `query`".into()))?;
         let missing = missing_of(spec).map_err(fail)?;
-        let timeout = budget(
-            spec_duration(spec, "timeout")
-                .map_err(fail)?
-                .unwrap_or(self.timeout),
-            ctx,
-        );
+        let timeout = spec_timeout(spec, self.timeout, ctx).map_err(fail)?;
         let mut params: Vec<(&str, String)> = vec![
             ("query", query.to_string()),
             ("timeout", format!("{}ms", timeout.as_millis().max(1))),

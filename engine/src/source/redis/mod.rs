@@ -20,7 +20,7 @@
 mod config;
 pub use config::RedisConfig;
 
-use super::common::{bounded, budget, error_chain, failure, spec_duration};
+use super::common::{bounded, error_chain, failure, spec_timeout};
 use super::{missing_of, FetchContext, Source};
 use crate::data::QuerySpec;
 use crate::data::{Point, QueryData, QueryOutcome, Series};
@@ -151,12 +151,7 @@ impl RedisSource {
         let fail = |m: String| failure(SOURCE, m);
         let plan = Plan::of(spec).map_err(fail)?;
         let missing = missing_of(spec).map_err(fail)?;
-        let timeout = budget(
-            spec_duration(spec, "timeout")
-                .map_err(fail)?
-                .unwrap_or(self.opts.timeout),
-            ctx,
-        );
+        let timeout = spec_timeout(spec, self.opts.timeout, ctx).map_err(fail)?;
         let mut values = None;
         for attempt in 0..2 {
             let (mut conn, reused) = self.connection(timeout).await.map_err(fail)?;
