@@ -5,8 +5,9 @@
 //! ```
 //!
 //! Each stage is a small value testable alone (`silence`, `inhibit`, `route`, `group`,
-//! `escalate`, `nflog`); `Pipeline::plan` composes them as a pure function of
-//! the store's state and an instant, and `Pipeline::flush` reads that state, plans and writes the
+//! `escalate`, `nflog`); `Pipeline::plan_full` composes them as a pure function of
+//! the store's state and an instant (`Pipeline::plan` gives the same without planning again when
+//! nothing changed and nothing is due, `memo`), and `Pipeline::flush` reads that state, plans and writes the
 //! result back in one transaction: new notifications into the outbox together with the
 //! notification log and group timers that decided them. Delivery with retries is
 //! `crate::notify::outbox`. Nothing here keeps time in memory, so a one-shot `eval` every minute
@@ -16,6 +17,7 @@ pub mod escalate;
 pub mod group;
 pub mod inhibit;
 pub mod matcher;
+mod memo;
 pub mod nflog;
 mod notification;
 mod plan;
@@ -24,6 +26,7 @@ pub mod route;
 pub mod silence;
 pub mod status;
 mod store;
+pub use memo::FULL_REPLAN_ENV;
 pub use store::PipelineStore;
 #[cfg(test)]
 pub(crate) mod testutil;
@@ -139,6 +142,7 @@ pub struct RouteTarget {
 #[derive(Debug, Clone)]
 pub struct Pipeline {
     cfg: PipelineConfig,
+    memo: memo::Memo,
 }
 
 /// A receiver a group reaches in this plan, with the alerts it reaches it with.
@@ -152,7 +156,10 @@ struct Group<'a> {
 
 impl Pipeline {
     pub fn new(cfg: PipelineConfig) -> Self {
-        Pipeline { cfg }
+        Pipeline {
+            cfg,
+            memo: memo::Memo::from_env(),
+        }
     }
 
     pub fn config(&self) -> &PipelineConfig {

@@ -1,4 +1,4 @@
-//! `Pipeline::plan`, the pure pipeline, as named steps: redact → silence → inhibit → route and
+//! `Pipeline::plan_full`, the pure pipeline, as named steps: redact → silence → inhibit → route and
 //! group → escalate → dedup (nflog) → forget → announce acks. Each step reads what the steps
 //! before it decided and adds to the one `Flush` being planned.
 
@@ -11,6 +11,7 @@ use super::{
 };
 use crate::alert::{Alert, AlertState};
 use crate::clock::Timestamp;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The stored pipeline state, looked up by key.
@@ -42,10 +43,13 @@ impl<'s> Known<'s> {
 type Planned<'a> = (&'a String, &'a Group<'a>, Vec<Target<'a>>);
 
 impl Pipeline {
-    /// The pure pipeline: which notifications the alerts call for at `at`.
-    pub fn plan(&self, stored: &[Alert], st: &NotifyState, at: Timestamp) -> Flush {
+    /// The pure pipeline, planned from scratch over every alert: which notifications the
+    /// alerts call for at `at`. `Pipeline::plan` gives the same flush, skipping this when
+    /// nothing changed and nothing is due; this is its reference.
+    pub fn plan_full(&self, stored: &[Alert], st: &NotifyState, at: Timestamp) -> Flush {
         let mut out = Flush::default();
-        let alerts = self.redact(stored);
+        let redacted = self.redact(stored);
+        let alerts: Vec<&Alert> = redacted.iter().map(|a| a.as_ref()).collect();
         self.silence(&alerts, st, at, &mut out);
         out.inhibited = self.cfg.inhibitor.muted(&alerts);
         let (groups, in_several_groups) = self.route_and_group(&alerts, &out);
@@ -59,22 +63,19 @@ impl Pipeline {
         out
     }
 
-    /// Redact first: nothing after this point sees a secret-looking value.
-    fn redact(&self, stored: &[Alert]) -> Vec<Alert> {
-        let mut alerts: Vec<Alert> = stored
+    /// Redact first: nothing after this point sees a secret-looking value. Only alerts that
+    /// carry something to redact are copied.
+    fn redact<'a>(&self, stored: &'a [Alert]) -> Vec<Cow<'a, Alert>> {
+        stored
             .iter()
             .filter(|a| a.state != AlertState::Pending)
-            .cloned()
-            .collect();
-        for a in &mut alerts {
-            self.cfg.redactor.alert(a);
-        }
-        alerts
+            .map(|a| self.cfg.redactor.redacted(a))
+            .collect()
     }
 
     /// Silence: what the silences mute, and a notice for each silence that expired while
     /// alerts it muted still fire.
-    fn silence(&self, alerts: &[Alert], st: &NotifyState, at: Timestamp, out: &mut Flush) {
+    fn silence(&self, alerts: &[&Alert], st: &NotifyState, at: Timestamp, out: &mut Flush) {
         out.silenced = self.cfg.silences.muted(alerts, &st.silences, at);
         for (s, fps) in self
             .cfg
@@ -101,12 +102,12 @@ impl Pipeline {
     /// route. Also says whether some alert is in several groups.
     fn route_and_group<'a>(
         &'a self,
-        alerts: &'a [Alert],
+        alerts: &[&'a Alert],
         out: &Flush,
     ) -> (BTreeMap<String, Group<'a>>, bool) {
         let mut groups: BTreeMap<String, Group> = BTreeMap::new();
         let mut in_several_groups = false;
-        for a in alerts.iter().filter(|a| {
+        for a in alerts.iter().copied().filter(|a| {
             !out.silenced.contains(&a.fingerprint) && !out.inhibited.contains(&a.fingerprint)
         }) {
             let routes = self.cfg.route.matching(a);
@@ -259,7 +260,7 @@ impl Pipeline {
 /// week, silences that ended a week ago, acks of alerts no longer firing.
 fn forget(
     groups: &BTreeMap<String, Group>,
-    alerts: &[Alert],
+    alerts: &[&Alert],
     st: &NotifyState,
     at: Timestamp,
     commit: &mut FlushCommit,
@@ -297,7 +298,7 @@ fn forget(
 }
 
 /// Acknowledgements: tell the receivers that were told of the alert.
-fn announce_acks(alerts: &[Alert], st: &NotifyState, at: Timestamp, commit: &mut FlushCommit) {
+fn announce_acks(alerts: &[&Alert], st: &NotifyState, at: Timestamp, commit: &mut FlushCommit) {
     let mut entries: BTreeMap<(String, String), &NflogEntry> = st
         .nflog
         .iter()
@@ -324,7 +325,7 @@ fn announce_acks(alerts: &[Alert], st: &NotifyState, at: Timestamp, commit: &mut
                 &format!("ack:{}", ack.fingerprint),
                 &alert.labels,
                 r,
-                vec![alert.clone()],
+                vec![(*alert).clone()],
                 Some(ack.at),
                 at,
             );
