@@ -192,19 +192,19 @@ impl Pipeline {
         at: Timestamp,
         commit: &mut FlushCommit,
     ) {
-        let firing: BTreeMap<String, Severity> = selected
+        let firing: BTreeMap<&str, Severity> = selected
             .iter()
             .filter(|a| a.state == AlertState::Firing)
-            .map(|a| (a.fingerprint.clone(), a.severity))
+            .map(|a| (a.fingerprint.as_str(), a.severity))
             .collect();
         // Only resolves of alerts this receiver was told of are news to it.
-        let resolved: BTreeSet<String> = selected
+        let resolved: BTreeSet<&str> = selected
             .iter()
             .filter(|a| {
                 a.state == AlertState::Resolved
                     && entry.is_some_and(|e| e.firing.contains_key(&a.fingerprint))
             })
-            .map(|a| a.fingerprint.clone())
+            .map(|a| a.fingerprint.as_str())
             .collect();
         let send_resolved = self
             .cfg
@@ -225,8 +225,8 @@ impl Pipeline {
         let mut alerts: Vec<Alert> = selected
             .iter()
             .filter(|a| {
-                firing.contains_key(&a.fingerprint)
-                    || (send_resolved && resolved.contains(&a.fingerprint))
+                firing.contains_key(a.fingerprint.as_str())
+                    || (send_resolved && resolved.contains(a.fingerprint.as_str()))
             })
             .map(|a| (*a).clone())
             .collect();
@@ -238,8 +238,11 @@ impl Pipeline {
         commit.nflog.push(NflogEntry {
             group_key: key.to_string(),
             receiver: receiver.to_string(),
-            firing,
-            resolved,
+            firing: firing
+                .into_iter()
+                .map(|(fp, s)| (fp.to_string(), s))
+                .collect(),
+            resolved: resolved.into_iter().map(str::to_string).collect(),
             sent_at: at,
         });
         if !alerts.is_empty() {

@@ -4,7 +4,9 @@
 
 use super::escalate::{self, Ack};
 use super::group::{self, group_key, group_labels, GroupState};
+use super::matcher::LabelSource;
 use super::nflog::NflogEntry;
+use super::route::{GroupBy, Route};
 use super::{
     notification, receiver_owners, Flush, FlushCommit, Group, NotificationStatus, NotifyState,
     Pipeline, Target, NFLOG_RETENTION,
@@ -12,7 +14,8 @@ use super::{
 use crate::alert::{Alert, AlertState};
 use crate::clock::Timestamp;
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// The stored pipeline state, looked up by key.
 struct Known<'s> {
@@ -99,13 +102,18 @@ impl Pipeline {
     }
 
     /// Route and group: each alert neither silenced nor inhibited joins one group per matching
-    /// route. Also says whether some alert is in several groups.
+    /// route. Also says whether some alert is in several groups. A group's key and labels are
+    /// built once per group, not once per alert: alerts are first told apart by their route and
+    /// the values of its `group_by` labels, borrowed.
     fn route_and_group<'a>(
         &'a self,
         alerts: &[&'a Alert],
         out: &Flush,
     ) -> (BTreeMap<String, Group<'a>>, bool) {
-        let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+        type Values<'a> = (*const Route, Vec<Option<&'a str>>);
+        let mut slots: Vec<(String, Group<'a>)> = Vec::new();
+        let mut by_key: HashMap<String, usize> = HashMap::new();
+        let mut by_values: HashMap<Values<'a>, usize> = HashMap::new();
         let mut in_several_groups = false;
         for a in alerts.iter().copied().filter(|a| {
             !out.silenced.contains(&a.fingerprint) && !out.inhibited.contains(&a.fingerprint)
@@ -113,20 +121,35 @@ impl Pipeline {
             let routes = self.cfg.route.matching(a);
             in_several_groups |= routes.len() > 1;
             for r in routes {
-                let labels = group_labels(r, &a.labels, a);
-                let key = group_key(r, &labels);
-                groups
-                    .entry(key)
-                    .or_insert_with(|| Group {
-                        route: r,
-                        labels,
-                        alerts: vec![],
+                let mut slot_of = |r: &'a Route| {
+                    let labels = group_labels(r, &a.labels, a);
+                    let key = group_key(r, &labels);
+                    *by_key.entry(key).or_insert_with_key(|key| {
+                        slots.push((
+                            key.clone(),
+                            Group {
+                                route: r,
+                                labels,
+                                alerts: vec![],
+                            },
+                        ));
+                        slots.len() - 1
                     })
-                    .alerts
-                    .push(a);
+                };
+                let slot = match &r.group_by {
+                    GroupBy::Labels(names) => {
+                        let values = names.iter().map(|n| a.label(n)).collect();
+                        match by_values.entry((r as *const Route, values)) {
+                            Entry::Occupied(e) => *e.get(),
+                            Entry::Vacant(e) => *e.insert(slot_of(r)),
+                        }
+                    }
+                    GroupBy::All => slot_of(r),
+                };
+                slots[slot].1.alerts.push(a);
             }
         }
-        (groups, in_several_groups)
+        (slots.into_iter().collect(), in_several_groups)
     }
 
     /// Group timers and escalation: which receivers each group reaches now, with which of its
