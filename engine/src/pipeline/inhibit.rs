@@ -10,6 +10,7 @@
 
 use super::matcher::{all_match, LabelSource, Matcher};
 use crate::alert::{Alert, AlertState};
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, Clone)]
@@ -40,9 +41,10 @@ pub struct Inhibitor {
 impl Inhibitor {
     /// Fingerprints of the firing alerts that some other firing alert inhibits. Resolved alerts
     /// are never muted here, so a resolve announced before still reaches its receiver.
-    pub fn muted(&self, alerts: &[Alert]) -> BTreeSet<String> {
+    pub fn muted<A: Borrow<Alert>>(&self, alerts: &[A]) -> BTreeSet<String> {
         let firing: Vec<&Alert> = alerts
             .iter()
+            .map(Borrow::borrow)
             .filter(|a| a.state == AlertState::Firing)
             .collect();
         let mut out = BTreeSet::new();

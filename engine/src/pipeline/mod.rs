@@ -5,8 +5,9 @@
 //! ```
 //!
 //! Each stage is a small value testable alone (`silence`, `inhibit`, `route`, `group`,
-//! `escalate`, `nflog`); `Pipeline::plan` composes them as a pure function of
-//! the store's state and an instant, and `Pipeline::flush` reads that state, plans and writes the
+//! `escalate`, `nflog`); `Pipeline::plan_full` composes them as a pure function of
+//! the store's state and an instant (`Pipeline::plan` gives the same without planning again when
+//! nothing changed and nothing is due, `memo`), and `Pipeline::flush` reads that state, plans and writes the
 //! result back in one transaction: new notifications into the outbox together with the
 //! notification log and group timers that decided them. Delivery with retries is
 //! `crate::notify::outbox`. Nothing here keeps time in memory, so a one-shot `eval` every minute
@@ -16,6 +17,7 @@ pub mod escalate;
 pub mod group;
 pub mod inhibit;
 pub mod matcher;
+mod memo;
 pub mod nflog;
 mod notification;
 mod plan;
@@ -24,6 +26,7 @@ pub mod route;
 pub mod silence;
 pub mod status;
 mod store;
+pub use memo::FULL_REPLAN_ENV;
 pub use store::PipelineStore;
 #[cfg(test)]
 pub(crate) mod testutil;
@@ -139,6 +142,7 @@ pub struct RouteTarget {
 #[derive(Debug, Clone)]
 pub struct Pipeline {
     cfg: PipelineConfig,
+    memo: memo::Memo,
 }
 
 /// A receiver a group reaches in this plan, with the alerts it reaches it with.
@@ -152,7 +156,10 @@ struct Group<'a> {
 
 impl Pipeline {
     pub fn new(cfg: PipelineConfig) -> Self {
-        Pipeline { cfg }
+        Pipeline {
+            cfg,
+            memo: memo::Memo::from_env(),
+        }
     }
 
     pub fn config(&self) -> &PipelineConfig {
@@ -185,19 +192,19 @@ impl Pipeline {
         at: Timestamp,
         commit: &mut FlushCommit,
     ) {
-        let firing: BTreeMap<String, Severity> = selected
+        let firing: BTreeMap<&str, Severity> = selected
             .iter()
             .filter(|a| a.state == AlertState::Firing)
-            .map(|a| (a.fingerprint.clone(), a.severity))
+            .map(|a| (a.fingerprint.as_str(), a.severity))
             .collect();
         // Only resolves of alerts this receiver was told of are news to it.
-        let resolved: BTreeSet<String> = selected
+        let resolved: BTreeSet<&str> = selected
             .iter()
             .filter(|a| {
                 a.state == AlertState::Resolved
                     && entry.is_some_and(|e| e.firing.contains_key(&a.fingerprint))
             })
-            .map(|a| a.fingerprint.clone())
+            .map(|a| a.fingerprint.as_str())
             .collect();
         let send_resolved = self
             .cfg
@@ -218,8 +225,8 @@ impl Pipeline {
         let mut alerts: Vec<Alert> = selected
             .iter()
             .filter(|a| {
-                firing.contains_key(&a.fingerprint)
-                    || (send_resolved && resolved.contains(&a.fingerprint))
+                firing.contains_key(a.fingerprint.as_str())
+                    || (send_resolved && resolved.contains(a.fingerprint.as_str()))
             })
             .map(|a| (*a).clone())
             .collect();
@@ -231,8 +238,11 @@ impl Pipeline {
         commit.nflog.push(NflogEntry {
             group_key: key.to_string(),
             receiver: receiver.to_string(),
-            firing,
-            resolved,
+            firing: firing
+                .into_iter()
+                .map(|(fp, s)| (fp.to_string(), s))
+                .collect(),
+            resolved: resolved.into_iter().map(str::to_string).collect(),
             sent_at: at,
         });
         if !alerts.is_empty() {

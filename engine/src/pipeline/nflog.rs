@@ -5,6 +5,7 @@
 use crate::alert::Severity;
 use crate::clock::Timestamp;
 use serde::{Deserialize, Serialize};
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -18,11 +19,12 @@ pub struct NflogEntry {
     pub sent_at: Timestamp,
 }
 
-/// Whether a group with these firing and resolved alerts needs a notification now.
-pub fn needs_update(
+/// Whether a group with these firing and resolved alerts needs a notification now. The
+/// fingerprints may be borrowed (`&str`), so a group with nothing new allocates none.
+pub fn needs_update<K: Borrow<str> + Ord>(
     entry: Option<&NflogEntry>,
-    firing: &BTreeMap<String, Severity>,
-    resolved: &BTreeSet<String>,
+    firing: &BTreeMap<K, Severity>,
+    resolved: &BTreeSet<K>,
     send_resolved: bool,
     repeat_interval: chrono::Duration,
     at: Timestamp,
@@ -31,7 +33,10 @@ pub fn needs_update(
         // Never told: only firing alerts are news.
         return !firing.is_empty();
     };
-    if firing.iter().any(|(fp, sev)| e.firing.get(fp) != Some(sev)) {
+    if firing
+        .iter()
+        .any(|(fp, sev)| e.firing.get(fp.borrow()) != Some(sev))
+    {
         return true;
     }
     if firing.is_empty() {
@@ -39,7 +44,7 @@ pub fn needs_update(
         // log when it does not want resolves), nobody else.
         return !e.firing.is_empty();
     }
-    if send_resolved && !resolved.is_subset(&e.resolved) {
+    if send_resolved && !resolved.iter().all(|fp| e.resolved.contains(fp.borrow())) {
         return true;
     }
     e.sent_at

@@ -1,17 +1,21 @@
-//! `Pipeline::plan`, the pure pipeline, as named steps: redact → silence → inhibit → route and
+//! `Pipeline::plan_full`, the pure pipeline, as named steps: redact → silence → inhibit → route and
 //! group → escalate → dedup (nflog) → forget → announce acks. Each step reads what the steps
 //! before it decided and adds to the one `Flush` being planned.
 
 use super::escalate::{self, Ack};
 use super::group::{self, group_key, group_labels, GroupState};
+use super::matcher::LabelSource;
 use super::nflog::NflogEntry;
+use super::route::{GroupBy, Route};
 use super::{
     notification, receiver_owners, Flush, FlushCommit, Group, NotificationStatus, NotifyState,
     Pipeline, Target, NFLOG_RETENTION,
 };
 use crate::alert::{Alert, AlertState};
 use crate::clock::Timestamp;
-use std::collections::{BTreeMap, BTreeSet};
+use std::borrow::Cow;
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// The stored pipeline state, looked up by key.
 struct Known<'s> {
@@ -42,10 +46,13 @@ impl<'s> Known<'s> {
 type Planned<'a> = (&'a String, &'a Group<'a>, Vec<Target<'a>>);
 
 impl Pipeline {
-    /// The pure pipeline: which notifications the alerts call for at `at`.
-    pub fn plan(&self, stored: &[Alert], st: &NotifyState, at: Timestamp) -> Flush {
+    /// The pure pipeline, planned from scratch over every alert: which notifications the
+    /// alerts call for at `at`. `Pipeline::plan` gives the same flush, skipping this when
+    /// nothing changed and nothing is due; this is its reference.
+    pub fn plan_full(&self, stored: &[Alert], st: &NotifyState, at: Timestamp) -> Flush {
         let mut out = Flush::default();
-        let alerts = self.redact(stored);
+        let redacted = self.redact(stored);
+        let alerts: Vec<&Alert> = redacted.iter().map(|a| a.as_ref()).collect();
         self.silence(&alerts, st, at, &mut out);
         out.inhibited = self.cfg.inhibitor.muted(&alerts);
         let (groups, in_several_groups) = self.route_and_group(&alerts, &out);
@@ -59,22 +66,19 @@ impl Pipeline {
         out
     }
 
-    /// Redact first: nothing after this point sees a secret-looking value.
-    fn redact(&self, stored: &[Alert]) -> Vec<Alert> {
-        let mut alerts: Vec<Alert> = stored
+    /// Redact first: nothing after this point sees a secret-looking value. Only alerts that
+    /// carry something to redact are copied.
+    fn redact<'a>(&self, stored: &'a [Alert]) -> Vec<Cow<'a, Alert>> {
+        stored
             .iter()
             .filter(|a| a.state != AlertState::Pending)
-            .cloned()
-            .collect();
-        for a in &mut alerts {
-            self.cfg.redactor.alert(a);
-        }
-        alerts
+            .map(|a| self.cfg.redactor.redacted(a))
+            .collect()
     }
 
     /// Silence: what the silences mute, and a notice for each silence that expired while
     /// alerts it muted still fire.
-    fn silence(&self, alerts: &[Alert], st: &NotifyState, at: Timestamp, out: &mut Flush) {
+    fn silence(&self, alerts: &[&Alert], st: &NotifyState, at: Timestamp, out: &mut Flush) {
         out.silenced = self.cfg.silences.muted(alerts, &st.silences, at);
         for (s, fps) in self
             .cfg
@@ -98,34 +102,54 @@ impl Pipeline {
     }
 
     /// Route and group: each alert neither silenced nor inhibited joins one group per matching
-    /// route. Also says whether some alert is in several groups.
+    /// route. Also says whether some alert is in several groups. A group's key and labels are
+    /// built once per group, not once per alert: alerts are first told apart by their route and
+    /// the values of its `group_by` labels, borrowed.
     fn route_and_group<'a>(
         &'a self,
-        alerts: &'a [Alert],
+        alerts: &[&'a Alert],
         out: &Flush,
     ) -> (BTreeMap<String, Group<'a>>, bool) {
-        let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+        type Values<'a> = (*const Route, Vec<Option<&'a str>>);
+        let mut slots: Vec<(String, Group<'a>)> = Vec::new();
+        let mut by_key: HashMap<String, usize> = HashMap::new();
+        let mut by_values: HashMap<Values<'a>, usize> = HashMap::new();
         let mut in_several_groups = false;
-        for a in alerts.iter().filter(|a| {
+        for a in alerts.iter().copied().filter(|a| {
             !out.silenced.contains(&a.fingerprint) && !out.inhibited.contains(&a.fingerprint)
         }) {
             let routes = self.cfg.route.matching(a);
             in_several_groups |= routes.len() > 1;
             for r in routes {
-                let labels = group_labels(r, &a.labels, a);
-                let key = group_key(r, &labels);
-                groups
-                    .entry(key)
-                    .or_insert_with(|| Group {
-                        route: r,
-                        labels,
-                        alerts: vec![],
+                let mut slot_of = |r: &'a Route| {
+                    let labels = group_labels(r, &a.labels, a);
+                    let key = group_key(r, &labels);
+                    *by_key.entry(key).or_insert_with_key(|key| {
+                        slots.push((
+                            key.clone(),
+                            Group {
+                                route: r,
+                                labels,
+                                alerts: vec![],
+                            },
+                        ));
+                        slots.len() - 1
                     })
-                    .alerts
-                    .push(a);
+                };
+                let slot = match &r.group_by {
+                    GroupBy::Labels(names) => {
+                        let values = names.iter().map(|n| a.label(n)).collect();
+                        match by_values.entry((r as *const Route, values)) {
+                            Entry::Occupied(e) => *e.get(),
+                            Entry::Vacant(e) => *e.insert(slot_of(r)),
+                        }
+                    }
+                    GroupBy::All => slot_of(r),
+                };
+                slots[slot].1.alerts.push(a);
             }
         }
-        (groups, in_several_groups)
+        (slots.into_iter().collect(), in_several_groups)
     }
 
     /// Group timers and escalation: which receivers each group reaches now, with which of its
@@ -259,7 +283,7 @@ impl Pipeline {
 /// week, silences that ended a week ago, acks of alerts no longer firing.
 fn forget(
     groups: &BTreeMap<String, Group>,
-    alerts: &[Alert],
+    alerts: &[&Alert],
     st: &NotifyState,
     at: Timestamp,
     commit: &mut FlushCommit,
@@ -297,7 +321,7 @@ fn forget(
 }
 
 /// Acknowledgements: tell the receivers that were told of the alert.
-fn announce_acks(alerts: &[Alert], st: &NotifyState, at: Timestamp, commit: &mut FlushCommit) {
+fn announce_acks(alerts: &[&Alert], st: &NotifyState, at: Timestamp, commit: &mut FlushCommit) {
     let mut entries: BTreeMap<(String, String), &NflogEntry> = st
         .nflog
         .iter()
@@ -324,7 +348,7 @@ fn announce_acks(alerts: &[Alert], st: &NotifyState, at: Timestamp, commit: &mut
                 &format!("ack:{}", ack.fingerprint),
                 &alert.labels,
                 r,
-                vec![alert.clone()],
+                vec![(*alert).clone()],
                 Some(ack.at),
                 at,
             );

@@ -4,6 +4,7 @@
 
 use crate::alert::Alert;
 use regex::Regex;
+use std::borrow::Cow;
 
 pub const REDACTED: &str = "[REDACTED]";
 
@@ -35,6 +36,37 @@ impl Redactor {
 
     pub fn is_secret_key(&self, key: &str) -> bool {
         self.keys.is_match(key)
+    }
+
+    /// `a` as receivers may see it: borrowed when it carries nothing to redact (most alerts), a
+    /// redacted copy otherwise.
+    pub fn redacted<'a>(&self, a: &'a Alert) -> Cow<'a, Alert> {
+        if self.needs(a) {
+            let mut copy = a.clone();
+            self.alert(&mut copy);
+            Cow::Owned(copy)
+        } else {
+            Cow::Borrowed(a)
+        }
+    }
+
+    /// Whether `alert` would change anything in `a`: a secret-looking label or detail key,
+    /// however deep in the details.
+    pub fn needs(&self, a: &Alert) -> bool {
+        a.labels.keys().any(|k| self.is_secret_key(k))
+            || a.details
+                .iter()
+                .any(|(k, v)| self.is_secret_key(k) || self.value_needs(v))
+    }
+
+    fn value_needs(&self, v: &serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::Object(m) => m
+                .iter()
+                .any(|(k, v)| self.is_secret_key(k) || self.value_needs(v)),
+            serde_json::Value::Array(items) => items.iter().any(|i| self.value_needs(i)),
+            _ => false,
+        }
     }
 
     pub fn alert(&self, a: &mut Alert) {
@@ -135,13 +167,38 @@ mod tests {
             "active_since": "2026-11-01T00:00:00Z", "last_active": "2026-11-01T00:00:00Z", "updated_at": "2026-11-01T00:00:00Z"
         }))
         .unwrap();
+        assert!(r.needs(&a));
+        let copy = r.redacted(&a).into_owned();
         r.alert(&mut a);
+        assert_eq!(copy, a, "redacted() redacts as alert() does");
         assert_eq!(a.labels["api_key"], REDACTED);
         assert_eq!(a.labels["function"], "f1");
         assert_eq!(a.details["Authorization"], REDACTED);
         assert_eq!(a.details["req"]["password"], REDACTED);
         assert_eq!(a.details["req"]["ok"], 1);
         assert_eq!(a.details["list"][0]["token"], REDACTED);
+    }
+
+    #[test]
+    fn an_alert_with_nothing_secret_is_borrowed() {
+        let r = Redactor::default();
+        let a: Alert = serde_json::from_value(serde_json::json!({
+            "fingerprint": "f", "rule": "r", "instance": "i",
+            "labels": {"function": "f1"},
+            "state": "firing", "severity": "warning", "summary": "s",
+            "details": {"req": {"ok": 1}, "list": [{"path": "/x"}]},
+            "active_since": "2026-11-01T00:00:00Z", "last_active": "2026-11-01T00:00:00Z", "updated_at": "2026-11-01T00:00:00Z"
+        }))
+        .unwrap();
+        assert!(!r.needs(&a));
+        assert!(matches!(r.redacted(&a), Cow::Borrowed(_)));
+        let mut deep = a.clone();
+        deep.details["list"][0]["path"] = serde_json::json!({"token": "t"});
+        assert!(r.needs(&deep));
+        assert_eq!(
+            r.redacted(&deep).details["list"][0]["path"]["token"],
+            REDACTED
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ use super::matcher::{all_match, Matcher};
 use crate::alert::{Alert, AlertState};
 use crate::clock::Timestamp;
 use serde::{Deserialize, Serialize};
+use std::borrow::Borrow;
 use std::collections::BTreeSet;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -172,7 +173,12 @@ pub struct SilenceStage {
 
 impl SilenceStage {
     /// Fingerprints muted now, each with the id of a silence muting it.
-    pub fn muted(&self, alerts: &[Alert], silences: &[Silence], at: Timestamp) -> BTreeSet<String> {
+    pub fn muted<A: Borrow<Alert>>(
+        &self,
+        alerts: &[A],
+        silences: &[Silence],
+        at: Timestamp,
+    ) -> BTreeSet<String> {
         let active: Vec<(&Silence, Vec<Matcher>)> = silences
             .iter()
             .filter(|s| s.is_active(at))
@@ -180,7 +186,8 @@ impl SilenceStage {
             .collect();
         alerts
             .iter()
-            .filter(|a| !(self.send_resolved && a.state == AlertState::Resolved))
+            .map(Borrow::borrow)
+            .filter(|a: &&Alert| !(self.send_resolved && a.state == AlertState::Resolved))
             .filter(|a| active.iter().any(|(_, ms)| all_match(ms, *a)))
             .map(|a| a.fingerprint.clone())
             .collect()
@@ -188,9 +195,9 @@ impl SilenceStage {
 
     /// Silences that have ended while alerts they muted still fire: worth telling someone. An
     /// alert that started firing after the silence ended was never muted by it and does not count.
-    pub fn expired_over_firing<'a>(
+    pub fn expired_over_firing<'a, A: Borrow<Alert>>(
         &self,
-        alerts: &[Alert],
+        alerts: &[A],
         silences: &'a [Silence],
         at: Timestamp,
     ) -> Vec<(&'a Silence, Vec<String>)> {
@@ -200,7 +207,8 @@ impl SilenceStage {
             .filter_map(|s| {
                 let firing: Vec<String> = alerts
                     .iter()
-                    .filter(|a| {
+                    .map(Borrow::borrow)
+                    .filter(|a: &&Alert| {
                         a.state == AlertState::Firing
                             && a.starts_at.unwrap_or(a.active_since) < s.ends_at
                             && s.mutes(a)

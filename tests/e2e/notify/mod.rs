@@ -14,6 +14,7 @@ mod restart;
 mod retry;
 mod secrets;
 mod storm;
+mod storm_daemon;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use std::path::Path;
