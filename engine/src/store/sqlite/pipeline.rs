@@ -1,15 +1,16 @@
-//! The pipeline's and the outbox's tables in the SQLite store (beside `mod.rs`'s alerts and meta
-//! tables): silences, acknowledgements, group timers, the notification log and the outbox. Rows
-//! keep a JSON body plus the columns queries need.
+//! The pipeline's tables in the SQLite store: silences, acknowledgements, group timers and the
+//! notification log, and the flush that plans and commits in one transaction (its commit also
+//! queues the outbox rows): the SQLite store's `PipelineStore`.
 
-use super::SqliteStore;
+use super::{all, from_json, ms, to_json, SqliteStore};
 use crate::alert::Alert;
 use crate::clock::Timestamp;
 use crate::error::Result;
-use crate::notify::outbox::{OutboxEntry, OutboxState};
+use crate::notify::outbox::OutboxEntry;
 use crate::pipeline::escalate::Ack;
 use crate::pipeline::silence::Silence;
-use crate::pipeline::{Flush, FlushCommit, NotifyState, PlanFn};
+use crate::pipeline::{Flush, FlushCommit, NotifyState, PipelineStore, PlanFn};
+use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension};
 
 pub(super) const SCHEMA: &str = "
@@ -32,39 +33,7 @@ CREATE TABLE IF NOT EXISTS nflog (
     body      TEXT NOT NULL,
     PRIMARY KEY (group_key, receiver)
 );
-CREATE TABLE IF NOT EXISTS outbox (
-    id              TEXT PRIMARY KEY,
-    receiver        TEXT NOT NULL,
-    state           TEXT NOT NULL,
-    next_attempt_at INTEGER NOT NULL,
-    seq             INTEGER NOT NULL,
-    body            TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS outbox_due ON outbox(state, next_attempt_at);
 ";
-
-fn to_json<T: serde::Serialize>(v: &T) -> rusqlite::Result<String> {
-    serde_json::to_string(v).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(s: String) -> rusqlite::Result<T> {
-    serde_json::from_str(&s).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-    })
-}
-
-fn all<T: serde::de::DeserializeOwned>(
-    c: &rusqlite::Connection,
-    sql: &str,
-) -> rusqlite::Result<Vec<T>> {
-    let mut st = c.prepare_cached(sql)?;
-    let rows = st.query_map([], |r| r.get::<_, String>(0))?;
-    rows.map(|b| from_json(b?)).collect()
-}
-
-fn ms(t: Timestamp) -> i64 {
-    t.timestamp_millis()
-}
 
 impl SqliteStore {
     pub(super) fn add_silence_sync(&self, s: &Silence) -> Result<()> {
@@ -134,7 +103,7 @@ impl SqliteStore {
         let r = (|| -> rusqlite::Result<Flush> {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             // Inside the transaction: what another process committed before it is seen.
-            let alerts: &[Alert] = super::fresh(&tx, alerts)?;
+            let alerts: &[Alert] = super::alerts::fresh(&tx, alerts)?;
             let state = read_state(&tx)?;
             let flush = plan(alerts, &state);
             write_commit(&tx, &flush.commit)?;
@@ -143,112 +112,36 @@ impl SqliteStore {
         })();
         r.map_err(crate::error::Error::from)
     }
+}
 
-    /// Takes a due entry for sending: false when another process took it first. The lease
-    /// (`until`) lapses if this process dies mid-send, so the entry is retried, not lost.
-    pub(super) fn outbox_claim_sync(
-        &self,
-        id: &str,
-        at: Timestamp,
-        until: Timestamp,
-    ) -> Result<bool> {
-        self.tables(|c| {
-            let n = c.execute(
-                "UPDATE outbox SET next_attempt_at = ?3 WHERE id = ?1 AND state = 'pending' AND next_attempt_at <= ?2",
-                params![id, ms(at), ms(until)],
-            )?;
-            Ok(n == 1)
-        })
+#[async_trait]
+impl PipelineStore for SqliteStore {
+    async fn add_silence(&self, s: &Silence) -> Result<()> {
+        self.add_silence_sync(s)
     }
 
-    fn outbox_query(&self, sql: &str, p: impl rusqlite::Params) -> Result<Vec<OutboxEntry>> {
-        self.tables(|c| {
-            let mut st = c.prepare_cached(sql)?;
-            let rows = st.query_map(p, |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
-            rows.map(|row| {
-                let (body, next) = row?;
-                let mut e: OutboxEntry = from_json(body)?;
-                // The column is authoritative: `outbox_defer` moves it without rewriting bodies.
-                if let Some(t) = chrono::DateTime::from_timestamp_millis(next) {
-                    e.next_attempt_at = t;
-                }
-                Ok(e)
-            })
-            .collect()
-        })
+    async fn list_silences(&self) -> Result<Vec<Silence>> {
+        self.list_silences_sync()
     }
 
-    pub(super) fn outbox_due_sync(&self, at: Timestamp, limit: usize) -> Result<Vec<OutboxEntry>> {
-        self.outbox_query(
-            "SELECT body, next_attempt_at FROM outbox WHERE state = 'pending' AND next_attempt_at <= ?1 ORDER BY seq LIMIT ?2",
-            params![ms(at), limit as i64],
-        )
+    async fn expire_silence(&self, id: &str, at: Timestamp) -> Result<bool> {
+        self.expire_silence_sync(id, at)
     }
 
-    pub(super) fn outbox_pending_sync(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
-        self.outbox_query(
-            "SELECT body, next_attempt_at FROM outbox WHERE state = 'pending' ORDER BY seq LIMIT ?1",
-            params![limit as i64],
-        )
+    async fn ack(&self, ack: &Ack) -> Result<()> {
+        self.ack_sync(ack)
     }
 
-    pub(super) fn outbox_entries_sync(&self) -> Result<Vec<OutboxEntry>> {
-        self.outbox_query("SELECT body, next_attempt_at FROM outbox ORDER BY seq", [])
+    async fn load_notify_state(&self) -> Result<NotifyState> {
+        self.load_notify_state_sync()
     }
 
-    pub(super) fn outbox_pending_count_sync(&self) -> Result<usize> {
-        self.tables(|c| {
-            c.query_row(
-                "SELECT COUNT(*) FROM outbox WHERE state = 'pending'",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-        })
-        .map(|n| n as usize)
+    async fn commit_flush(&self, commit: &FlushCommit) -> Result<()> {
+        self.commit_flush_sync(commit)
     }
 
-    pub(super) fn outbox_next_due_sync(&self) -> Result<Option<Timestamp>> {
-        let next: Option<i64> = self.tables(|c| {
-            c.query_row(
-                "SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'pending'",
-                [],
-                |r| r.get(0),
-            )
-        })?;
-        Ok(next.and_then(chrono::DateTime::from_timestamp_millis))
-    }
-
-    pub(super) fn outbox_update_sync(&self, e: &OutboxEntry) -> Result<()> {
-        self.tables(|c| {
-            c.execute(
-                "UPDATE outbox SET state = ?2, next_attempt_at = ?3, body = ?4 WHERE id = ?1",
-                params![
-                    e.notification.id,
-                    e.state.as_str(),
-                    ms(e.next_attempt_at),
-                    to_json(e)?
-                ],
-            )?;
-            Ok(())
-        })
-    }
-
-    pub(super) fn outbox_defer_sync(&self, receiver: &str, until: Timestamp) -> Result<()> {
-        self.tables(|c| {
-            c.execute(
-                "UPDATE outbox SET next_attempt_at = MAX(next_attempt_at, ?2) WHERE receiver = ?1 AND state = 'pending'",
-                params![receiver, ms(until)],
-            )?;
-            Ok(())
-        })
-    }
-
-    pub(super) fn prune_outbox_sync(&self, before: Timestamp) -> Result<usize> {
-        let done = [OutboxState::Delivered.as_str(), OutboxState::Dead.as_str()];
-        self.tables(|c| {
-            c.prepare_cached("DELETE FROM outbox WHERE state IN (?1, ?2) AND next_attempt_at < ?3")?
-                .execute(params![done[0], done[1], ms(before)])
-        })
+    async fn flush_atomically(&self, plan: &PlanFn) -> Result<Flush> {
+        self.flush_atomically_sync(plan)
     }
 }
 

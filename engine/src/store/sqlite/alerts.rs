@@ -1,0 +1,188 @@
+//! The alerts table (one row per fingerprint, its JSON body beside the columns queries need),
+//! the decoded copy of it the store keeps in step with its own writes, and the `meta` table of
+//! small named values: the SQLite store's `AlertStore`.
+
+use super::{Inner, SqliteStore};
+use crate::alert::{Alert, AlertStore};
+use crate::clock::Timestamp;
+use crate::error::{Error, Result};
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension};
+
+pub(super) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS alerts (
+    fingerprint TEXT PRIMARY KEY,
+    instance    TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    ends_at     INTEGER,
+    body        TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_state ON alerts(state, ends_at);
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+";
+
+pub(super) struct AlertCache {
+    version: i64,
+    /// Sorted by fingerprint, like `load_alerts`.
+    alerts: Vec<Alert>,
+}
+
+/// The alerts as stored now: the cache, read again if another connection committed since.
+pub(super) fn fresh<'a>(
+    c: &Connection,
+    cache: &'a mut Option<AlertCache>,
+) -> rusqlite::Result<&'a [Alert]> {
+    let version: i64 = c
+        .prepare_cached("PRAGMA data_version")?
+        .query_row([], |r| r.get(0))?;
+    if cache.as_ref().is_none_or(|k| k.version != version) {
+        *cache = None;
+        let mut st = c.prepare_cached("SELECT body FROM alerts ORDER BY fingerprint")?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        let alerts = rows
+            .map(|b| decode(b?))
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        *cache = Some(AlertCache { version, alerts });
+    }
+    Ok(cache.as_ref().map(|k| k.alerts.as_slice()).unwrap_or(&[]))
+}
+
+/// Applies a committed `save_alerts` to the cache: upserts (the last of a fingerprint wins),
+/// then deletes, as the SQL does.
+fn apply(v: &mut Vec<Alert>, changed: &[Alert], deleted: &[String]) {
+    let mut new: std::collections::BTreeMap<&str, &Alert> = Default::default();
+    for a in changed {
+        match v.binary_search_by(|x| x.fingerprint.as_str().cmp(&a.fingerprint)) {
+            Ok(i) => v[i] = a.clone(),
+            Err(_) => {
+                new.insert(a.fingerprint.as_str(), a);
+            }
+        }
+    }
+    if !new.is_empty() {
+        // Two sorted runs: the sort merges them in linear time.
+        v.extend(new.into_values().cloned());
+        v.sort_by(|a, b| a.fingerprint.cmp(&b.fingerprint));
+    }
+    if !deleted.is_empty() {
+        let gone: std::collections::HashSet<&str> = deleted.iter().map(|s| s.as_str()).collect();
+        v.retain(|a| !gone.contains(a.fingerprint.as_str()));
+    }
+}
+
+fn decode(body: String) -> rusqlite::Result<Alert> {
+    serde_json::from_str(&body).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+#[async_trait]
+impl AlertStore for SqliteStore {
+    async fn load_alerts(&self) -> Result<Vec<Alert>> {
+        self.with_alerts(|_, a| Ok(a.to_vec()))
+    }
+
+    async fn load_alerts_by_fingerprint(&self, fingerprints: &[String]) -> Result<Vec<Alert>> {
+        let mut want: Vec<&str> = fingerprints.iter().map(|f| f.as_str()).collect();
+        want.sort_unstable();
+        want.dedup();
+        self.with_alerts(|_, all| {
+            Ok(want
+                .iter()
+                .filter_map(|fp| {
+                    all.binary_search_by(|a| a.fingerprint.as_str().cmp(fp))
+                        .ok()
+                        .map(|i| all[i].clone())
+                })
+                .collect())
+        })
+    }
+
+    async fn load_alerts_of_instance(&self, instance: &str) -> Result<Vec<Alert>> {
+        self.with_alerts(|_, all| {
+            Ok(all
+                .iter()
+                .filter(|a| a.instance == instance)
+                .cloned()
+                .collect())
+        })
+    }
+
+    async fn save_alerts(&self, changed: &[Alert], deleted: &[String]) -> Result<()> {
+        // Encoded before the connection is taken: the notification loop's flush (which holds it
+        // while it plans) and a POST's encoding can then use both cores instead of queueing.
+        let bodies = changed
+            .iter()
+            .map(|a| {
+                serde_json::to_string(a)
+                    .map_err(|e| Error::Store(format!("alert {}: {e}", a.fingerprint)))
+            })
+            .collect::<Result<Vec<String>>>()?;
+        let mut g = self.lock()?;
+        let Inner { conn, alerts } = &mut *g;
+        let written = (|| -> rusqlite::Result<()> {
+            let tx = conn.transaction()?;
+            {
+                let mut up = tx.prepare_cached(
+                    "INSERT INTO alerts (fingerprint, instance, state, ends_at, body) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT(fingerprint) DO UPDATE SET instance = ?2, state = ?3, ends_at = ?4, body = ?5",
+                )?;
+                for (a, body) in changed.iter().zip(&bodies) {
+                    up.execute(params![
+                        a.fingerprint,
+                        a.instance,
+                        a.state.as_str(),
+                        a.ends_at.map(|t| t.timestamp()),
+                        body
+                    ])?;
+                }
+                let mut del = tx.prepare_cached("DELETE FROM alerts WHERE fingerprint = ?1")?;
+                for fp in deleted {
+                    del.execute([fp])?;
+                }
+            }
+            tx.commit()
+        })();
+        match written {
+            Ok(()) => {
+                if let Some(k) = alerts {
+                    apply(&mut k.alerts, changed, deleted);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                *alerts = None;
+                Err(e.into())
+            }
+        }
+    }
+
+    async fn prune_resolved(&self, before: Timestamp) -> Result<usize> {
+        let mut g = self.lock()?;
+        let n = g
+            .conn
+            .prepare_cached("DELETE FROM alerts WHERE state = 'resolved' AND ends_at < ?1")
+            .and_then(|mut st| st.execute([before.timestamp()]));
+        if !matches!(n, Ok(0)) {
+            g.alerts = None;
+        }
+        Ok(n?)
+    }
+
+    async fn get_meta(&self, key: &str) -> Result<Option<String>> {
+        self.tables(|c| {
+            c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+                .optional()
+        })
+    }
+
+    async fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        self.tables(|c| {
+            c.execute("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2", [key, value])?;
+            Ok(())
+        })
+    }
+}
