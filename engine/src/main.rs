@@ -120,10 +120,23 @@ fn main() -> ExitCode {
         level,
         args.log_json || matches!(args.log_format, cli::LogFormat::Json),
     );
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // The daemon, backtests and deliveries get a worker per core; a one-shot command (`eval`,
+    // `check`, `alerts`, …) runs on this thread alone: no worker threads to start, and no
+    // hand-offs between them (start-up time is most of such a command's run).
+    let one_shot = !matches!(
+        args.command,
+        Some(Command::Run(_) | Command::Backtest(_) | Command::Deliver(_))
+    );
+    let built = if one_shot {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    };
+    let rt = match built {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("tripline: cannot start the runtime: {e}");

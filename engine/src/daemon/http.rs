@@ -244,7 +244,7 @@ async fn ingest(
     if let Err(r) = authorize(&s, &headers, true) {
         return *r;
     }
-    let alerts: Vec<crate::ingest::PostableAlert> = match serde_json::from_slice(&body) {
+    let alerts = match crate::ingest::parse_body(&body) {
         Ok(a) => a,
         Err(e) => {
             return (

@@ -56,24 +56,29 @@ impl Tripline {
 
     /// Takes alerts posted in Alertmanager's format (`POST /api/v2/alerts`) into the store, where
     /// the pipeline picks them up. Returns how many were new or changed.
+    ///
+    /// The work per request: each posted alert fingerprinted once, its earlier self looked up by
+    /// fingerprint (not the whole store), the merge, and one `save_alerts` (one SQLite
+    /// transaction with a cached statement, each alert JSON-encoded once). Nothing is planned
+    /// here: the notification loop does that on its tick. When this returns `Ok`, the alerts
+    /// are committed to the store.
     pub async fn ingest(
         &self,
         alerts: Vec<crate::ingest::PostableAlert>,
         at: Timestamp,
     ) -> Result<usize> {
         // Only the posted alerts' earlier selves matter: look those up, not the whole store.
-        let fps: Vec<String> = alerts
-            .iter()
-            .map(|p| crate::alert::fingerprint(crate::ingest::INGESTED, &p.labels))
-            .collect();
+        let fps: Vec<String> = alerts.iter().map(crate::ingest::fingerprint_of).collect();
         let stored = self.store.load_alerts_by_fingerprint(&fps).await?;
-        let changed = crate::ingest::merge(alerts, &stored, at).map_err(Error::Config)?;
-        self.store.save_alerts(&changed, &[]).await?;
-        if let Some(t) = crate::ingest::next_expiry(&changed) {
+        let merged =
+            crate::ingest::merge_posted(alerts, fps, &stored, at).map_err(Error::Config)?;
+        drop(stored);
+        self.store.save_alerts(&merged.alerts, &[]).await?;
+        if let Some(t) = merged.next_expiry {
             let mut next = self.ingest_next_expiry.lock().expect("expiry lock");
             *next = (*next).min(t);
         }
-        Ok(changed.len())
+        Ok(merged.alerts.len())
     }
 }
 

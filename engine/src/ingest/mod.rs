@@ -34,31 +34,73 @@ fn is_go_zero(t: &Timestamp) -> bool {
     t.timestamp() == -62_135_596_800
 }
 
+/// Parses a `POST /api/v2/alerts` body: one pass over the bytes, straight into the posted
+/// alerts (their label and annotation strings are then moved into the stored alerts, never
+/// copied). Anything that is not a JSON array of `postableAlert`s is an error (the handler's 400).
+pub fn parse_body(body: &[u8]) -> Result<Vec<PostableAlert>, serde_json::Error> {
+    serde_json::from_slice(body)
+}
+
+/// The fingerprint an ingested alert with these labels has.
+pub fn fingerprint_of(p: &PostableAlert) -> String {
+    fingerprint(INGESTED, &p.labels)
+}
+
+/// What `merge_posted` returns: the alerts to write, and the earliest `endsAt` among those
+/// still firing (what `next_expiry` would find in them, without reading their details again).
+#[derive(Debug, Default)]
+pub struct Merged {
+    pub alerts: Vec<Alert>,
+    pub next_expiry: Option<Timestamp>,
+}
+
 /// Merges posted alerts into the stored ones. Returns the alerts to write.
 pub fn merge(
     posted: Vec<PostableAlert>,
     stored: &[Alert],
     at: Timestamp,
 ) -> Result<Vec<Alert>, String> {
+    let fps = posted.iter().map(fingerprint_of).collect();
+    merge_posted(posted, fps, stored, at).map(|m| m.alerts)
+}
+
+/// `merge`, with each posted alert's fingerprint (`fingerprint_of`) already computed (the
+/// engine computes them once, to look up the posted alerts' earlier selves).
+pub fn merge_posted(
+    posted: Vec<PostableAlert>,
+    fingerprints: Vec<String>,
+    stored: &[Alert],
+    at: Timestamp,
+) -> Result<Merged, String> {
+    debug_assert_eq!(posted.len(), fingerprints.len());
+    if posted.iter().any(|p| p.labels.is_empty()) {
+        return Err("an alert needs at least one label".into());
+    }
     let by_fp: BTreeMap<&str, &Alert> =
         stored.iter().map(|a| (a.fingerprint.as_str(), a)).collect();
-    let mut out: BTreeMap<String, Alert> = BTreeMap::new();
-    for mut p in posted {
-        if p.labels.is_empty() {
-            return Err("an alert needs at least one label".into());
-        }
+    // fingerprint → (alert, its endsAt)
+    let mut out: BTreeMap<String, (Alert, Timestamp)> = BTreeMap::new();
+    for (mut p, fp) in posted.into_iter().zip(fingerprints) {
         // Go clients (amtool) send an unset time as Go's zero time; Alertmanager reads it as unset.
         p.starts_at = p.starts_at.filter(|t| !is_go_zero(t));
         p.ends_at = p.ends_at.filter(|t| !is_go_zero(t));
         p.generator_url = p.generator_url.filter(|g| !g.is_empty());
-        let fp = fingerprint(INGESTED, &p.labels);
         let ends = p.ends_at.unwrap_or(at + RESOLVE_TIMEOUT);
         // An alert posted twice in one request: the later post updates the earlier one.
-        let prev = out
-            .get(&fp)
-            .cloned()
-            .or_else(|| by_fp.get(fp.as_str()).map(|a| (*a).clone()));
+        let earlier = out.remove(&fp);
+        let stored_one = by_fp.get(fp.as_str()).copied();
+        let prev_active = match &earlier {
+            Some((a, _)) => a.is_active(),
+            None => stored_one.is_some_and(Alert::is_active),
+        };
         let resolved = ends <= at;
+        if resolved && !prev_active {
+            // A resolve for an alert we never saw firing tells nobody anything.
+            if let Some(e) = earlier {
+                out.insert(fp, e);
+            }
+            continue;
+        }
         let severity = p
             .labels
             .get("severity")
@@ -73,10 +115,9 @@ pub fn merge(
             .unwrap_or_else(|| "alert".into());
         let runbook_url = ann.remove("runbook_url");
         let runbook_other = ann.remove("runbook");
-        let mut a = match prev {
-            Some(a) if a.is_active() => a,
-            // A resolve for an alert we never saw firing tells nobody anything.
-            _ if resolved => continue,
+        let mut a = match (prev_active, earlier, stored_one) {
+            (true, Some((a, _)), _) => a,
+            (true, None, Some(a)) => a.clone(),
             _ => Alert {
                 fingerprint: fp.clone(),
                 rule: INGESTED.into(),
@@ -111,9 +152,17 @@ pub fn merge(
             a.state = AlertState::Resolved;
             a.ends_at = Some(ends);
         }
-        out.insert(fp, a);
+        out.insert(fp, (a, ends));
     }
-    Ok(out.into_values().collect())
+    let next_expiry = out
+        .values()
+        .filter(|(a, _)| a.is_active())
+        .map(|(_, ends)| *ends)
+        .min();
+    Ok(Merged {
+        alerts: out.into_values().map(|(a, _)| a).collect(),
+        next_expiry,
+    })
 }
 
 /// When an ingested alert's `endsAt` passes (`None` for other alerts and inactive ones).
@@ -191,5 +240,56 @@ mod tests {
         assert_eq!(a[0].state, AlertState::Firing);
         assert_eq!(a[0].starts_at, Some(t0));
         assert!(expired(&a, t0 + Duration::minutes(4)).is_empty());
+    }
+
+    #[test]
+    fn merge_posted_agrees_with_merge_and_finds_the_earliest_end() {
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 1, 10, 0, 0).unwrap();
+        // A, then B, then A again (the later post wins), a resolve of C never seen firing (dropped),
+        // and D posted firing then resolved in the same request (the resolve wins).
+        let body = r#"[{"labels":{"alertname":"A"},"endsAt":"2026-11-01T10:09:00Z"},
+                       {"labels":{"alertname":"B"},"endsAt":"2026-11-01T10:07:00Z"},
+                       {"labels":{"alertname":"A"},"endsAt":"2026-11-01T10:08:00Z","annotations":{"summary":"again"}},
+                       {"labels":{"alertname":"C"},"endsAt":"2026-11-01T09:00:00Z"},
+                       {"labels":{"alertname":"D"},"endsAt":"2026-11-01T10:03:00Z"},
+                       {"labels":{"alertname":"D"},"endsAt":"2026-11-01T09:59:00Z"}]"#;
+        let posted = parse_body(body.as_bytes()).unwrap();
+        let fps = posted.iter().map(fingerprint_of).collect();
+        let m = merge_posted(posted, fps, &[], t0).unwrap();
+        assert_eq!(m.alerts, merge(post(body), &[], t0).unwrap());
+        let names: Vec<(&str, AlertState)> = m
+            .alerts
+            .iter()
+            .map(|a| (a.labels["alertname"].as_str(), a.state))
+            .collect();
+        assert_eq!(names.len(), 3);
+        assert!(names.contains(&("A", AlertState::Firing)));
+        assert!(names.contains(&("B", AlertState::Firing)));
+        assert!(names.contains(&("D", AlertState::Resolved)));
+        let a = m
+            .alerts
+            .iter()
+            .find(|a| a.labels["alertname"] == "A")
+            .unwrap();
+        assert_eq!(a.summary, "again");
+        // D is resolved: the earliest end of those still firing is B's.
+        let b_end = Utc.with_ymd_and_hms(2026, 11, 1, 10, 7, 0).unwrap();
+        assert_eq!(m.next_expiry, Some(b_end));
+        assert_eq!(m.next_expiry, next_expiry(&m.alerts));
+        // E: a resolve first (dropped: never seen firing), firing, resolved, and resolved again
+        // (the second resolve finds the first, inactive, and keeps it).
+        let body2 = r#"[{"labels":{"alertname":"E"},"endsAt":"2026-11-01T09:59:00Z"},
+                        {"labels":{"alertname":"E"},"endsAt":"2026-11-01T10:05:00Z"},
+                        {"labels":{"alertname":"E"},"endsAt":"2026-11-01T09:00:00Z"},
+                        {"labels":{"alertname":"E"},"endsAt":"2026-11-01T09:30:00Z"}]"#;
+        let m2 = merge(post(body2), &[], t0).unwrap();
+        assert_eq!(m2.len(), 1);
+        assert_eq!(m2[0].state, AlertState::Resolved);
+        assert_eq!(
+            m2[0].ends_at,
+            Some(Utc.with_ymd_and_hms(2026, 11, 1, 9, 0, 0).unwrap())
+        );
+        assert!(parse_body(b"{\"labels\":{}}").is_err());
+        assert!(parse_body(b"[{\"labels\":{\"a\":1}}]").is_err());
     }
 }

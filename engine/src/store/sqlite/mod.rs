@@ -142,7 +142,7 @@ mod tests {
     use crate::alert::{Alert, AlertState, AlertStore, Severity};
     use chrono::TimeZone;
 
-    fn alert(fp: &str, state: AlertState, ends: Option<i64>) -> Alert {
+    pub(super) fn alert(fp: &str, state: AlertState, ends: Option<i64>) -> Alert {
         let t = chrono::Utc.timestamp_opt(1_790_000_000, 0).unwrap();
         Alert {
             fingerprint: fp.into(),
