@@ -2,10 +2,12 @@
 //! through pending → firing → resolved.
 
 mod fingerprint;
+mod notification;
 mod state;
 mod store;
 
 pub use fingerprint::fingerprint;
+pub use notification::{Notification, NotificationStatus};
 pub use state::{advance, AlertCandidate, Reported, Timing, Transition, TransitionKind};
 pub use store::AlertStore;
 
@@ -18,6 +20,14 @@ use std::collections::BTreeMap;
 pub const ENDS_AT: &str = "ingest_ends_at";
 /// Detail key holding the `generatorURL` an alert was posted with (the webhook's field of that name).
 pub const GENERATOR_URL: &str = "generator_url";
+
+/// Rule id of the meta-alerts Tripline raises about its own rules (broken files, failed
+/// evaluations).
+pub const RULE_ERROR: &str = "tripline/rule-error";
+/// Rule id of the meta-alerts raised when a rule's data could not be fetched.
+pub const SOURCE_ERROR: &str = "tripline/source-error";
+/// Rule id of the meta-alerts about delivery (`NotificationFailed`, `ReceiverHeldBack`).
+pub const NOTIFY_ERROR: &str = "tripline/notify-error";
 
 pub type Labels = BTreeMap<String, String>;
 

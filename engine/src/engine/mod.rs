@@ -30,10 +30,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Rule id of the alerts Tripline raises about its own rules.
-pub const RULE_ERROR: &str = "tripline/rule-error";
-/// Rule id of the alerts raised when a rule's data could not be fetched.
-pub const SOURCE_ERROR: &str = "tripline/source-error";
+pub use crate::alert::{RULE_ERROR, SOURCE_ERROR};
 
 /// What a cycle does with what it found.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -51,8 +51,7 @@ pub fn send_lease(notifier: &dyn Notifier, n: &Notification) -> Duration {
     SEND_LEASE.max(worst * 2)
 }
 
-/// Rule id of the meta-alerts about delivery (`NotificationFailed`, `ReceiverHeldBack`).
-pub const NOTIFY_ERROR: &str = "tripline/notify-error";
+pub use crate::alert::NOTIFY_ERROR;
 
 /// `alertname` of the meta-alert raised when an entry is dead-lettered.
 pub const NOTIFICATION_FAILED: &str = "NotificationFailed";

@@ -1,6 +1,8 @@
-//! The pipeline's output: one `Notification` to one receiver, a group of alerts and its status.
+//! The pipeline's output, part of the shared model: one `Notification` to one receiver, a group
+//! of alerts and its status. The pipeline makes them; the outbox, the stores and the receivers
+//! read them.
 
-use crate::alert::{Alert, Labels};
+use super::{Alert, Labels};
 use crate::clock::Timestamp;
 use serde::{Deserialize, Serialize};
 
