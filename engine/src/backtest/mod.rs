@@ -830,6 +830,17 @@ fn overlaps(a: &Interval, b: &Interval, to: Timestamp) -> bool {
     a.start <= b.end.unwrap_or(to) && b.start <= a.end.unwrap_or(to)
 }
 
+/// Intervals only the second run has, as `Added` entries.
+fn push_added(out: &mut Vec<DiffEntry>, inst: &str, subj: &str, only_b: Vec<Interval>) {
+    out.extend(only_b.into_iter().map(|y| DiffEntry {
+        instance: inst.to_string(),
+        subject: subj.to_string(),
+        change: Change::Added,
+        a: None,
+        b: Some(y),
+    }));
+}
+
 /// The two runs compared interval by interval, per instance and subject: an interval of one
 /// run is matched with the first overlapping interval of the other.
 pub fn diff(a: &BacktestReport, b: &BacktestReport) -> Vec<DiffEntry> {
@@ -869,26 +880,10 @@ pub fn diff(a: &BacktestReport, b: &BacktestReport) -> Vec<DiffEntry> {
                 None => out.push(entry(Change::Removed, None)),
             }
         }
-        for y in ib {
-            out.push(DiffEntry {
-                instance: inst.clone(),
-                subject: subj.clone(),
-                change: Change::Added,
-                a: None,
-                b: Some(y),
-            });
-        }
+        push_added(&mut out, &inst, &subj, ib);
     }
     for ((inst, subj), ib) in mb {
-        for y in ib {
-            out.push(DiffEntry {
-                instance: inst.clone(),
-                subject: subj.clone(),
-                change: Change::Added,
-                a: None,
-                b: Some(y),
-            });
-        }
+        push_added(&mut out, &inst, &subj, ib);
     }
     let start_of = |e: &DiffEntry| e.a.as_ref().or(e.b.as_ref()).map(|i| i.start);
     out.sort_by(|x, y| {

@@ -14,6 +14,19 @@ fn end_text(i: &Interval) -> String {
     i.end.map(t).unwrap_or_else(|| "(still firing)".into())
 }
 
+/// One side of a diff row: `start → end (duration)`, or `-` when that run has no interval.
+fn side(i: &Option<Interval>) -> String {
+    match i {
+        Some(i) => format!(
+            "{} → {} ({})",
+            t(i.start),
+            end_text(i),
+            duration_text(i.duration_secs)
+        ),
+        None => "-".into(),
+    }
+}
+
 /// `1h25m`, `3d4h`, `0s`.
 pub fn duration_text(secs: i64) -> String {
     let (d, h, m, s) = (
@@ -154,15 +167,6 @@ pub fn diff_text(d: &[DiffEntry]) -> String {
         d.iter().filter(|e| e.change == Change::Added).count(),
     );
     for e in changed {
-        let side = |i: &Option<Interval>| match i {
-            Some(i) => format!(
-                "{} → {} ({})",
-                t(i.start),
-                end_text(i),
-                duration_text(i.duration_secs)
-            ),
-            None => "-".into(),
-        };
         let mark = match e.change {
             Change::Changed => "~",
             Change::Removed => "-",
@@ -508,15 +512,6 @@ pub fn html(r: &BacktestReport, other: Option<(&BacktestReport, &[DiffEntry])>) 
         );
         o.push_str("<table id=\"diff\"><tr><th>instance</th><th>subject</th><th>change</th><th>before</th><th>after</th></tr>\n");
         for e in d {
-            let side = |i: &Option<Interval>| match i {
-                Some(i) => format!(
-                    "{} → {} ({})",
-                    t(i.start),
-                    end_text(i),
-                    duration_text(i.duration_secs)
-                ),
-                None => "-".into(),
-            };
             let class = match e.change {
                 Change::Same => "same",
                 Change::Changed => "changed",
