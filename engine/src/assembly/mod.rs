@@ -338,8 +338,7 @@ pub fn instance_specs(cfg: &Config) -> (Vec<InstanceSpec>, Vec<Error>) {
     // Every instance carries its location: a line index keeps that linear in the file's size
     // (`line_col` from the start for each of 1,000 tables was a third of `eval`'s start-up).
     let lines = crate::config::LineIndex::new(&cfg.text);
-    let param_spans = cfg.param_spans();
-    for (index, r) in cfg.raw.rules.iter().enumerate() {
+    for r in &cfg.raw.rules {
         if !r.get_ref().enabled {
             continue;
         }
@@ -363,9 +362,15 @@ pub fn instance_specs(cfg: &Config) -> (Vec<InstanceSpec>, Vec<Error>) {
                 continue;
             }
         };
-        let params = match serde_json::to_value(ri.params.get_ref()) {
-            Ok(serde_json::Value::Object(m)) => m,
-            _ => {
+        let params: serde_json::Map<String, serde_json::Value> = match ri
+            .params
+            .get_ref()
+            .iter()
+            .map(|(k, v)| serde_json::to_value(v.get_ref()).map(|v| (k.clone(), v)))
+            .collect()
+        {
+            Ok(m) => m,
+            Err(_) => {
                 problems.push(cfg.error_at(ri.params.span(), "params must be a table"));
                 continue;
             }
@@ -408,10 +413,12 @@ pub fn instance_specs(cfg: &Config) -> (Vec<InstanceSpec>, Vec<Error>) {
             runbook: ri.runbook.clone(),
             exclude: ri.exclude.clone(),
             location: Some(at(ri.use_.span())),
-            param_locations: param_spans
-                .get(index)
-                .map(|m| m.iter().map(|(k, s)| (k.clone(), at(s.clone()))).collect())
-                .unwrap_or_default(),
+            param_locations: ri
+                .params
+                .get_ref()
+                .iter()
+                .map(|(k, v)| (k.clone(), at(v.span())))
+                .collect(),
         });
     }
     (out, problems)

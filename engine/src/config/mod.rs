@@ -132,8 +132,11 @@ impl Default for ServerConfig {
     }
 }
 
-fn empty_table() -> Spanned<toml::Table> {
-    Spanned::new(0..0, toml::Table::new())
+/// A `[[rule]]` table's `params`, each value with the span where it was written.
+pub type Params = BTreeMap<String, Spanned<toml::Value>>;
+
+fn empty_params() -> Spanned<Params> {
+    Spanned::new(0..0, Params::new())
 }
 
 fn yes() -> bool {
@@ -250,9 +253,11 @@ pub struct RuleInstanceConfig {
     #[serde(rename = "use")]
     #[schemars(with = "String")]
     pub use_: Spanned<String>,
-    #[serde(default = "empty_table")]
+    /// Each value keeps its own span, for errors about it (`params = { threshold = "10" }`
+    /// points at `"10"`), so the file is parsed once, not again to find them.
+    #[serde(default = "empty_params")]
     #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
-    pub params: Spanned<toml::Table>,
+    pub params: Spanned<Params>,
     /// Extra labels on every alert of this instance.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
@@ -353,29 +358,6 @@ impl Config {
         parse_duration(s.get_ref()).map_err(|e| self.error_at(s.span(), e))
     }
 
-    /// The span of each parameter value of each `[[rule]]` table, in file order (disabled ones
-    /// included), for errors about a value: `params = { threshold = "10" }` points at `"10"`.
-    pub fn param_spans(&self) -> Vec<BTreeMap<String, std::ops::Range<usize>>> {
-        #[derive(Deserialize)]
-        struct Rules {
-            #[serde(default)]
-            rule: Vec<RuleParams>,
-        }
-        #[derive(Deserialize)]
-        struct RuleParams {
-            #[serde(default)]
-            params: BTreeMap<String, Spanned<toml::Value>>,
-        }
-        toml::from_str::<Rules>(&self.text)
-            .map(|r| {
-                r.rule
-                    .into_iter()
-                    .map(|p| p.params.into_iter().map(|(k, v)| (k, v.span())).collect())
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
     pub fn rules_dirs(&self) -> Vec<PathBuf> {
         self.raw
             .rules_dirs
@@ -468,6 +450,15 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("t.toml:5:1: unknown field `parms`"), "{e}");
+    }
+
+    #[test]
+    fn param_values_keep_their_spans() {
+        let text = "[[rule]]\nuse = \"aws/lambda-errors\"\nparams = { function = \"f\", threshold = \"10\" }\n";
+        let cfg = Config::parse(Path::new("t.toml"), text.to_string()).unwrap();
+        let params = cfg.raw.rules[0].get_ref().params.get_ref();
+        assert_eq!(&text[params["threshold"].span()], "\"10\"");
+        assert_eq!(&text[params["function"].span()], "\"f\"");
     }
 
     #[test]
