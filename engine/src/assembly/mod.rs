@@ -362,16 +362,21 @@ pub fn instance_specs(cfg: &Config) -> (Vec<InstanceSpec>, Vec<Error>) {
                 continue;
             }
         };
-        let params: serde_json::Map<String, serde_json::Value> = match ri
+        // `params` parsed as a table already (a non-table is a located parse error); a value
+        // JSON cannot hold is reported where it was written.
+        let params = match ri
             .params
             .get_ref()
             .iter()
-            .map(|(k, v)| serde_json::to_value(v.get_ref()).map(|v| (k.clone(), v)))
-            .collect()
+            .map(|(k, v)| match serde_json::to_value(v.get_ref()) {
+                Ok(j) => Ok((k.clone(), j)),
+                Err(e) => Err(cfg.error_at(v.span(), format!("param `{k}`: {e}"))),
+            })
+            .collect::<std::result::Result<serde_json::Map<_, _>, _>>()
         {
             Ok(m) => m,
-            Err(_) => {
-                problems.push(cfg.error_at(ri.params.span(), "params must be a table"));
+            Err(e) => {
+                problems.push(e);
                 continue;
             }
         };
