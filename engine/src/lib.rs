@@ -55,9 +55,9 @@ pub mod source;
 pub mod store;
 pub mod suggest;
 
+pub use alert::{RULE_ERROR, SOURCE_ERROR};
 pub use engine::fleet;
 pub use engine::{
     resolve_params, CycleMode, CycleReport, InstanceSpec, RuleInstance, Tripline, TriplineBuilder,
-    RULE_ERROR, SOURCE_ERROR,
 };
 pub use error::{Error, Result};

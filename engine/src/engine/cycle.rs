@@ -3,11 +3,10 @@
 //! what the step before produced (docs/ARCHITECTURE.md, "One cycle").
 
 use super::fleet::{self, Failure, Unit};
-use super::{
-    meta_candidate, CycleMode, CycleReport, RuleInstance, Tripline, RULE_ERROR, SOURCE_ERROR,
-};
+use super::{meta_candidate, CycleMode, CycleReport, RuleInstance, Tripline};
 use crate::alert::{
     self, Alert, AlertCandidate, Labels, Reported, Severity, Transition, TransitionKind,
+    RULE_ERROR, SOURCE_ERROR,
 };
 use crate::clock::Timestamp;
 use crate::data::{QueryOutcome, QuerySpec, SourceFailure};

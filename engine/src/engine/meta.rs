@@ -1,8 +1,11 @@
 //! Meta-alerts: the `tripline/rule-error` and `tripline/source-error` alerts a failing rule or
 //! source raises for its instance, and the `RuleLoadError` alerts of broken rule files.
 
-use super::{RuleInstance, Tripline, RULE_ERROR, SOURCE_ERROR};
-use crate::alert::{self, Alert, AlertCandidate, Labels, Reported, Severity, Timing, Transition};
+use super::{RuleInstance, Tripline};
+use crate::alert::{
+    self, Alert, AlertCandidate, Labels, Reported, Severity, Timing, Transition, RULE_ERROR,
+    SOURCE_ERROR,
+};
 use crate::clock::Timestamp;
 
 fn alertname_of(rule_id: &str) -> &'static str {

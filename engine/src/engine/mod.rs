@@ -30,8 +30,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use crate::alert::{RULE_ERROR, SOURCE_ERROR};
-
 /// What a cycle does with what it found.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum CycleMode {
