@@ -206,7 +206,7 @@ fn report(r: &tripline_bindings::tripline::CycleReport) -> CycleReport {
             .map(alert)
             .collect(),
         alerts,
-        notifications: r.notifications.iter().map(notification).collect(),
+        notifications: r.notifications.iter().map(|n| notification(n)).collect(),
         delivered: r.delivered.clone(),
         delivery_errors: r
             .delivery_errors

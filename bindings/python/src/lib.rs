@@ -266,7 +266,7 @@ impl PyAlert {
 
 /// One message to one receiver: a group of alerts.
 #[pyclass(module = "tripline._native", frozen, name = "Notification")]
-struct PyNotification(CoreNotification);
+struct PyNotification(Arc<CoreNotification>);
 
 #[pymethods]
 impl PyNotification {
@@ -411,7 +411,8 @@ fn py_receiver(name: String, callable: PyObject) -> Arc<dyn Notifier> {
         let fut = async move {
             tokio::task::spawn_blocking(move || {
                 Python::with_gil(|py| {
-                    let arg = Py::new(py, PyNotification(n)).map_err(|e| e.to_string())?;
+                    let arg =
+                        Py::new(py, PyNotification(Arc::new(n))).map_err(|e| e.to_string())?;
                     // An `async def` receiver returns a coroutine: run it to completion here
                     // (this is a worker thread, with no event loop), or it never runs at all.
                     let called = callable.call1(py, (arg,)).and_then(|r| {

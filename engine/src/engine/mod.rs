@@ -55,7 +55,7 @@ pub struct CycleReport {
     pub rule_failures: Vec<(String, RuleFailure)>,
     pub source_failures: Vec<(String, SourceFailure)>,
     /// Notifications the pipeline put in the outbox this cycle.
-    pub notifications: Vec<Notification>,
+    pub notifications: Vec<Arc<Notification>>,
     /// (receiver, error) of deliveries that failed in this cycle's delivery pass.
     pub delivery_errors: Vec<(String, String)>,
     /// Outbox ids delivered in this cycle's delivery pass.
@@ -73,7 +73,7 @@ pub struct CycleReport {
 impl CycleReport {
     /// Folds a one-shot run's delivery (`Tripline::deliver_for`) into the cycle's report: what it
     /// queued, what it delivered, and the receivers' errors of what is retrying or dead.
-    pub fn absorb_delivery(&mut self, queued: Vec<Notification>, more: &DeliveryReport) {
+    pub fn absorb_delivery(&mut self, queued: Vec<Arc<Notification>>, more: &DeliveryReport) {
         self.notifications.extend(queued);
         self.delivered.extend(more.delivered.iter().cloned());
         self.delivery_errors.extend(
@@ -238,7 +238,7 @@ impl Tripline {
         from: Timestamp,
         budget: std::time::Duration,
         mut flush_busy: bool,
-    ) -> Result<(Vec<Notification>, DeliveryReport)> {
+    ) -> Result<(Vec<Arc<Notification>>, DeliveryReport)> {
         const FLUSH_RETRY: chrono::Duration = chrono::Duration::seconds(5);
         let clock = crate::clock::RunningClock::from(from);
         let deadline = from + chrono::Duration::from_std(budget).unwrap_or(chrono::Duration::MAX);

@@ -85,7 +85,9 @@ impl OutboxState {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutboxEntry {
-    pub notification: Notification,
+    /// Shared, never changed after queueing: a store can hand out an entry it keeps decoded
+    /// without copying the notification's alerts.
+    pub notification: Arc<Notification>,
     pub state: OutboxState,
     /// Tries that failed or succeeded, not counting rate-limit answers (`throttled`).
     pub attempts: u32,
@@ -104,6 +106,11 @@ pub struct OutboxEntry {
 
 impl OutboxEntry {
     pub fn new(n: Notification) -> Self {
+        Self::queued(Arc::new(n))
+    }
+
+    /// A new pending entry for a notification a plan queued, sharing it.
+    pub fn queued(n: Arc<Notification>) -> Self {
         OutboxEntry {
             next_attempt_at: n.created_at,
             notification: n,

@@ -24,6 +24,7 @@ use super::escalate::entered;
 use super::{Flush, NotifyState, Pipeline, NFLOG_RETENTION};
 use crate::alert::{Alert, AlertState};
 use crate::clock::Timestamp;
+use std::borrow::Borrow;
 use std::collections::{BTreeSet, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
@@ -74,7 +75,7 @@ impl Memo {
 impl Pipeline {
     /// The pure pipeline: which notifications the alerts call for at `at`. The same flush as
     /// `plan_full`, without planning again when nothing changed and nothing is due (module doc).
-    pub fn plan(&self, stored: &[Alert], st: &NotifyState, at: Timestamp) -> Flush {
+    pub fn plan<A: Borrow<Alert>>(&self, stored: &[A], st: &NotifyState, at: Timestamp) -> Flush {
         if self.memo.off {
             return self.plan_full(stored, st, at);
         }
@@ -110,7 +111,12 @@ impl Pipeline {
 
     /// The earliest instant not before `at` at which a time-dependent decision of a plan over
     /// these inputs may differ from its decision at `at` (module doc lists them).
-    fn next_due(&self, stored: &[Alert], st: &NotifyState, at: Timestamp) -> Option<Timestamp> {
+    fn next_due<A: Borrow<Alert>>(
+        &self,
+        stored: &[A],
+        st: &NotifyState,
+        at: Timestamp,
+    ) -> Option<Timestamp> {
         let mut due: Option<Timestamp> = None;
         let mut consider = |t: Option<Timestamp>| {
             if let Some(t) = t.filter(|t| *t >= at) {
@@ -146,7 +152,11 @@ impl Pipeline {
             }
         }
         if !afters.is_empty() {
-            for a in stored.iter().filter(|a| a.state == AlertState::Firing) {
+            for a in stored
+                .iter()
+                .map(Borrow::borrow)
+                .filter(|a| a.state == AlertState::Firing)
+            {
                 let joined = entered(None, a);
                 for d in &afters {
                     consider(joined.checked_add_signed(*d));
@@ -175,11 +185,11 @@ fn is_quiet(f: &Flush) -> bool {
 
 /// A hash of everything a plan reads. Each struct is destructured without `..`, so a field
 /// added to one of them fails to compile here until it is hashed too.
-pub(super) fn inputs_hash(alerts: &[Alert], st: &NotifyState) -> u64 {
+pub(super) fn inputs_hash<A: Borrow<Alert>>(alerts: &[A], st: &NotifyState) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     alerts.len().hash(&mut h);
     for a in alerts {
-        hash_alert(a, &mut h);
+        hash_alert(a.borrow(), &mut h);
     }
     let NotifyState {
         silences,

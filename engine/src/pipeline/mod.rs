@@ -97,8 +97,8 @@ pub struct NotifyState {
 /// What one flush writes back, in one transaction.
 #[derive(Debug, Clone, Default)]
 pub struct FlushCommit {
-    /// Into the outbox.
-    pub notifications: Vec<Notification>,
+    /// Into the outbox; shared with its entries (`OutboxEntry::queued`), not copied.
+    pub notifications: Vec<std::sync::Arc<Notification>>,
     pub nflog: Vec<NflogEntry>,
     pub groups_saved: Vec<GroupState>,
     pub groups_deleted: Vec<String>,
@@ -113,7 +113,8 @@ pub struct FlushCommit {
 
 /// A pure plan from the stored alerts and state (`Pipeline::plan` at an instant), handed to the
 /// store to run inside its transaction.
-pub type PlanFn<'p> = dyn for<'a, 'b> Fn(&'a [Alert], &'b NotifyState) -> Flush + Send + Sync + 'p;
+pub type PlanFn<'p> =
+    dyn for<'a, 'b> Fn(&'a [&'a Alert], &'b NotifyState) -> Flush + Send + Sync + 'p;
 
 /// The result of one flush.
 #[derive(Debug, Clone, Default)]
@@ -168,7 +169,9 @@ impl Pipeline {
     /// Reads the store, plans at `at`, and commits the plan (outbox, nflog, timers) atomically.
     pub async fn flush(&self, store: &dyn PipelineStore, at: Timestamp) -> Result<Flush> {
         let flush = store
-            .flush_atomically(&|alerts: &[Alert], state: &NotifyState| self.plan(alerts, state, at))
+            .flush_atomically(&|alerts: &[&Alert], state: &NotifyState| {
+                self.plan(alerts, state, at)
+            })
             .await?;
         for n in &flush.notices {
             tracing::warn!("{n}");
@@ -245,14 +248,14 @@ impl Pipeline {
             sent_at: at,
         });
         if !alerts.is_empty() {
-            commit.notifications.push(notification(
+            commit.notifications.push(std::sync::Arc::new(notification(
                 key,
                 &g.labels,
                 receiver,
                 alerts,
                 entry.map(|e| e.sent_at),
                 at,
-            ));
+            )));
         }
     }
 

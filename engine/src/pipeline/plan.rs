@@ -13,7 +13,7 @@ use super::{
 };
 use crate::alert::{Alert, AlertState};
 use crate::clock::Timestamp;
-use std::borrow::Cow;
+use std::borrow::{Borrow, Cow};
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -49,7 +49,12 @@ impl Pipeline {
     /// The pure pipeline, planned from scratch over every alert: which notifications the
     /// alerts call for at `at`. `Pipeline::plan` gives the same flush, skipping this when
     /// nothing changed and nothing is due; this is its reference.
-    pub fn plan_full(&self, stored: &[Alert], st: &NotifyState, at: Timestamp) -> Flush {
+    pub fn plan_full<A: Borrow<Alert>>(
+        &self,
+        stored: &[A],
+        st: &NotifyState,
+        at: Timestamp,
+    ) -> Flush {
         let mut out = Flush::default();
         let redacted = self.redact(stored);
         let alerts: Vec<&Alert> = redacted.iter().map(|a| a.as_ref()).collect();
@@ -68,9 +73,10 @@ impl Pipeline {
 
     /// Redact first: nothing after this point sees a secret-looking value. Only alerts that
     /// carry something to redact are copied.
-    fn redact<'a>(&self, stored: &'a [Alert]) -> Vec<Cow<'a, Alert>> {
+    fn redact<'a, A: Borrow<Alert>>(&self, stored: &'a [A]) -> Vec<Cow<'a, Alert>> {
         stored
             .iter()
+            .map(Borrow::borrow)
             .filter(|a| a.state != AlertState::Pending)
             .map(|a| self.cfg.redactor.redacted(a))
             .collect()
@@ -354,7 +360,7 @@ fn announce_acks(alerts: &[&Alert], st: &NotifyState, at: Timestamp, commit: &mu
             );
             n.status = NotificationStatus::Acknowledged;
             n.acknowledged_by = Some(ack.by.clone());
-            commit.notifications.push(n);
+            commit.notifications.push(n.into());
         }
     }
 }

@@ -210,14 +210,14 @@ async fn flushes_and_the_outbox(a: Arc<dyn Store>, b: Arc<dyn Store>) {
         .unwrap();
     // The plan sees the stored alerts and state; its notifications enter the outbox in order.
     let flush = a
-        .flush_atomically(&|alerts: &[Alert], state: &NotifyState| {
+        .flush_atomically(&|alerts: &[&Alert], state: &NotifyState| {
             assert_eq!(alerts.len(), 1);
             assert!(state.nflog.is_empty());
             flush_of(FlushCommit {
                 notifications: vec![
-                    notification("n1", "ops", 10),
-                    notification("n2", "pager", 10),
-                    notification("n3", "ops", 11),
+                    notification("n1", "ops", 10).into(),
+                    notification("n2", "pager", 10).into(),
+                    notification("n3", "ops", 11).into(),
                 ],
                 nflog: vec![nflog("g", "ops")],
                 ..Default::default()
@@ -226,8 +226,9 @@ async fn flushes_and_the_outbox(a: Arc<dyn Store>, b: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(flush.commit.notifications.len(), 3);
-    let ids =
-        |v: Vec<OutboxEntry>| -> Vec<String> { v.into_iter().map(|e| e.notification.id).collect() };
+    let ids = |v: Vec<OutboxEntry>| -> Vec<String> {
+        v.into_iter().map(|e| e.notification.id.clone()).collect()
+    };
     assert_eq!(ids(b.outbox_entries().await.unwrap()), ["n1", "n2", "n3"]);
     assert_eq!(ids(b.outbox_due(t(10), 100).await.unwrap()), ["n1", "n2"]);
     assert_eq!(ids(b.outbox_due(t(11), 1).await.unwrap()), ["n1"]);
@@ -235,7 +236,7 @@ async fn flushes_and_the_outbox(a: Arc<dyn Store>, b: Arc<dyn Store>) {
 
     // The same id again is ignored, not reset.
     a.commit_flush(&FlushCommit {
-        notifications: vec![notification("n1", "ops", 99)],
+        notifications: vec![notification("n1", "ops", 99).into()],
         ..Default::default()
     })
     .await
@@ -308,7 +309,7 @@ async fn flushes_and_the_outbox(a: Arc<dyn Store>, b: Arc<dyn Store>) {
 /// while the first holds the lease (it must wait and then see the first's state), and the two
 /// claims race only as far as moto can referee them: one after the other.
 async fn concurrent_flushes_and_claims(a: Arc<dyn Store>, b: Arc<dyn Store>, simultaneous: bool) {
-    let plan = |alerts: &[Alert], state: &NotifyState| {
+    let plan = |alerts: &[&Alert], state: &NotifyState| {
         let _ = alerts;
         // Widen the window in which a second process could read the same state.
         std::thread::sleep(std::time::Duration::from_millis(200));
@@ -316,7 +317,7 @@ async fn concurrent_flushes_and_claims(a: Arc<dyn Store>, b: Arc<dyn Store>, sim
             return Flush::default();
         }
         flush_of(FlushCommit {
-            notifications: vec![notification(&format!("race-{}", rand_id()), "ops", 0)],
+            notifications: vec![notification(&format!("race-{}", rand_id()), "ops", 0).into()],
             nflog: vec![nflog("race", "ops")],
             ..Default::default()
         })

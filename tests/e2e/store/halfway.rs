@@ -127,7 +127,7 @@ async fn dynamodb_a_flush_failing_after_the_outbox_is_replanned_onto_the_same_id
         .await
         .unwrap()
         .into_iter()
-        .map(|x| x.notification.id)
+        .map(|x| x.notification.id.clone())
         .collect();
     assert_eq!(first.len(), 10);
     // Later flushes plan the same news again (the log never recorded it) at other instants:

@@ -59,7 +59,7 @@ impl DynamoStore {
         if !f.notifications.is_empty() {
             let mut seq = self.next_seq(f.notifications.len()).await?;
             for note in &f.notifications {
-                let e = OutboxEntry::new(note.clone());
+                let e = OutboxEntry::queued(note.clone());
                 let r = self
                     .put_item()
                     .await?
@@ -221,7 +221,7 @@ impl PipelineStore for DynamoStore {
             self.failpoint("flush-after-lock")?;
             let alerts = self.load_alerts().await?;
             let state = self.read_state().await?;
-            let flush = plan(&alerts, &state);
+            let flush = plan(&alerts.iter().collect::<Vec<_>>(), &state);
             self.write_commit(&flush.commit).await?;
             Ok::<Flush, Error>(flush)
         }

@@ -11,7 +11,6 @@ mod pipeline;
 
 pub use config::{MemoryConfig, SqliteConfig};
 
-use crate::alert::Alert;
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use rusqlite::Connection;
@@ -30,6 +29,8 @@ struct Inner {
     /// process sharing the file) commits: then it is read again. This connection's own writes go
     /// through `save_alerts`/`prune_resolved`, which keep it in step.
     alerts: Option<alerts::AlertCache>,
+    /// The pending outbox entries, decoded (see `outbox`).
+    outbox: outbox::OutboxCache,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -54,7 +55,11 @@ impl SqliteStore {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         Self::create_tables(&conn)?;
         Ok(SqliteStore {
-            inner: Mutex::new(Inner { conn, alerts: None }),
+            inner: Mutex::new(Inner {
+                conn,
+                alerts: None,
+                outbox: Default::default(),
+            }),
             path,
         })
     }
@@ -64,7 +69,11 @@ impl SqliteStore {
         let conn = Connection::open_in_memory()?;
         Self::create_tables(&conn)?;
         Ok(SqliteStore {
-            inner: Mutex::new(Inner { conn, alerts: None }),
+            inner: Mutex::new(Inner {
+                conn,
+                alerts: None,
+                outbox: Default::default(),
+            }),
             path: PathBuf::from(":memory:"),
         })
     }
@@ -72,7 +81,8 @@ impl SqliteStore {
     fn create_tables(conn: &Connection) -> rusqlite::Result<()> {
         conn.execute_batch(alerts::SCHEMA)?;
         conn.execute_batch(pipeline::SCHEMA)?;
-        conn.execute_batch(outbox::SCHEMA)
+        conn.execute_batch(outbox::SCHEMA)?;
+        outbox::migrate(conn)
     }
 
     pub fn path(&self) -> &Path {
@@ -86,13 +96,14 @@ impl SqliteStore {
     }
 
     /// The connection, for sibling modules that keep their own tables in the same file. It may
-    /// write anything, so the decoded alerts are read again afterwards.
+    /// write anything, so the decoded alerts and outbox entries are read again afterwards.
     pub fn with_conn<T>(
         &self,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
     ) -> Result<T> {
         let mut g = self.lock()?;
         g.alerts = None;
+        g.outbox.clear();
         f(&mut g.conn).map_err(Error::from)
     }
 
@@ -104,10 +115,10 @@ impl SqliteStore {
     /// The connection and the stored alerts (decoded once, see `Inner::alerts`).
     fn with_alerts<T>(
         &self,
-        f: impl FnOnce(&mut Connection, &[Alert]) -> rusqlite::Result<T>,
+        f: impl FnOnce(&mut Connection, &alerts::Alerts) -> rusqlite::Result<T>,
     ) -> Result<T> {
         let mut g = self.lock()?;
-        let Inner { conn, alerts } = &mut *g;
+        let Inner { conn, alerts, .. } = &mut *g;
         let r = alerts::fresh(conn, alerts).and_then(|a| f(conn, a));
         r.map_err(Error::from)
     }

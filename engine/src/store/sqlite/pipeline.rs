@@ -87,11 +87,13 @@ impl SqliteStore {
     }
 
     pub(super) fn commit_flush_sync(&self, f: &FlushCommit) -> Result<()> {
-        self.tables(|c| {
-            let tx = c.transaction()?;
-            write_commit(&tx, f)?;
-            tx.commit()
-        })
+        let mut g = self.lock()?;
+        let super::Inner { conn, outbox, .. } = &mut *g;
+        let tx = conn.transaction()?;
+        let queued = write_commit(&tx, f)?;
+        tx.commit()?;
+        outbox.add(queued);
+        Ok(())
     }
 
     /// Reads the alerts and the pipeline's state, plans and writes the plan in one `IMMEDIATE`
@@ -99,15 +101,20 @@ impl SqliteStore {
     /// turns instead of both deciding to send the same news.
     pub(super) fn flush_atomically_sync(&self, plan: &PlanFn) -> Result<Flush> {
         let mut g = self.lock()?;
-        let super::Inner { conn, alerts } = &mut *g;
+        let super::Inner {
+            conn,
+            alerts,
+            outbox,
+        } = &mut *g;
         let r = (|| -> rusqlite::Result<Flush> {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             // Inside the transaction: what another process committed before it is seen.
-            let alerts: &[Alert] = super::alerts::fresh(&tx, alerts)?;
+            let alerts: Vec<&Alert> = super::alerts::fresh(&tx, alerts)?.values().collect();
             let state = read_state(&tx)?;
-            let flush = plan(alerts, &state);
-            write_commit(&tx, &flush.commit)?;
+            let flush = plan(&alerts, &state);
+            let queued = write_commit(&tx, &flush.commit)?;
             tx.commit()?;
+            outbox.add(queued);
             Ok(flush)
         })();
         r.map_err(crate::error::Error::from)
@@ -154,25 +161,11 @@ fn read_state(c: &rusqlite::Connection) -> rusqlite::Result<NotifyState> {
     })
 }
 
-fn write_commit(tx: &rusqlite::Transaction, f: &FlushCommit) -> rusqlite::Result<()> {
+/// Writes a plan's commit; returns the outbox entries it queued (for the store's cache, once
+/// the transaction commits).
+fn write_commit(tx: &rusqlite::Transaction, f: &FlushCommit) -> rusqlite::Result<Vec<OutboxEntry>> {
+    let queued = super::outbox::queue(tx, &f.notifications)?;
     {
-        let mut seq: i64 = tx
-            .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM outbox")?
-            .query_row([], |r| r.get(0))?;
-        let mut ins = tx.prepare_cached(
-            "INSERT OR IGNORE INTO outbox (id, receiver, state, next_attempt_at, seq, body) VALUES (?1, ?2, 'pending', ?3, ?4, ?5)",
-        )?;
-        for n in &f.notifications {
-            seq += 1;
-            let e = OutboxEntry::new(n.clone());
-            ins.execute(params![
-                n.id,
-                n.receiver,
-                ms(e.next_attempt_at),
-                seq,
-                to_json(&e)?
-            ])?;
-        }
         let mut nf = tx.prepare_cached(
             "INSERT INTO nflog (group_key, receiver, body) VALUES (?1, ?2, ?3) ON CONFLICT(group_key, receiver) DO UPDATE SET body = ?3",
         )?;
@@ -230,5 +223,5 @@ fn write_commit(tx: &rusqlite::Transaction, f: &FlushCommit) -> rusqlite::Result
             }
         }
     }
-    Ok(())
+    Ok(queued)
 }
