@@ -126,7 +126,7 @@ impl Endpoint {
     pub async fn post(
         &self,
         n: &super::Notification,
-        body: &serde_json::Value,
+        body: &(impl serde::Serialize + Sync),
     ) -> Result<(), NotifyError> {
         post_json(
             &self.client,
@@ -146,7 +146,7 @@ pub async fn post_json(
     client: &reqwest::Client,
     receiver: &str,
     url: &str,
-    body: &serde_json::Value,
+    body: &(impl serde::Serialize + Sync),
     headers: &[(&str, &str)],
     secrets: &[&Secret],
 ) -> Result<(), NotifyError> {

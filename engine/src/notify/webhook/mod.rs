@@ -9,8 +9,8 @@ use super::{Notification, NotificationStatus, Notifier, NotifyError};
 use crate::alert::{Alert, AlertState, Labels};
 use crate::ingest::GENERATOR_URL;
 use async_trait::async_trait;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::sync::Arc;
 
 /// Alertmanager-compatible webhook JSON (version 4).
@@ -114,52 +114,109 @@ fn annotations(a: &Alert) -> Labels {
     m
 }
 
-fn common(maps: &[Labels]) -> Labels {
-    let Some(first) = maps.first() else {
+/// The pairs every map has.
+fn common<'m>(mut maps: impl Iterator<Item = &'m Labels>) -> Labels {
+    let Some(first) = maps.next() else {
         return Labels::new();
     };
-    first
-        .iter()
-        .filter(|(k, v)| maps.iter().all(|m| m.get(*k) == Some(*v)))
+    let mut shared: Vec<(&String, &String)> = first.iter().collect();
+    for m in maps {
+        if shared.is_empty() {
+            break;
+        }
+        shared.retain(|(k, v)| m.get(*k) == Some(*v));
+    }
+    shared
+        .into_iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }
 
-/// The JSON body for a notification.
+/// The JSON body for a notification (for previews and tests; delivery serializes `Body`
+/// straight to the request, without building a `Value` of every alert).
 pub fn render(n: &Notification, max_alerts: usize) -> Value {
-    let shown = if max_alerts == 0 {
-        n.alerts.len()
-    } else {
-        max_alerts.min(n.alerts.len())
-    };
-    let alerts: Vec<Value> = n.alerts[..shown]
-        .iter()
-        .map(|a| {
-            json!({
-                "status": if a.state == AlertState::Resolved { "resolved" } else { "firing" },
-                "labels": a.labels,
-                "annotations": annotations(a),
-                "startsAt": ts(a.starts_at.or(Some(a.active_since))),
-                "endsAt": ts(a.ends_at),
-                "generatorURL": a.details.get(GENERATOR_URL).and_then(|v| v.as_str()).unwrap_or_default(),
-                "fingerprint": a.fingerprint,
+    serde_json::to_value(Body::of(n, max_alerts)).unwrap_or(Value::Null)
+}
+
+/// Alertmanager's webhook body, borrowing the notification. Fields in Alertmanager's order.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Body<'a> {
+    version: &'static str,
+    group_key: &'a str,
+    truncated_alerts: usize,
+    status: &'static str,
+    receiver: &'a str,
+    group_labels: &'a Labels,
+    common_labels: Labels,
+    common_annotations: Labels,
+    #[serde(rename = "externalURL")]
+    external_url: &'static str,
+    alerts: Vec<WireAlert<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WireAlert<'a> {
+    status: &'static str,
+    labels: &'a Labels,
+    annotations: Labels,
+    starts_at: String,
+    ends_at: String,
+    #[serde(rename = "generatorURL")]
+    generator_url: &'a str,
+    fingerprint: &'a str,
+}
+
+impl<'a> Body<'a> {
+    fn of(n: &'a Notification, max_alerts: usize) -> Self {
+        let shown = if max_alerts == 0 {
+            n.alerts.len()
+        } else {
+            max_alerts.min(n.alerts.len())
+        };
+        let mut anns: Vec<Labels> = n.alerts.iter().map(annotations).collect();
+        let common_annotations = common(anns.iter());
+        let common_labels = common(n.alerts.iter().map(|a| &a.labels));
+        anns.truncate(shown);
+        let alerts = n.alerts[..shown]
+            .iter()
+            .zip(anns)
+            .map(|(a, annotations)| WireAlert {
+                status: if a.state == AlertState::Resolved {
+                    "resolved"
+                } else {
+                    "firing"
+                },
+                labels: &a.labels,
+                annotations,
+                starts_at: ts(a.starts_at.or(Some(a.active_since))),
+                ends_at: ts(a.ends_at),
+                generator_url: a
+                    .details
+                    .get(GENERATOR_URL)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default(),
+                fingerprint: &a.fingerprint,
             })
-        })
-        .collect();
-    let labels: Vec<Labels> = n.alerts.iter().map(|a| a.labels.clone()).collect();
-    let ann: Vec<Labels> = n.alerts.iter().map(annotations).collect();
-    json!({
-        "version": "4",
-        "groupKey": n.group_key,
-        "truncatedAlerts": n.alerts.len() - shown,
-        "status": if n.status == NotificationStatus::Resolved { "resolved" } else { "firing" },
-        "receiver": n.receiver,
-        "groupLabels": n.group_labels,
-        "commonLabels": common(&labels),
-        "commonAnnotations": common(&ann),
-        "externalURL": "",
-        "alerts": alerts,
-    })
+            .collect();
+        Body {
+            version: "4",
+            group_key: &n.group_key,
+            truncated_alerts: n.alerts.len() - shown,
+            status: if n.status == NotificationStatus::Resolved {
+                "resolved"
+            } else {
+                "firing"
+            },
+            receiver: &n.receiver,
+            group_labels: &n.group_labels,
+            common_labels,
+            common_annotations,
+            external_url: "",
+            alerts,
+        }
+    }
 }
 
 #[async_trait]
@@ -180,7 +237,7 @@ impl Notifier for WebhookNotifier {
         if n.status == NotificationStatus::Acknowledged {
             return Ok(());
         }
-        self.endpoint.post(n, &render(n, self.max_alerts)).await
+        self.endpoint.post(n, &Body::of(n, self.max_alerts)).await
     }
 
     fn rate_limit(&self) -> Option<(f64, u32)> {

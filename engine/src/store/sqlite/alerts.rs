@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS alerts (
@@ -32,8 +33,9 @@ pub(super) struct AlertCache {
     alerts: Alerts,
 }
 
-/// The decoded alerts, by fingerprint.
-pub(super) type Alerts = BTreeMap<String, Alert>;
+/// The decoded alerts, by fingerprint; shared, so a flush can plan over a snapshot of them
+/// without holding the connection (`flush_atomically_sync`).
+pub(super) type Alerts = BTreeMap<String, Arc<Alert>>;
 
 /// The alerts as stored now: the cache, read again if another connection committed since.
 pub(super) fn fresh<'a>(
@@ -48,7 +50,7 @@ pub(super) fn fresh<'a>(
         let mut st = c.prepare_cached("SELECT body FROM alerts")?;
         let rows = st.query_map([], |r| r.get::<_, String>(0))?;
         let alerts = rows
-            .map(|b| decode(b?).map(|a| (a.fingerprint.clone(), a)))
+            .map(|b| decode(b?).map(|a| (a.fingerprint.clone(), Arc::new(a))))
             .collect::<rusqlite::Result<Alerts>>()?;
         Ok(&cache.insert(AlertCache { version, alerts }).alerts)
     } else {
@@ -61,9 +63,9 @@ pub(super) fn fresh<'a>(
 fn apply(v: &mut Alerts, changed: &[Alert], deleted: &[String]) {
     for a in changed {
         match v.get_mut(&a.fingerprint) {
-            Some(x) => x.clone_from(a),
+            Some(x) => *x = Arc::new(a.clone()),
             None => {
-                v.insert(a.fingerprint.clone(), a.clone());
+                v.insert(a.fingerprint.clone(), Arc::new(a.clone()));
             }
         }
     }
@@ -81,14 +83,19 @@ fn decode(body: String) -> rusqlite::Result<Alert> {
 #[async_trait]
 impl AlertStore for SqliteStore {
     async fn load_alerts(&self) -> Result<Vec<Alert>> {
-        self.with_alerts(|_, a| Ok(a.values().cloned().collect()))
+        self.with_alerts(|_, a| Ok(a.values().map(|a| Alert::clone(a)).collect()))
     }
 
     async fn load_alerts_by_fingerprint(&self, fingerprints: &[String]) -> Result<Vec<Alert>> {
         let mut want: Vec<&str> = fingerprints.iter().map(|f| f.as_str()).collect();
         want.sort_unstable();
         want.dedup();
-        self.with_alerts(|_, all| Ok(want.iter().filter_map(|fp| all.get(*fp).cloned()).collect()))
+        self.with_alerts(|_, all| {
+            Ok(want
+                .iter()
+                .filter_map(|fp| all.get(*fp).map(|a| Alert::clone(a)))
+                .collect())
+        })
     }
 
     async fn load_alerts_of_instance(&self, instance: &str) -> Result<Vec<Alert>> {
@@ -96,7 +103,7 @@ impl AlertStore for SqliteStore {
             Ok(all
                 .values()
                 .filter(|a| a.instance == instance)
-                .cloned()
+                .map(|a| Alert::clone(a))
                 .collect())
         })
     }
@@ -191,7 +198,7 @@ mod tests {
         };
         let mut v: super::Alerts = ["b", "d", "f"]
             .iter()
-            .map(|fp| (fp.to_string(), a(fp, "old")))
+            .map(|fp| (fp.to_string(), std::sync::Arc::new(a(fp, "old"))))
             .collect();
         // New before, between and after the stored ones, an update, a fingerprint twice (the
         // last wins, as the SQL upsert does), then a delete.

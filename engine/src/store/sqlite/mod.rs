@@ -31,6 +31,11 @@ struct Inner {
     alerts: Option<alerts::AlertCache>,
     /// The pending outbox entries, decoded (see `outbox`).
     outbox: outbox::OutboxCache,
+    /// Bumped by each of this connection's writes to the tables a plan reads other than
+    /// `alerts` (silences, acks, groups, nflog): SQLite's `data_version` tells only of other
+    /// connections' commits. `flush_atomically_sync` commits a plan made outside the lock only
+    /// if neither moved.
+    state_writes: u64,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -59,6 +64,7 @@ impl SqliteStore {
                 conn,
                 alerts: None,
                 outbox: Default::default(),
+                state_writes: 0,
             }),
             path,
         })
@@ -73,6 +79,7 @@ impl SqliteStore {
                 conn,
                 alerts: None,
                 outbox: Default::default(),
+                state_writes: 0,
             }),
             path: PathBuf::from(":memory:"),
         })
@@ -104,12 +111,20 @@ impl SqliteStore {
         let mut g = self.lock()?;
         g.alerts = None;
         g.outbox.clear();
+        g.state_writes += 1;
         f(&mut g.conn).map_err(Error::from)
     }
 
     /// The connection, for the store's own tables other than `alerts`.
     fn tables<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T> {
         f(&mut self.lock()?.conn).map_err(Error::from)
+    }
+
+    /// The connection, to write pipeline state a plan reads (see `Inner::state_writes`).
+    fn state_tables<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let mut g = self.lock()?;
+        g.state_writes += 1;
+        f(&mut g.conn).map_err(Error::from)
     }
 
     /// The connection and the stored alerts (decoded once, see `Inner::alerts`).

@@ -12,6 +12,7 @@ use crate::pipeline::silence::Silence;
 use crate::pipeline::{Flush, FlushCommit, NotifyState, PipelineStore, PlanFn};
 use async_trait::async_trait;
 use rusqlite::{params, OptionalExtension};
+use std::sync::Arc;
 
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS silences (
@@ -37,7 +38,7 @@ CREATE TABLE IF NOT EXISTS nflog (
 
 impl SqliteStore {
     pub(super) fn add_silence_sync(&self, s: &Silence) -> Result<()> {
-        self.tables(|c| {
+        self.state_tables(|c| {
             c.execute(
                 "INSERT INTO silences (id, ends_at, body) VALUES (?1, ?2, ?3) ON CONFLICT(id) DO UPDATE SET ends_at = ?2, body = ?3",
                 params![s.id, ms(s.ends_at), to_json(s)?],
@@ -51,7 +52,7 @@ impl SqliteStore {
     }
 
     pub(super) fn expire_silence_sync(&self, id: &str, at: Timestamp) -> Result<bool> {
-        self.tables(|c| {
+        self.state_tables(|c| {
             let tx = c.transaction()?;
             let body: Option<String> = tx
                 .query_row("SELECT body FROM silences WHERE id = ?1", [id], |r| {
@@ -73,7 +74,7 @@ impl SqliteStore {
     }
 
     pub(super) fn ack_sync(&self, a: &Ack) -> Result<()> {
-        self.tables(|c| {
+        self.state_tables(|c| {
             c.execute(
                 "INSERT INTO acks (fingerprint, body) VALUES (?1, ?2) ON CONFLICT(fingerprint) DO UPDATE SET body = ?2",
                 params![a.fingerprint, to_json(a)?],
@@ -88,6 +89,7 @@ impl SqliteStore {
 
     pub(super) fn commit_flush_sync(&self, f: &FlushCommit) -> Result<()> {
         let mut g = self.lock()?;
+        g.state_writes += 1;
         let super::Inner { conn, outbox, .. } = &mut *g;
         let tx = conn.transaction()?;
         let queued = write_commit(&tx, f)?;
@@ -96,29 +98,77 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Reads the alerts and the pipeline's state, plans and writes the plan in one `IMMEDIATE`
-    /// transaction: two processes flushing the same file (a daemon and `tripline ack`) take
-    /// turns instead of both deciding to send the same news.
+    /// Reads the alerts and the pipeline's state, plans, and writes the plan, as one step that
+    /// no other write to what the plan read comes between: two processes flushing the same
+    /// file (a daemon and `tripline ack`) take turns instead of both deciding to send the same
+    /// news.
+    ///
+    /// The plan is made over a snapshot, without holding the connection, so that POSTs are
+    /// taken meanwhile (planning 100,000 alerts takes a good part of a second): it is committed
+    /// if, under an `IMMEDIATE` transaction, neither another connection (`data_version`) nor
+    /// this one (`state_writes`) changed anything since but this process's own alerts, which
+    /// is then the same as those alerts arriving just after the flush. Otherwise it plans again
+    /// inside that transaction, as one step.
     pub(super) fn flush_atomically_sync(&self, plan: &PlanFn) -> Result<Flush> {
+        let (version, writes, snapshot, state) = {
+            let mut g = self.lock()?;
+            let super::Inner {
+                conn,
+                alerts,
+                state_writes,
+                ..
+            } = &mut *g;
+            let writes = *state_writes;
+            let r = (|| -> rusqlite::Result<_> {
+                let tx = conn.transaction()?;
+                let version = data_version(&tx)?;
+                let snapshot: Vec<Arc<Alert>> = super::alerts::fresh(&tx, alerts)?
+                    .values()
+                    .cloned()
+                    .collect();
+                let state = read_state(&tx)?;
+                tx.commit()?;
+                Ok((version, writes, snapshot, state))
+            })();
+            r.map_err(crate::error::Error::from)?
+        };
+        let refs: Vec<&Alert> = snapshot.iter().map(|a| a.as_ref()).collect();
+        let planned = plan(&refs, &state);
         let mut g = self.lock()?;
         let super::Inner {
             conn,
             alerts,
             outbox,
+            state_writes,
         } = &mut *g;
+        let unchanged_writes = *state_writes == writes;
         let r = (|| -> rusqlite::Result<Flush> {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            // Inside the transaction: what another process committed before it is seen.
-            let alerts: Vec<&Alert> = super::alerts::fresh(&tx, alerts)?.values().collect();
-            let state = read_state(&tx)?;
-            let flush = plan(&alerts, &state);
+            let flush = if unchanged_writes && data_version(&tx)? == version {
+                planned
+            } else {
+                // Inside the transaction: what another process committed before it is seen.
+                let alerts: Vec<&Alert> = super::alerts::fresh(&tx, alerts)?
+                    .values()
+                    .map(|a| a.as_ref())
+                    .collect();
+                let state = read_state(&tx)?;
+                plan(&alerts, &state)
+            };
             let queued = write_commit(&tx, &flush.commit)?;
             tx.commit()?;
             outbox.add(queued);
             Ok(flush)
         })();
+        *state_writes += 1;
         r.map_err(crate::error::Error::from)
     }
+}
+
+/// SQLite's count of other connections' commits, as this connection sees it.
+fn data_version(c: &rusqlite::Connection) -> rusqlite::Result<i64> {
+    c.prepare_cached("PRAGMA data_version")?
+        .query_row([], |r| r.get(0))
 }
 
 #[async_trait]
@@ -224,4 +274,71 @@ fn write_commit(tx: &rusqlite::Transaction, f: &FlushCommit) -> rusqlite::Result
         }
     }
     Ok(queued)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::{AlertState, AlertStore};
+    use crate::store::sqlite::tests::alert;
+    use chrono::TimeZone;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    fn silence() -> Silence {
+        let t = chrono::Utc.timestamp_opt(1_790_000_000, 0).unwrap();
+        Silence {
+            id: "s1".into(),
+            matchers: vec!["a=b".into()],
+            starts_at: t,
+            ends_at: t + chrono::Duration::hours(1),
+            created_by: "ann".into(),
+            comment: "maintenance".into(),
+            created_at: t,
+            expiry_noticed: false,
+        }
+    }
+
+    /// Runs a flush whose plan calls `between` on its first call (outside the lock, as a POST,
+    /// an API call or another process would act while it plans); returns what each call saw:
+    /// (alerts, silences).
+    fn flush_with(s: &SqliteStore, between: impl Fn() + Send + Sync) -> Vec<(usize, usize)> {
+        let calls = AtomicUsize::new(0);
+        let seen = Mutex::new(vec![]);
+        let plan = |alerts: &[&Alert], state: &NotifyState| {
+            seen.lock()
+                .unwrap()
+                .push((alerts.len(), state.silences.len()));
+            if calls.fetch_add(1, Ordering::SeqCst) == 0 {
+                between();
+            }
+            Flush::default()
+        };
+        s.flush_atomically_sync(&plan).unwrap();
+        seen.into_inner().unwrap()
+    }
+
+    #[test]
+    fn a_plan_made_outside_the_lock_is_made_again_when_what_it_read_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let a = SqliteStore::open(&path).unwrap();
+        let b = SqliteStore::open(&path).unwrap();
+        let save = |s: &SqliteStore, fp: &str| {
+            futures::executor::block_on(s.save_alerts(&[alert(fp, AlertState::Firing, None)], &[]))
+                .unwrap()
+        };
+        save(&a, "f1");
+        // This process's own alerts meanwhile: the plan stands (as if they came just after).
+        assert_eq!(flush_with(&a, || save(&a, "f2")), [(1, 0)]);
+        // A silence added meanwhile (API call in this process): planned again, seeing it.
+        assert_eq!(
+            flush_with(&a, || a.add_silence_sync(&silence()).unwrap()),
+            [(2, 0), (2, 1)]
+        );
+        // Another process's commit meanwhile: planned again, seeing its alert.
+        assert_eq!(flush_with(&a, || save(&b, "f3")), [(2, 1), (3, 1)]);
+        // Nothing meanwhile: planned once.
+        assert_eq!(flush_with(&a, || ()), [(3, 1)]);
+    }
 }
