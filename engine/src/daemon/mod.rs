@@ -347,7 +347,17 @@ impl Daemon {
                         "notify"
                     );
                 }
-                wake = delivery.wake_at;
+                // The loop wakes for the next paced or retried delivery, and for the group
+                // timers this flush set (or the last quiet plan's next due instant): a group's
+                // first message then goes at `group_wait`, not at the next whole tick after it.
+                let now = self.clock.now();
+                let timers = flush
+                    .commit
+                    .groups_saved
+                    .iter()
+                    .map(|g| g.next_flush)
+                    .chain(engine.pipeline().quiet_until());
+                wake = timers.filter(|t| *t > now).chain(delivery.wake_at).min();
             }
             Err(e) => tracing::error!("notification pipeline failed: {e}"),
         }
@@ -487,4 +497,57 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    #[tokio::test]
+    async fn the_notification_loop_wakes_at_a_new_groups_group_wait_not_a_whole_tick_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tripline.toml");
+        std::fs::write(
+            &path,
+            format!(
+                r#"stock_rules = false
+[store]
+type = "sqlite"
+path = "{}"
+[route]
+receiver = "c"
+group_by = ["alertname"]
+group_wait = "400ms"
+[[receiver]]
+type = "console"
+name = "c"
+"#,
+                dir.path().join("state.db").display()
+            ),
+        )
+        .unwrap();
+        let t0: Timestamp = "2026-11-01T10:00:00Z".parse().unwrap();
+        let clock = Arc::new(ManualClock::new(t0));
+        let daemon = Daemon::start(&path, clock.clone()).unwrap();
+        // Nothing to do: the loop ticks each second.
+        assert_eq!(
+            daemon.notify_tick(t0).await,
+            std::time::Duration::from_secs(1)
+        );
+        let posted = crate::ingest::parse_body(
+            br#"[{"labels":{"alertname":"A"},"endsAt":"2026-11-01T12:00:00Z"}]"#,
+        )
+        .unwrap();
+        daemon.engine().await.ingest(posted, t0).await.unwrap();
+        // The group is made now; its first message is due 400 ms on: the loop wakes then.
+        assert_eq!(
+            daemon.notify_tick(t0).await,
+            std::time::Duration::from_millis(400)
+        );
+        clock.advance(chrono::Duration::milliseconds(400));
+        let at = clock.now();
+        let (flush, _) = daemon.engine().await.notify_at(at).await.unwrap();
+        assert_eq!(flush.commit.notifications.len(), 1);
+    }
 }

@@ -109,6 +109,13 @@ impl Pipeline {
         flush
     }
 
+    /// When the last plan, if it committed nothing, may next differ (`None`: unknown, or no
+    /// decision of it depends on a later instant). The daemon's notification loop wakes then.
+    pub fn quiet_until(&self) -> Option<Timestamp> {
+        let last = self.memo.last.lock().unwrap_or_else(|e| e.into_inner());
+        last.as_ref().and_then(|q| q.due)
+    }
+
     /// The earliest instant not before `at` at which a time-dependent decision of a plan over
     /// these inputs may differ from its decision at `at` (module doc lists them).
     fn next_due<A: Borrow<Alert>>(
