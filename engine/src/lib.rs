@@ -58,6 +58,7 @@ pub mod suggest;
 pub use alert::{RULE_ERROR, SOURCE_ERROR};
 pub use engine::fleet;
 pub use engine::{
-    resolve_params, CycleMode, CycleReport, InstanceSpec, RuleInstance, Tripline, TriplineBuilder,
+    resolve_params, CycleMode, CycleReport, Ingested, InstanceSpec, RuleInstance, Tripline,
+    TriplineBuilder,
 };
 pub use error::{Error, Result};

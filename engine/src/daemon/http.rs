@@ -255,18 +255,20 @@ async fn ingest(
         }
     };
     let engine = s.daemon.engine().await;
-    match engine.ingest(alerts, s.daemon.clock.now()).await {
-        Ok(_) => {
-            // A new group waits `group_wait` before its first message and the notification loop
-            // ticks every second: waking it for each POST would only re-plan every alert (a
-            // storm of posts kept it planning non-stop). Wake it when some route sends at once.
-            let at_once = engine
-                .pipeline()
-                .config()
-                .route
-                .walk()
-                .iter()
-                .any(|r| r.timers.group_wait <= chrono::Duration::zero());
+    match engine.ingest_posted(alerts, s.daemon.clock.now()).await {
+        Ok(ingested) => {
+            // Waking the notification loop for each POST would only re-plan every alert (a
+            // storm of posts kept it planning non-stop). Wake it when the alerts open a group
+            // (so its group_wait runs from now, not from the next tick) or when some route
+            // sends at once.
+            let at_once = ingested.opens_group
+                || engine
+                    .pipeline()
+                    .config()
+                    .route
+                    .walk()
+                    .iter()
+                    .any(|r| r.timers.group_wait <= chrono::Duration::zero());
             if at_once {
                 s.daemon.wake_notify();
             }

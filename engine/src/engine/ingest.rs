@@ -6,6 +6,15 @@ use crate::alert::Alert;
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 
+/// What `Tripline::ingest_posted` took in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ingested {
+    /// Alerts new or changed.
+    pub changed: usize,
+    /// Some alert falls into a group not seen before: plan now, its `group_wait` runs.
+    pub opens_group: bool,
+}
+
 /// How often `notify_at` looks for expired ingested alerts when it knows of none due.
 const INGEST_RESCAN: chrono::Duration = chrono::Duration::seconds(60);
 
@@ -67,18 +76,43 @@ impl Tripline {
         alerts: Vec<crate::ingest::PostableAlert>,
         at: Timestamp,
     ) -> Result<usize> {
+        Ok(self.ingest_posted(alerts, at).await?.changed)
+    }
+
+    /// `ingest`, also telling whether the alerts opened a group (`Pipeline::opens_group`;
+    /// only alerts that were not firing before are looked at).
+    pub async fn ingest_posted(
+        &self,
+        alerts: Vec<crate::ingest::PostableAlert>,
+        at: Timestamp,
+    ) -> Result<Ingested> {
         // Only the posted alerts' earlier selves matter: look those up, not the whole store.
         let fps: Vec<String> = alerts.iter().map(crate::ingest::fingerprint_of).collect();
         let stored = self.store.load_alerts_by_fingerprint(&fps).await?;
         let merged =
             crate::ingest::merge_posted(alerts, fps, &stored, at).map_err(Error::Config)?;
+        let was_firing: std::collections::HashSet<&str> = stored
+            .iter()
+            .filter(|a| a.state == crate::alert::AlertState::Firing)
+            .map(|a| a.fingerprint.as_str())
+            .collect();
+        let opens_group = self.pipeline.opens_group(
+            merged
+                .alerts
+                .iter()
+                .filter(|a| !was_firing.contains(a.fingerprint.as_str())),
+        );
+        drop(was_firing);
         drop(stored);
         self.store.save_alerts(&merged.alerts, &[]).await?;
         if let Some(t) = merged.next_expiry {
             let mut next = self.ingest_next_expiry.lock().expect("expiry lock");
             *next = (*next).min(t);
         }
-        Ok(merged.alerts.len())
+        Ok(Ingested {
+            changed: merged.alerts.len(),
+            opens_group,
+        })
     }
 }
 
@@ -140,5 +174,49 @@ mod tests {
         assert_eq!(state("A").await, Some(AlertState::Firing));
         engine.notify_at(t0 + Duration::minutes(9)).await.unwrap();
         assert_eq!(state("A").await, Some(AlertState::Resolved));
+    }
+
+    #[tokio::test]
+    async fn posted_alerts_say_when_they_open_a_group_once_per_group() {
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 1, 10, 0, 0).unwrap();
+        let cfg = crate::config::Config::parse(
+            std::path::Path::new("t.toml"),
+            r#"
+[[receiver]]
+type = "console"
+name = "c"
+[route]
+receiver = "c"
+group_by = ["alertname"]
+"#
+            .to_string(),
+        )
+        .unwrap();
+        let engine = crate::Tripline::builder()
+            .clock(Arc::new(crate::clock::ManualClock::new(t0)))
+            .store(Arc::new(SqliteStore::in_memory().unwrap()))
+            .pipeline(crate::pipeline::PipelineConfig::from_config(&cfg).unwrap())
+            .build()
+            .unwrap();
+        let opens = |body: &'static str| {
+            let engine = &engine;
+            async move {
+                engine
+                    .ingest_posted(post(body), t0)
+                    .await
+                    .unwrap()
+                    .opens_group
+            }
+        };
+        assert!(opens(r#"[{"labels":{"alertname":"A","i":"1"}}]"#).await);
+        // The same group: another alert of it, or the same again, opens nothing.
+        assert!(!opens(r#"[{"labels":{"alertname":"A","i":"2"}}]"#).await);
+        assert!(!opens(r#"[{"labels":{"alertname":"A","i":"1"}}]"#).await);
+        // One new group among alerts of known ones.
+        assert!(
+            opens(r#"[{"labels":{"alertname":"A","i":"3"}},{"labels":{"alertname":"B"}}]"#).await
+        );
+        // A resolve opens nothing.
+        assert!(!opens(r#"[{"labels":{"alertname":"C"},"endsAt":"2026-11-01T09:00:00Z"}]"#).await);
     }
 }

@@ -9,6 +9,7 @@ mod builder;
 mod cycle;
 pub mod fleet;
 mod ingest;
+pub use ingest::Ingested;
 mod instance;
 mod meta;
 

@@ -143,7 +143,21 @@ pub struct RouteTarget {
 pub struct Pipeline {
     cfg: PipelineConfig,
     memo: memo::Memo,
+    seen: SeenGroups,
 }
+
+/// The group keys `Pipeline::opens_group` has been asked about. A clone starts empty.
+#[derive(Debug, Default)]
+struct SeenGroups(std::sync::Mutex<std::collections::HashSet<String>>);
+
+impl Clone for SeenGroups {
+    fn clone(&self) -> Self {
+        SeenGroups::default()
+    }
+}
+
+/// Past this many keys the set starts over (a wake too many, never one too few matters).
+const SEEN_GROUPS_CAP: usize = 100_000;
 
 /// A receiver a group reaches in this plan, with the alerts it reaches it with.
 type Target<'a> = (&'a str, Vec<&'a Alert>);
@@ -159,11 +173,47 @@ impl Pipeline {
         Pipeline {
             cfg,
             memo: memo::Memo::from_env(),
+            seen: SeenGroups::default(),
         }
     }
 
     pub fn config(&self) -> &PipelineConfig {
         &self.cfg
+    }
+
+    /// Whether some of `alerts` (just taken in) fall into a group this pipeline was not asked
+    /// about before. The daemon then plans at once, so that a new group's `group_wait` runs
+    /// from its first alert's arrival, as Alertmanager's does, not from the next tick. Each key
+    /// answers true once (until `SEEN_GROUPS_CAP` keys), so a storm of posts into known groups
+    /// wakes nothing.
+    pub fn opens_group<'a>(&self, alerts: impl IntoIterator<Item = &'a Alert>) -> bool {
+        let mut seen = self.seen.0.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() >= SEEN_GROUPS_CAP {
+            seen.clear();
+        }
+        let mut opens = false;
+        // A key is built once per route and group_by values in this call, not once per alert.
+        let mut asked: std::collections::HashSet<(*const route::Route, Vec<Option<&str>>)> =
+            Default::default();
+        for a in alerts {
+            if a.state != AlertState::Firing {
+                continue;
+            }
+            for r in self.cfg.route.matching(a) {
+                if let route::GroupBy::Labels(names) = &r.group_by {
+                    let values = names
+                        .iter()
+                        .map(|n| matcher::LabelSource::label(a, n))
+                        .collect();
+                    if !asked.insert((r as *const route::Route, values)) {
+                        continue;
+                    }
+                }
+                let labels = group::group_labels(r, &a.labels, a);
+                opens |= seen.insert(group::group_key(r, &labels));
+            }
+        }
+        opens
     }
 
     /// Reads the store, plans at `at`, and commits the plan (outbox, nflog, timers) atomically.
