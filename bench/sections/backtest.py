@@ -18,7 +18,9 @@ pending. Both sides evaluate every minute with `for: 5m`:
 - Tripline: `tripline backtest --format json` with a Prometheus source and 1,000 `[[rule]]` instances
   of one Rhai rule whose `query` param is the same expression.
 
-Per run: wall time, user + sys CPU and peak RSS of the replaying process (wait4's rusage), the CPU
+Per run: wall time, user + sys CPU (wait4's rusage) and peak RSS of the replaying process (GNU
+time's %M: wait4's own ru_maxrss of a child forked from this Python process counts this process's
+memory at the fork, which is why both sides once showed the same 139.6 MiB), the CPU
 Prometheus spent meanwhile (/proc/PID/stat) and the requests it served (its own
 `prometheus_http_requests_total`). Every run's firing intervals are counted and must equal the other
 side's and the count computed here from the generated data."""
@@ -111,16 +113,21 @@ fn evaluate(d, p) {
 """
 
 
+TIME = "/usr/bin/time"  # GNU time (Debian's `time`; scripts/bench installs it)
+
+
 def timed(cmd: list[str], prom_pid: int, out_dir, cwd=None) -> dict:
     """Runs `cmd` to exit (stdout and stderr to files in `out_dir`); its wall time, user+sys CPU and
-    peak RSS (wait4's rusage of that process alone), and Prometheus's CPU meanwhile."""
+    peak RSS (GNU time's %M), and Prometheus's CPU meanwhile."""
     import subprocess
 
-    so, se = out_dir / "stdout", out_dir / "stderr"
+    so, se, peak = out_dir / "stdout", out_dir / "stderr", out_dir / "maxrss"
     p0 = proc_cpu(prom_pid)
     with open(so, "w") as fo, open(se, "w") as fe:
         t0 = time.perf_counter()
-        p = subprocess.Popen(cmd, stdout=fo, stderr=fe, cwd=cwd)
+        # GNU time forks the command from its own small process and reports that child's
+        # ru_maxrss; its CPU is in wait4's rusage of `time` (which includes its waited child).
+        p = subprocess.Popen([TIME, "-f", "%M", "-o", str(peak), *cmd], stdout=fo, stderr=fe, cwd=cwd)
         _, status, ru = os.wait4(p.pid, 0)
         wall = time.perf_counter() - t0
         p.returncode = os.waitstatus_to_exitcode(status)
@@ -128,7 +135,7 @@ def timed(cmd: list[str], prom_pid: int, out_dir, cwd=None) -> dict:
         "status": p.returncode,
         "wall": wall,
         "cpu": ru.ru_utime + ru.ru_stime,
-        "rss_kib": ru.ru_maxrss,
+        "rss_kib": int(peak.read_text().split()[-1]),
         "prom_cpu": proc_cpu(prom_pid) - p0,
         "stdout": so.read_text(),
         "stderr": se.read_text(),
@@ -394,7 +401,7 @@ def run(ctx: Context) -> list[Section]:
         f" samples, backfilled by promtool and served by Debian's Prometheus: {load_secs:.0f} s to generate"
         " and backfill), rule i watches queue i % 10 with threshold 100 + i // 10, so all"
         f" {rules:,} PromQL expressions differ.",
-        "Wall, CPU and peak RSS are the replaying process's (wait4); Prometheus's CPU and request count"
+        "Wall and CPU are the replaying process's (wait4), its peak RSS GNU time's %M; Prometheus's CPU and request count"
         " (its `prometheus_http_requests_total` for /api/v1/query*) are what each side cost the server."
         " vmalert's figures exclude the VictoriaMetrics node that stores its `ALERTS` (Tripline writes"
         " nothing anywhere).",
