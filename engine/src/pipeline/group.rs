@@ -107,6 +107,21 @@ pub fn group_labels(route: &Route, labels: &Labels, source: &impl LabelSource) -
     }
 }
 
+/// An alert's group on a route told apart without building its key: the route and the values of
+/// its `group_by` labels, borrowed. `None` for `group_by = "all"` (the alert's own labels: build
+/// the key).
+pub type GroupValues<'a> = (*const Route, Vec<Option<&'a str>>);
+
+pub fn group_values<'a>(route: &Route, source: &'a impl LabelSource) -> Option<GroupValues<'a>> {
+    match &route.group_by {
+        GroupBy::All => None,
+        GroupBy::Labels(names) => Some((
+            route as *const Route,
+            names.iter().map(|n| source.label(n)).collect(),
+        )),
+    }
+}
+
 /// `route-id:{a="1",b="2"}`: unique per route and group labels, readable in logs.
 pub fn group_key(route: &Route, labels: &Labels) -> String {
     let inner: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();

@@ -193,21 +193,14 @@ impl Pipeline {
         }
         let mut opens = false;
         // A key is built once per route and group_by values in this call, not once per alert.
-        let mut asked: std::collections::HashSet<(*const route::Route, Vec<Option<&str>>)> =
-            Default::default();
+        let mut asked: std::collections::HashSet<group::GroupValues> = Default::default();
         for a in alerts {
             if a.state != AlertState::Firing {
                 continue;
             }
             for r in self.cfg.route.matching(a) {
-                if let route::GroupBy::Labels(names) = &r.group_by {
-                    let values = names
-                        .iter()
-                        .map(|n| matcher::LabelSource::label(a, n))
-                        .collect();
-                    if !asked.insert((r as *const route::Route, values)) {
-                        continue;
-                    }
+                if group::group_values(r, a).is_some_and(|v| !asked.insert(v)) {
+                    continue;
                 }
                 let labels = group::group_labels(r, &a.labels, a);
                 opens |= seen.insert(group::group_key(r, &labels));

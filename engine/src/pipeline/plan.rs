@@ -4,9 +4,8 @@
 
 use super::escalate::{self, Ack};
 use super::group::{self, group_key, group_labels, GroupState};
-use super::matcher::LabelSource;
 use super::nflog::NflogEntry;
-use super::route::{GroupBy, Route};
+use super::route::Route;
 use super::{
     notification, receiver_owners, Flush, FlushCommit, Group, NotificationStatus, NotifyState,
     Pipeline, Target, NFLOG_RETENTION,
@@ -116,10 +115,9 @@ impl Pipeline {
         alerts: &[&'a Alert],
         out: &Flush,
     ) -> (BTreeMap<String, Group<'a>>, bool) {
-        type Values<'a> = (*const Route, Vec<Option<&'a str>>);
         let mut slots: Vec<(String, Group<'a>)> = Vec::new();
         let mut by_key: HashMap<String, usize> = HashMap::new();
-        let mut by_values: HashMap<Values<'a>, usize> = HashMap::new();
+        let mut by_values: HashMap<group::GroupValues<'a>, usize> = HashMap::new();
         let mut in_several_groups = false;
         for a in alerts.iter().copied().filter(|a| {
             !out.silenced.contains(&a.fingerprint) && !out.inhibited.contains(&a.fingerprint)
@@ -142,15 +140,12 @@ impl Pipeline {
                         slots.len() - 1
                     })
                 };
-                let slot = match &r.group_by {
-                    GroupBy::Labels(names) => {
-                        let values = names.iter().map(|n| a.label(n)).collect();
-                        match by_values.entry((r as *const Route, values)) {
-                            Entry::Occupied(e) => *e.get(),
-                            Entry::Vacant(e) => *e.insert(slot_of(r)),
-                        }
-                    }
-                    GroupBy::All => slot_of(r),
+                let slot = match group::group_values(r, a) {
+                    Some(values) => match by_values.entry(values) {
+                        Entry::Occupied(e) => *e.get(),
+                        Entry::Vacant(e) => *e.insert(slot_of(r)),
+                    },
+                    None => slot_of(r),
                 };
                 slots[slot].1.alerts.push(a);
             }

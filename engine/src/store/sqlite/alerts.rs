@@ -42,9 +42,7 @@ pub(super) fn fresh<'a>(
     c: &Connection,
     cache: &'a mut Option<AlertCache>,
 ) -> rusqlite::Result<&'a Alerts> {
-    let version: i64 = c
-        .prepare_cached("PRAGMA data_version")?
-        .query_row([], |r| r.get(0))?;
+    let version = super::data_version(c)?;
     if cache.as_ref().is_none_or(|k| k.version != version) {
         *cache = None;
         let mut st = c.prepare_cached("SELECT body FROM alerts")?;

@@ -158,6 +158,13 @@ fn all<T: serde::de::DeserializeOwned>(
     rows.map(|b| from_json(b?)).collect()
 }
 
+/// SQLite's count of other connections' commits, as this connection sees it: the decoded
+/// alerts and a flush's snapshot are stale when it moved.
+fn data_version(c: &Connection) -> rusqlite::Result<i64> {
+    c.prepare_cached("PRAGMA data_version")?
+        .query_row([], |r| r.get(0))
+}
+
 fn ms(t: Timestamp) -> i64 {
     t.timestamp_millis()
 }

@@ -100,6 +100,13 @@ impl OutboxCache {
     pub(super) fn clear(&mut self) {
         self.queued.clear();
     }
+
+    /// Entries `queue` wrote, once their transaction committed.
+    pub(super) fn add(&mut self, entries: Vec<OutboxEntry>) {
+        for e in entries {
+            self.queued.insert(e.notification.id.clone(), e);
+        }
+    }
 }
 
 /// Queues `notifications` in the outbox (inside the caller's transaction); returns the entries
@@ -136,17 +143,47 @@ pub(super) fn queue(
     Ok(queued)
 }
 
-impl OutboxCache {
-    /// Entries `queue` wrote, once their transaction committed.
-    pub(super) fn add(&mut self, entries: Vec<OutboxEntry>) {
-        for e in entries {
-            self.queued.insert(e.notification.id.clone(), e);
-        }
-    }
-}
-
 /// One outbox row as read: its id, next attempt and state columns, and its status JSON.
 type Row = (String, i64, String, Option<String>);
+
+/// The entries of the rows `sql` selects (`id, next_attempt_at, state, status`, in that
+/// order). A pending row's body is decoded only if `cache` does not hold it already.
+fn rows(
+    c: &Connection,
+    cache: &mut OutboxCache,
+    sql: &str,
+    p: impl rusqlite::Params,
+) -> rusqlite::Result<Vec<OutboxEntry>> {
+    let rows: Vec<Row> = c
+        .prepare_cached(sql)?
+        .query_map(p, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut body = c.prepare_cached("SELECT body FROM outbox WHERE id = ?1")?;
+    rows.into_iter()
+        .map(|(id, next, state, status)| {
+            let pending = state == OutboxState::Pending.as_str();
+            let mut e = match cache.queued.get(&id) {
+                Some(e) if pending => e.clone(),
+                _ => {
+                    let e: OutboxEntry =
+                        from_json(body.query_row([&id], |r| r.get::<_, String>(0))?)?;
+                    if pending {
+                        cache.queued.insert(id, e.clone());
+                    }
+                    e
+                }
+            };
+            if let Some(s) = status {
+                from_json::<Status>(s)?.apply(&mut e);
+            }
+            // The column is authoritative: `outbox_defer` and `outbox_claim` move it.
+            if let Some(t) = chrono::DateTime::from_timestamp_millis(next) {
+                e.next_attempt_at = t;
+            }
+            Ok(e)
+        })
+        .collect()
+}
 
 impl SqliteStore {
     /// Takes a due entry for sending: false when another process took it first. The lease
@@ -176,40 +213,9 @@ impl SqliteStore {
         f(conn, outbox).map_err(crate::error::Error::from)
     }
 
-    /// The entries of the rows `sql` selects (`id, next_attempt_at, state, status`, in that
-    /// order). A pending row's body is decoded only if the cache does not hold it already.
+    /// The entries of the rows `sql` selects (see `rows`).
     fn outbox_query(&self, sql: &str, p: impl rusqlite::Params) -> Result<Vec<OutboxEntry>> {
-        self.with_outbox(|c, cache| {
-            let rows: Vec<Row> = c
-                .prepare_cached(sql)?
-                .query_map(p, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-                .collect::<rusqlite::Result<_>>()?;
-            let mut body = c.prepare_cached("SELECT body FROM outbox WHERE id = ?1")?;
-            rows.into_iter()
-                .map(|(id, next, state, status)| {
-                    let pending = state == OutboxState::Pending.as_str();
-                    let mut e = match cache.queued.get(&id) {
-                        Some(e) if pending => e.clone(),
-                        _ => {
-                            let e: OutboxEntry =
-                                from_json(body.query_row([&id], |r| r.get::<_, String>(0))?)?;
-                            if pending {
-                                cache.queued.insert(id, e.clone());
-                            }
-                            e
-                        }
-                    };
-                    if let Some(s) = status {
-                        from_json::<Status>(s)?.apply(&mut e);
-                    }
-                    // The column is authoritative: `outbox_defer` and `outbox_claim` move it.
-                    if let Some(t) = chrono::DateTime::from_timestamp_millis(next) {
-                        e.next_attempt_at = t;
-                    }
-                    Ok(e)
-                })
-                .collect()
-        })
+        self.with_outbox(|c, cache| rows(c, cache, sql, p))
     }
 
     pub(super) fn outbox_due_sync(&self, at: Timestamp, limit: usize) -> Result<Vec<OutboxEntry>> {
@@ -220,22 +226,23 @@ impl SqliteStore {
     }
 
     pub(super) fn outbox_pending_sync(&self, limit: usize) -> Result<Vec<OutboxEntry>> {
-        // One more than asked: fewer back means every pending row was read.
-        let mut v = self.outbox_query(
-            "SELECT id, next_attempt_at, state, status FROM outbox WHERE state = 'pending' ORDER BY seq LIMIT ?1",
-            params![limit.saturating_add(1) as i64],
-        )?;
-        if v.len() <= limit {
-            // Every pending row: let the cache forget what is no longer pending.
-            self.with_outbox(|_, cache| {
+        self.with_outbox(|c, cache| {
+            // One more than asked: fewer back means every pending row was read.
+            let mut v = rows(
+                c,
+                cache,
+                "SELECT id, next_attempt_at, state, status FROM outbox WHERE state = 'pending' ORDER BY seq LIMIT ?1",
+                params![limit.saturating_add(1) as i64],
+            )?;
+            if v.len() <= limit {
+                // Every pending row: the cache forgets what is no longer pending.
                 let ids: std::collections::HashSet<&str> =
                     v.iter().map(|e| e.notification.id.as_str()).collect();
                 cache.queued.retain(|id, _| ids.contains(id.as_str()));
-                Ok(())
-            })?;
-        }
-        v.truncate(limit);
-        Ok(v)
+            }
+            v.truncate(limit);
+            Ok(v)
+        })
     }
 
     pub(super) fn outbox_entries_sync(&self) -> Result<Vec<OutboxEntry>> {

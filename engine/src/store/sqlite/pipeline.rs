@@ -2,7 +2,7 @@
 //! notification log, and the flush that plans and commits in one transaction (its commit also
 //! queues the outbox rows): the SQLite store's `PipelineStore`.
 
-use super::{all, from_json, ms, to_json, SqliteStore};
+use super::{all, data_version, from_json, ms, to_json, SqliteStore};
 use crate::alert::Alert;
 use crate::clock::Timestamp;
 use crate::error::Result;
@@ -163,12 +163,6 @@ impl SqliteStore {
         *state_writes += 1;
         r.map_err(crate::error::Error::from)
     }
-}
-
-/// SQLite's count of other connections' commits, as this connection sees it.
-fn data_version(c: &rusqlite::Connection) -> rusqlite::Result<i64> {
-    c.prepare_cached("PRAGMA data_version")?
-        .query_row([], |r| r.get(0))
 }
 
 #[async_trait]
