@@ -19,7 +19,7 @@ use crate::Tripline;
 use metrics::Metrics;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::RwLock;
 
@@ -36,6 +36,8 @@ pub struct Daemon {
     wake: tokio::sync::Notify,
     /// When this process started (Alertmanager's `uptime` in `GET /api/v2/status`).
     started_at: Timestamp,
+    /// Deliveries went out since the freed heap was last handed back (`release_freed_heap`).
+    heap_to_return: AtomicBool,
 }
 
 fn describe(m: &Metrics) {
@@ -83,6 +85,7 @@ impl Daemon {
             ready: AtomicBool::new(true),
             last_run: Mutex::new(HashMap::new()),
             started_at: clock.now(),
+            heap_to_return: AtomicBool::new(false),
             clock,
             wake: tokio::sync::Notify::new(),
         }))
@@ -340,6 +343,9 @@ impl Daemon {
                     );
                 }
                 self.record_delivery(&delivery);
+                if !delivery.delivered.is_empty() {
+                    self.heap_to_return.store(true, Ordering::Relaxed);
+                }
                 if !flush.commit.notifications.is_empty() || !delivery.delivered.is_empty() {
                     tracing::debug!(
                         queued = flush.commit.notifications.len(),
@@ -350,19 +356,25 @@ impl Daemon {
                 // The loop wakes for the next paced or retried delivery, and for the group
                 // timers this flush set (or the last quiet plan's next due instant): a group's
                 // first message then goes at `group_wait`, not at the next whole tick after it.
+                // A timer this flush set that has passed while its deliveries went out (a storm's
+                // sending took longer than `group_interval`) is due now: the next flush runs at
+                // once, as Alertmanager's group timer would fire, not a whole tick later.
                 let now = self.clock.now();
                 let timers = flush
                     .commit
                     .groups_saved
                     .iter()
-                    .map(|g| g.next_flush)
-                    .chain(engine.pipeline().quiet_until());
-                wake = timers.filter(|t| *t > now).chain(delivery.wake_at).min();
+                    .map(|g| g.next_flush.max(now))
+                    .chain(engine.pipeline().quiet_until().filter(|t| *t > now));
+                wake = timers.chain(delivery.wake_at).min();
             }
             Err(e) => tracing::error!("notification pipeline failed: {e}"),
         }
         if let Ok(n) = engine.outbox().pending().await {
             self.metrics.set("tripline_outbox_depth", &[], n as f64);
+            if n == 0 && self.heap_to_return.swap(false, Ordering::Relaxed) {
+                release_freed_heap();
+            }
         }
         let second = std::time::Duration::from_secs(1);
         match wake {
@@ -378,6 +390,18 @@ impl Daemon {
     pub async fn store_ok(&self) -> bool {
         self.engine().await.store().get_meta("health").await.is_ok()
     }
+}
+
+/// Hands the memory freed since the last call back to the OS. glibc keeps what a storm's
+/// flushes freed (their notifications, bodies and snapshots) in its arenas, so the process would
+/// stay at its peak size after the storm passed; the daemon calls this once the outbox has been
+/// drained after deliveries. It runs on a blocking thread (a large heap takes milliseconds).
+fn release_freed_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    tokio::task::spawn_blocking(|| {
+        // SAFETY: malloc_trim only returns free pages of the allocator's own arenas to the OS.
+        unsafe { libc::malloc_trim(0) };
+    });
 }
 
 /// Runs the daemon until SIGTERM/SIGINT. Exit happens after the cycle in flight completes.
@@ -549,5 +573,59 @@ name = "c"
         let at = clock.now();
         let (flush, _) = daemon.engine().await.notify_at(at).await.unwrap();
         assert_eq!(flush.commit.notifications.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_group_timer_that_passed_while_its_deliveries_went_out_wakes_the_loop_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tripline.toml");
+        std::fs::write(
+            &path,
+            format!(
+                r#"stock_rules = false
+[store]
+type = "sqlite"
+path = "{}"
+[route]
+receiver = "c"
+group_by = ["alertname"]
+group_wait = "0s"
+group_interval = "1s"
+[[receiver]]
+type = "console"
+name = "c"
+"#,
+                dir.path().join("state.db").display()
+            ),
+        )
+        .unwrap();
+        let t0: Timestamp = "2026-11-01T10:00:00Z".parse().unwrap();
+        let clock = Arc::new(ManualClock::new(t0));
+        let daemon = Daemon::start(&path, clock.clone()).unwrap();
+        let post = |name: &str| {
+            crate::ingest::parse_body(
+                format!(r#"[{{"labels":{{"alertname":"A","n":"{name}"}},"endsAt":"2026-11-01T12:00:00Z"}}]"#)
+                    .as_bytes(),
+            )
+            .unwrap()
+        };
+        daemon.engine().await.ingest(post("1"), t0).await.unwrap();
+        // The group's first message goes at once; its timer is set for t0 + 1 s. The tick ends
+        // (its deliveries done) 300 ms on: the loop waits the 700 ms left.
+        clock.set(t0 + chrono::Duration::milliseconds(300));
+        assert_eq!(
+            daemon.notify_tick(t0).await,
+            std::time::Duration::from_millis(700)
+        );
+        // A second alert joins; the next flush (at t0 + 1 s) sets the timer for t0 + 2 s, and
+        // its deliveries end at t0 + 3.5 s, past that timer: the loop goes on at once (the
+        // shortest wait, 20 ms), where it used to sleep a whole second.
+        let t1 = t0 + chrono::Duration::seconds(1);
+        daemon.engine().await.ingest(post("2"), t1).await.unwrap();
+        clock.set(t0 + chrono::Duration::milliseconds(3500));
+        assert_eq!(
+            daemon.notify_tick(t1).await,
+            std::time::Duration::from_millis(20)
+        );
     }
 }

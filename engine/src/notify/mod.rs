@@ -83,6 +83,18 @@ pub trait Notifier: Send + Sync {
         None
     }
 
+    /// How many of this receiver's notifications, each of a different group, may be on their
+    /// way at once (a group's own notifications always go one after another, in order).
+    /// Receivers that make requests overlap four, so a storm's delivery is not one round trip
+    /// after another; the console prints one at a time, in order.
+    fn in_flight(&self) -> usize {
+        if self.request_timeout().is_some() {
+            4
+        } else {
+            1
+        }
+    }
+
     /// Whether an `acknowledged` notification is sent at all; `false` for receivers whose format
     /// has no such state (the Alertmanager webhook), which accept it and send nothing.
     fn tells_acks(&self) -> bool {

@@ -379,7 +379,51 @@ impl Outbox {
         let mut busy_groups: std::collections::HashSet<String> = Default::default();
         // Set when this pass stops for the receiver: when the next one can go on.
         let mut stopped: Option<Timestamp> = None;
-        for mut e in entries {
+        // Sends in flight, at most one per group (its newer entries wait for it, as they would
+        // for an older entry being retried) and at most `in_flight()` in all. The pass's first
+        // send goes alone: a receiver refusing (429) or hanging costs one request per pass, as
+        // when sends went one by one; only after it took one do the others overlap.
+        let width = notifier.map_or(1, |n| n.in_flight().max(1));
+        let mut flying = futures::stream::FuturesUnordered::new();
+        let mut flying_groups: std::collections::HashSet<String> = Default::default();
+        let mut took_one = false;
+        let mut queue: std::collections::VecDeque<OutboxEntry> = entries.into();
+        loop {
+            let room = if took_one { width } else { 1 };
+            let next = if flying.len() < room {
+                queue
+                    .iter()
+                    .position(|e| !flying_groups.contains(&e.notification.group_key))
+                    .and_then(|i| queue.remove(i))
+            } else {
+                None
+            };
+            let Some(mut e) = next else {
+                // Nothing to start now: take the next send that lands, or end the pass.
+                let Some((mut e, sent)): Option<(
+                    OutboxEntry,
+                    std::result::Result<(), super::NotifyError>,
+                )> = futures::StreamExt::next(&mut flying).await
+                else {
+                    break;
+                };
+                flying_groups.remove(&e.notification.group_key);
+                let group = e.notification.group_key.clone();
+                took_one |= sent.is_ok();
+                self.landed(
+                    &mut e,
+                    group,
+                    sent,
+                    receiver,
+                    at,
+                    &mut meta,
+                    &mut busy_groups,
+                    &mut stopped,
+                    &mut report,
+                )
+                .await?;
+                continue;
+            };
             let group = e.notification.group_key.clone();
             if !due(&e) {
                 report.wake(Some(e.next_attempt_at));
@@ -436,92 +480,111 @@ impl Outbox {
                 busy_groups.insert(group);
                 continue;
             }
-            match notifier.notify(&e.notification).await {
-                Ok(()) => {
-                    e.attempts += 1;
-                    e.state = OutboxState::Delivered;
-                    e.delivered_at = Some(at);
-                    e.next_attempt_at = at;
-                    e.last_error = None;
-                    e.failing_since = None;
-                    self.store.outbox_update(&e).await?;
-                    tracing::info!(receiver, id = %e.notification.id, attempts = e.attempts, throttled = e.throttled, "notification delivered");
-                    report.delivered.push(e.notification.id.clone());
-                    *report.sent.entry(receiver.to_string()).or_default() += 1;
-                    self.resolve_meta(&mut meta, at).await?;
-                }
-                Err(err) if err.retryable => {
-                    let throttled = err.rate_limited;
-                    if throttled {
-                        e.throttled += 1;
-                    } else {
-                        e.attempts += 1;
-                    }
-                    let since = *e.failing_since.get_or_insert(at);
-                    let age = at - e.notification.created_at;
-                    if age >= self.policy.max_age {
-                        let reason = format!(
-                            "gave up after {} ({} attempts, {} rate-limited): {}",
-                            crate::clock::format_duration(age),
-                            e.attempts,
-                            e.throttled,
-                            err.message
-                        );
-                        self.dead_letter(&mut e, reason, at, &mut report).await?;
-                        continue;
-                    }
-                    if !throttled
-                        && self
-                            .policy
-                            .max_attempts
-                            .is_some_and(|max| e.attempts >= max)
-                    {
-                        let reason =
-                            format!("gave up after {} attempts: {}", e.attempts, err.message);
-                        self.dead_letter(&mut e, reason, at, &mut report).await?;
-                        continue;
-                    }
-                    let delay = if throttled {
-                        self.policy.hold(err.retry_after, e.throttled)
-                    } else {
-                        self.policy.delay(e.attempts)
-                    };
-                    e.next_attempt_at = at + delay;
-                    e.last_error = Some(err.message.clone());
-                    self.store.outbox_update(&e).await?;
-                    tracing::warn!(receiver, id = %e.notification.id, attempt = e.attempts, throttled = e.throttled, retry_in_ms = delay.num_milliseconds(), "delivery failed, will retry: {}", err.message);
-                    report.retrying.push(DeliveryFailure {
-                        id: e.notification.id.clone(),
-                        receiver: receiver.to_string(),
-                        message: err.message.clone(),
-                        rate_limited: throttled,
-                    });
-                    report.wake(Some(e.next_attempt_at));
-                    busy_groups.insert(group);
-                    if throttled {
-                        // The service asked everyone to wait: hold all of this receiver's entries,
-                        // in every process sharing the store.
-                        self.store
-                            .set_meta(&hold_key(receiver), &e.next_attempt_at.to_rfc3339())
-                            .await?;
-                    }
-                    if at - since >= self.policy.held_back_after {
-                        self.raise_held_back(receiver, since, &err.message, at)
-                            .await?;
-                    }
-                    // A failing service: the rest waits for the next pass (at once, unless
-                    // held), so that a hanging receiver costs one timeout per pass, not one
-                    // per entry, and the caller can flush in between.
-                    stopped = Some(if throttled { e.next_attempt_at } else { at });
-                }
-                Err(err) => {
-                    e.attempts += 1;
-                    let reason = format!("permanent error: {}", err.message);
-                    self.dead_letter(&mut e, reason, at, &mut report).await?;
-                }
-            }
+            flying_groups.insert(group);
+            flying.push(async move {
+                let sent = notifier.notify(&e.notification).await;
+                (e, sent)
+            });
         }
         Ok(report)
+    }
+
+    /// What one send's outcome does to its entry, the pass and the report.
+    #[allow(clippy::too_many_arguments)]
+    async fn landed(
+        &self,
+        e: &mut OutboxEntry,
+        group: String,
+        sent: std::result::Result<(), super::NotifyError>,
+        receiver: &str,
+        at: Timestamp,
+        meta: &mut Vec<Alert>,
+        busy_groups: &mut std::collections::HashSet<String>,
+        stopped: &mut Option<Timestamp>,
+        report: &mut DeliveryReport,
+    ) -> Result<()> {
+        match sent {
+            Ok(()) => {
+                e.attempts += 1;
+                e.state = OutboxState::Delivered;
+                e.delivered_at = Some(at);
+                e.next_attempt_at = at;
+                e.last_error = None;
+                e.failing_since = None;
+                self.store.outbox_update(e).await?;
+                tracing::info!(receiver, id = %e.notification.id, attempts = e.attempts, throttled = e.throttled, "notification delivered");
+                report.delivered.push(e.notification.id.clone());
+                *report.sent.entry(receiver.to_string()).or_default() += 1;
+                self.resolve_meta(meta, at).await?;
+            }
+            Err(err) if err.retryable => {
+                let throttled = err.rate_limited;
+                if throttled {
+                    e.throttled += 1;
+                } else {
+                    e.attempts += 1;
+                }
+                let since = *e.failing_since.get_or_insert(at);
+                let age = at - e.notification.created_at;
+                if age >= self.policy.max_age {
+                    let reason = format!(
+                        "gave up after {} ({} attempts, {} rate-limited): {}",
+                        crate::clock::format_duration(age),
+                        e.attempts,
+                        e.throttled,
+                        err.message
+                    );
+                    return self.dead_letter(e, reason, at, report).await;
+                }
+                if !throttled
+                    && self
+                        .policy
+                        .max_attempts
+                        .is_some_and(|max| e.attempts >= max)
+                {
+                    let reason = format!("gave up after {} attempts: {}", e.attempts, err.message);
+                    return self.dead_letter(e, reason, at, report).await;
+                }
+                let delay = if throttled {
+                    self.policy.hold(err.retry_after, e.throttled)
+                } else {
+                    self.policy.delay(e.attempts)
+                };
+                e.next_attempt_at = at + delay;
+                e.last_error = Some(err.message.clone());
+                self.store.outbox_update(e).await?;
+                tracing::warn!(receiver, id = %e.notification.id, attempt = e.attempts, throttled = e.throttled, retry_in_ms = delay.num_milliseconds(), "delivery failed, will retry: {}", err.message);
+                report.retrying.push(DeliveryFailure {
+                    id: e.notification.id.clone(),
+                    receiver: receiver.to_string(),
+                    message: err.message.clone(),
+                    rate_limited: throttled,
+                });
+                report.wake(Some(e.next_attempt_at));
+                busy_groups.insert(group);
+                if throttled {
+                    // The service asked everyone to wait: hold all of this receiver's entries,
+                    // in every process sharing the store.
+                    self.store
+                        .set_meta(&hold_key(receiver), &e.next_attempt_at.to_rfc3339())
+                        .await?;
+                }
+                if at - since >= self.policy.held_back_after {
+                    self.raise_held_back(receiver, since, &err.message, at)
+                        .await?;
+                }
+                // A failing service: the rest waits for the next pass (at once, unless
+                // held), so that a hanging receiver costs one timeout per pass, not one
+                // per entry, and the caller can flush in between.
+                *stopped = Some(if throttled { e.next_attempt_at } else { at });
+            }
+            Err(err) => {
+                e.attempts += 1;
+                let reason = format!("permanent error: {}", err.message);
+                self.dead_letter(e, reason, at, report).await?;
+            }
+        }
+        Ok(())
     }
 
     /// The receiver took an entry: its delivery meta-alerts resolve.

@@ -2,10 +2,13 @@
 //! attempt as columns (so `outbox_due` is an index scan) beside the JSON entry: the SQLite store's
 //! `OutboxStore`.
 //!
-//! The `body` is written once, when the entry is queued, and never again: a delivery attempt
+//! The body is written once, when the entry is queued, and never again: a delivery attempt
 //! writes only the columns, and the small `status` JSON (attempts, errors, delivered_at), which,
 //! when set, overrides the body's fields. Marking a 1,000-alert notification delivered is thus a
-//! few bytes, not the whole alert list encoded again. The store keeps the pending entries it
+//! few bytes, not the whole alert list encoded again. The body lives in its own table
+//! (`outbox_body`, by id): SQLite rewrites a whole row on any update, so a claim or an attempt on
+//! an `outbox` row holding a 500 kB body would copy it each time. Rows queued before that table
+//! existed keep their body in `outbox.body` and are read from there; new rows leave it empty. The store keeps the pending entries it
 //! queued or read decoded (`OutboxCache`, by id), so a delivery pass does not decode every
 //! pending body again; since bodies never change, a cached entry is never stale.
 
@@ -31,7 +34,15 @@ CREATE TABLE IF NOT EXISTS outbox (
     status          TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox(state, next_attempt_at);
+CREATE TABLE IF NOT EXISTS outbox_body (
+    id   TEXT PRIMARY KEY,
+    body TEXT NOT NULL
+);
 ";
+
+/// An entry's body: in `outbox_body`, or, for a row queued before that table, in `outbox.body`.
+const BODY: &str = "SELECT CASE WHEN o.body <> '' THEN o.body ELSE b.body END
+     FROM outbox o LEFT JOIN outbox_body b ON b.id = o.id WHERE o.id = ?1";
 
 /// Adds the `status` column to an outbox table made before it existed. Two processes opening
 /// one old file at once may both try: the second's "duplicate column" is not an error.
@@ -124,19 +135,16 @@ pub(super) fn queue(
         .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM outbox")?
         .query_row([], |r| r.get(0))?;
     let mut ins = tx.prepare_cached(
-        "INSERT OR IGNORE INTO outbox (id, receiver, state, next_attempt_at, seq, body) VALUES (?1, ?2, 'pending', ?3, ?4, ?5)",
+        "INSERT OR IGNORE INTO outbox (id, receiver, state, next_attempt_at, seq, body) VALUES (?1, ?2, 'pending', ?3, ?4, '')",
     )?;
+    let mut body =
+        tx.prepare_cached("INSERT OR REPLACE INTO outbox_body (id, body) VALUES (?1, ?2)")?;
     for n in notifications {
         seq += 1;
         let e = OutboxEntry::queued(n.clone());
-        let written = ins.execute(params![
-            n.id,
-            n.receiver,
-            ms(e.next_attempt_at),
-            seq,
-            to_json(&e)?
-        ])?;
+        let written = ins.execute(params![n.id, n.receiver, ms(e.next_attempt_at), seq])?;
         if written == 1 {
+            body.execute(params![n.id, to_json(&e)?])?;
             queued.push(e);
         }
     }
@@ -158,7 +166,7 @@ fn rows(
         .prepare_cached(sql)?
         .query_map(p, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
         .collect::<rusqlite::Result<_>>()?;
-    let mut body = c.prepare_cached("SELECT body FROM outbox WHERE id = ?1")?;
+    let mut body = c.prepare_cached(BODY)?;
     rows.into_iter()
         .map(|(id, next, state, status)| {
             let pending = state == OutboxState::Pending.as_str();
@@ -306,8 +314,21 @@ impl SqliteStore {
     pub(super) fn prune_outbox_sync(&self, before: Timestamp) -> Result<usize> {
         let done = [OutboxState::Delivered.as_str(), OutboxState::Dead.as_str()];
         self.tables(|c| {
-            c.prepare_cached("DELETE FROM outbox WHERE state IN (?1, ?2) AND next_attempt_at < ?3")?
-                .execute(params![done[0], done[1], ms(before)])
+            // Both tables in one transaction: a listing never meets a row without its body.
+            let tx = c.transaction()?;
+            let p = params![done[0], done[1], ms(before)];
+            tx.prepare_cached(
+                "DELETE FROM outbox_body WHERE id IN
+                 (SELECT id FROM outbox WHERE state IN (?1, ?2) AND next_attempt_at < ?3)",
+            )?
+            .execute(p)?;
+            let n = tx
+                .prepare_cached(
+                    "DELETE FROM outbox WHERE state IN (?1, ?2) AND next_attempt_at < ?3",
+                )?
+                .execute(p)?;
+            tx.commit()?;
+            Ok(n)
         })
     }
 }
@@ -377,7 +398,7 @@ mod tests {
     }
 
     fn body_of(s: &SqliteStore, id: &str) -> String {
-        s.with_conn(|c| c.query_row("SELECT body FROM outbox WHERE id = ?1", [id], |r| r.get(0)))
+        s.with_conn(|c| c.query_row(super::BODY, [id], |r| r.get(0)))
             .unwrap()
     }
 
@@ -394,6 +415,11 @@ mod tests {
         .await
         .unwrap();
         let queued = body_of(&a, "n1");
+        let row: String = a
+            .with_conn(|c| c.query_row("SELECT body FROM outbox WHERE id = 'n1'", [], |r| r.get(0)))
+            .unwrap();
+        assert_eq!(row, "", "the row an attempt updates does not hold the body");
+        assert!(queued.contains("\"f1\""), "{queued}");
         // b decodes the rows a queued; a answers from what it queued.
         let mut e = b.outbox_pending(10).await.unwrap().remove(0);
         assert_eq!(a.outbox_pending(10).await.unwrap()[0], e);
