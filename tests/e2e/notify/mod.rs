@@ -7,6 +7,7 @@ mod daemon;
 mod escalation;
 mod muting;
 mod oneshot;
+mod overlap;
 mod pacing;
 mod payloads;
 mod replay;
