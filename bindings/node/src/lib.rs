@@ -162,7 +162,7 @@ fn notification(n: &CoreNotification) -> Notification {
         receiver: n.receiver.clone(),
         status: n.status.as_str().to_string(),
         group_labels: n.group_labels.clone().into_iter().collect(),
-        alerts: n.alerts.iter().map(alert).collect(),
+        alerts: n.alerts.iter().map(|a| alert(a)).collect(),
         created_at: n.created_at,
         acknowledged_by: n.acknowledged_by.clone(),
     }

@@ -289,7 +289,11 @@ impl PyNotification {
     }
     #[getter]
     fn alerts(&self) -> Vec<PyAlert> {
-        self.0.alerts.iter().cloned().map(PyAlert).collect()
+        self.0
+            .alerts
+            .iter()
+            .map(|a| PyAlert(CoreAlert::clone(a)))
+            .collect()
     }
     #[getter]
     fn created_at(&self, py: Python<'_>) -> PyResult<PyObject> {

@@ -5,6 +5,7 @@
 use super::{Alert, Labels};
 use crate::clock::Timestamp;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -36,7 +37,9 @@ pub struct Notification {
     pub status: NotificationStatus,
     pub group_key: String,
     pub group_labels: Labels,
-    pub alerts: Vec<Alert>,
+    /// Shared with the store's alerts and every other notification that holds them: queueing
+    /// a notification of 1,000 alerts copies 1,000 pointers, not 1,000 alerts.
+    pub alerts: Vec<Arc<Alert>>,
     pub created_at: Timestamp,
     /// Who acknowledged, for `Acknowledged` notifications.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -45,11 +48,11 @@ pub struct Notification {
 
 impl Notification {
     pub fn firing(&self) -> impl Iterator<Item = &Alert> {
-        self.alerts.iter().filter(|a| a.is_active())
+        self.alerts.iter().map(|a| &**a).filter(|a| a.is_active())
     }
 
     pub fn resolved(&self) -> impl Iterator<Item = &Alert> {
-        self.alerts.iter().filter(|a| !a.is_active())
+        self.alerts.iter().map(|a| &**a).filter(|a| !a.is_active())
     }
 
     /// The group's one-line title chat receivers show: `[FIRING:2, RESOLVED:1] alertname`,

@@ -93,7 +93,7 @@ pub fn sample(
         status,
         group_key: "{}:{alertname=\"LambdaErrors\"}".into(),
         group_labels: [("alertname".to_string(), "LambdaErrors".to_string())].into(),
-        alerts,
+        alerts: alerts.into_iter().map(std::sync::Arc::new).collect(),
         created_at: at,
         acknowledged_by: (status == NotificationStatus::Acknowledged).then(|| "ann".to_string()),
     }
@@ -182,7 +182,7 @@ pub async fn run(a: NotifyPreviewArgs) -> anyhow::Result<ExitCode> {
     };
     for mut n in groups {
         for alert in &mut n.alerts {
-            pipeline.redactor.alert(alert);
+            pipeline.redactor.alert(std::sync::Arc::make_mut(alert));
         }
         render(rc, &n)?;
     }
@@ -227,7 +227,7 @@ fn groups_for(
                         .then(|| "preview".to_string()),
                 })
                 .alerts
-                .push(alert.clone());
+                .push(std::sync::Arc::new(alert.clone()));
         }
     }
     let mut out: Vec<Notification> = groups.into_values().collect();

@@ -771,7 +771,7 @@ mod tests {
             status: NotificationStatus::Firing,
             group_key: "g".into(),
             group_labels: Labels::new(),
-            alerts,
+            alerts: alerts.into_iter().map(Arc::new).collect(),
             created_at: t(0),
             acknowledged_by: None,
         };

@@ -21,7 +21,7 @@
 //! storm test compares the two).
 
 use super::escalate::entered;
-use super::{Flush, NotifyState, Pipeline, NFLOG_RETENTION};
+use super::{Flush, NotifyState, Pipeline, PlanAlert, NFLOG_RETENTION};
 use crate::alert::{Alert, AlertState};
 use crate::clock::Timestamp;
 use std::borrow::Borrow;
@@ -75,7 +75,7 @@ impl Memo {
 impl Pipeline {
     /// The pure pipeline: which notifications the alerts call for at `at`. The same flush as
     /// `plan_full`, without planning again when nothing changed and nothing is due (module doc).
-    pub fn plan<A: Borrow<Alert>>(&self, stored: &[A], st: &NotifyState, at: Timestamp) -> Flush {
+    pub fn plan<A: PlanAlert>(&self, stored: &[A], st: &NotifyState, at: Timestamp) -> Flush {
         if self.memo.off {
             return self.plan_full(stored, st, at);
         }

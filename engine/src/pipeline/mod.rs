@@ -26,6 +26,7 @@ pub mod silence;
 pub mod status;
 mod store;
 pub use memo::FULL_REPLAN_ENV;
+pub use plan::PlanAlert;
 pub use store::PipelineStore;
 #[cfg(test)]
 pub(crate) mod testutil;
@@ -42,6 +43,7 @@ use redact::Redactor;
 use route::{GroupBy, Route};
 use silence::{Silence, SilenceStage};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// How long the log remembers a group whose alerts all resolved, and expired silences are kept.
 const NFLOG_RETENTION: chrono::Duration = chrono::Duration::days(7);
@@ -114,7 +116,7 @@ pub struct FlushCommit {
 /// A pure plan from the stored alerts and state (`Pipeline::plan` at an instant), handed to the
 /// store to run inside its transaction.
 pub type PlanFn<'p> =
-    dyn for<'a, 'b> Fn(&'a [&'a Alert], &'b NotifyState) -> Flush + Send + Sync + 'p;
+    dyn for<'a, 'b> Fn(&'a [Arc<Alert>], &'b NotifyState) -> Flush + Send + Sync + 'p;
 
 /// The result of one flush.
 #[derive(Debug, Clone, Default)]
@@ -212,7 +214,7 @@ impl Pipeline {
     /// Reads the store, plans at `at`, and commits the plan (outbox, nflog, timers) atomically.
     pub async fn flush(&self, store: &dyn PipelineStore, at: Timestamp) -> Result<Flush> {
         let flush = store
-            .flush_atomically(&|alerts: &[&Alert], state: &NotifyState| {
+            .flush_atomically(&|alerts: &[Arc<Alert>], state: &NotifyState| {
                 self.plan(alerts, state, at)
             })
             .await?;
@@ -234,6 +236,7 @@ impl Pipeline {
         selected: &[&Alert],
         entry: Option<&NflogEntry>,
         repeat_interval: chrono::Duration,
+        shared: &plan::Shared<'_>,
         at: Timestamp,
         commit: &mut FlushCommit,
     ) {
@@ -267,13 +270,13 @@ impl Pipeline {
         ) {
             return;
         }
-        let mut alerts: Vec<Alert> = selected
+        let mut alerts: Vec<Arc<Alert>> = selected
             .iter()
             .filter(|a| {
                 firing.contains_key(a.fingerprint.as_str())
                     || (send_resolved && resolved.contains(a.fingerprint.as_str()))
             })
-            .map(|a| (*a).clone())
+            .map(|a| shared.get(a))
             .collect();
         alerts.sort_by(|a, b| {
             (b.state == AlertState::Firing, b.severity)
@@ -379,7 +382,7 @@ fn notification(
     key: &str,
     group_labels: &Labels,
     receiver: &str,
-    alerts: Vec<Alert>,
+    alerts: Vec<Arc<Alert>>,
     generation: Option<Timestamp>,
     at: Timestamp,
 ) -> Notification {

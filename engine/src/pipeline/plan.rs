@@ -15,6 +15,49 @@ use crate::clock::Timestamp;
 use std::borrow::{Borrow, Cow};
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+/// What a plan reads its alerts from: an alert, or one the store shares (`Arc`), which the
+/// notifications planned from it then share too instead of copying it.
+pub trait PlanAlert: Borrow<Alert> {
+    fn shared(&self) -> Option<&Arc<Alert>> {
+        None
+    }
+}
+
+impl PlanAlert for Alert {}
+impl PlanAlert for &Alert {}
+impl PlanAlert for Arc<Alert> {
+    fn shared(&self) -> Option<&Arc<Alert>> {
+        Some(self)
+    }
+}
+
+/// The `Arc`s a plan was given, by the address of the alert inside: every later step sees
+/// `&Alert`s pointing into them (a redacted copy points elsewhere), so a notification can take
+/// the stored `Arc` back for each alert it holds.
+pub(super) struct Shared<'s>(HashMap<*const Alert, &'s Arc<Alert>>);
+
+impl<'s> Shared<'s> {
+    fn of<A: PlanAlert>(stored: &'s [A]) -> Self {
+        Shared(
+            stored
+                .iter()
+                .filter_map(PlanAlert::shared)
+                .map(|a| (Arc::as_ptr(a), a))
+                .collect(),
+        )
+    }
+
+    /// `a` as a notification holds it: the stored `Arc` if `a` is the alert inside one, else a
+    /// copy (a redacted alert, or a plan over plain alerts).
+    pub(super) fn get(&self, a: &Alert) -> Arc<Alert> {
+        match self.0.get(&std::ptr::from_ref(a)) {
+            Some(s) => Arc::clone(s),
+            None => Arc::new(a.clone()),
+        }
+    }
+}
 
 /// The stored pipeline state, looked up by key.
 struct Known<'s> {
@@ -48,13 +91,9 @@ impl Pipeline {
     /// The pure pipeline, planned from scratch over every alert: which notifications the
     /// alerts call for at `at`. `Pipeline::plan` gives the same flush, skipping this when
     /// nothing changed and nothing is due; this is its reference.
-    pub fn plan_full<A: Borrow<Alert>>(
-        &self,
-        stored: &[A],
-        st: &NotifyState,
-        at: Timestamp,
-    ) -> Flush {
+    pub fn plan_full<A: PlanAlert>(&self, stored: &[A], st: &NotifyState, at: Timestamp) -> Flush {
         let mut out = Flush::default();
+        let shared = Shared::of(stored);
         let redacted = self.redact(stored);
         let alerts: Vec<&Alert> = redacted.iter().map(|a| a.as_ref()).collect();
         self.silence(&alerts, st, at, &mut out);
@@ -64,7 +103,7 @@ impl Pipeline {
         let planned = self.escalate(&groups, &known, at, &mut out.commit);
         // Only an alert in several groups can reach a receiver twice.
         let owner = in_several_groups.then(|| receiver_owners(&groups, &st.nflog, &planned));
-        self.dedup_all(planned, owner, &known, at, &mut out.commit);
+        self.dedup_all(planned, owner, &known, &shared, at, &mut out.commit);
         forget(&groups, &alerts, st, at, &mut out.commit);
         announce_acks(&alerts, st, at, &mut out.commit);
         out
@@ -243,6 +282,7 @@ impl Pipeline {
         planned: Vec<Planned<'_>>,
         owner: Option<BTreeMap<(&str, &str), &str>>,
         known: &Known<'_>,
+        shared: &Shared<'_>,
         at: Timestamp,
         commit: &mut FlushCommit,
     ) {
@@ -274,7 +314,9 @@ impl Pipeline {
                 } else {
                     g.route.timers.repeat_interval
                 };
-                self.dedup(key, g, receiver, &selected, entry, repeat, at, commit);
+                self.dedup(
+                    key, g, receiver, &selected, entry, repeat, shared, at, commit,
+                );
             }
         }
     }
@@ -349,7 +391,7 @@ fn announce_acks(alerts: &[&Alert], st: &NotifyState, at: Timestamp, commit: &mu
                 &format!("ack:{}", ack.fingerprint),
                 &alert.labels,
                 r,
-                vec![(*alert).clone()],
+                vec![Arc::new((*alert).clone())],
                 Some(ack.at),
                 at,
             );

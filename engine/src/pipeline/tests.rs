@@ -315,3 +315,29 @@ receiver = "pagerduty"
     );
     assert!(run(&w, t(120)).is_empty(), "no PagerDuty for a warning");
 }
+
+#[test]
+fn notifications_share_the_stored_alerts_and_copy_only_the_redacted_ones() {
+    let p = grouped();
+    let plain = std::sync::Arc::new(alert("Errors", &[("function", "f1")], Firing));
+    let secret = std::sync::Arc::new(alert("Errors", &[("api_key", "k1")], Firing));
+    let stored = [plain.clone(), secret.clone()];
+    let mut st = NotifyState::default();
+    let first = p.plan(&stored, &st, t(0));
+    apply(&mut st, &first);
+    let f = p.plan(&stored, &st, t(1));
+    let [n] = &f.commit.notifications[..] else {
+        panic!("one notification: {:?}", sent(&f))
+    };
+    let of = |fp: &str| n.alerts.iter().find(|a| a.fingerprint == fp).unwrap();
+    // The plain alert is the stored one, not a copy; the secret one is a redacted copy, and the
+    // stored alert keeps its value.
+    assert!(std::sync::Arc::ptr_eq(of(&plain.fingerprint), &plain));
+    let redacted = of(&secret.fingerprint);
+    assert!(!std::sync::Arc::ptr_eq(redacted, &secret));
+    assert_eq!(redacted.labels["api_key"], redact::REDACTED);
+    assert_eq!(secret.labels["api_key"], "k1");
+    // A plan over plain alerts gives the same notification, by content.
+    let copied = p.plan(&[(*plain).clone(), (*secret).clone()], &st, t(1));
+    assert_eq!(copied.commit.notifications, f.commit.notifications);
+}

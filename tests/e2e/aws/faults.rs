@@ -429,7 +429,7 @@ pub(super) fn notification() -> tripline::notify::Notification {
         status: tripline::notify::NotificationStatus::Firing,
         group_key: "g".into(),
         group_labels: labels,
-        alerts: vec![alert],
+        alerts: vec![std::sync::Arc::new(alert)],
         created_at: t,
         acknowledged_by: None,
     }

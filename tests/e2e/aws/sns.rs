@@ -14,7 +14,7 @@ async fn a_megabyte_of_triage_details_is_cut_to_what_sns_accepts_keeping_the_run
     test_credentials_in_env();
     let arn = Seeder::new(&moto).await.topic("big").await;
     let mut n = notification();
-    n.alerts[0].details.insert(
+    std::sync::Arc::make_mut(&mut n.alerts[0]).details.insert(
         "log_lines".into(),
         Value::Array(
             (0..10_000)

@@ -35,7 +35,7 @@ fn group(status: NotificationStatus) -> Notification {
         status,
         group_key: "{}:{alertname=\"LambdaErrors\"}".into(),
         group_labels: [("alertname".to_string(), "LambdaErrors".to_string())].into(),
-        alerts,
+        alerts: alerts.into_iter().map(std::sync::Arc::new).collect(),
         created_at: t0(),
         acknowledged_by: (status == NotificationStatus::Acknowledged).then(|| "ann".into()),
     }
@@ -87,7 +87,7 @@ fn slack_keeps_block_kit_limits_on_a_huge_group() {
             );
             a.summary = "x".repeat(5000);
             a.runbook = Some(format!("https://runbooks.example.com/{}", "p".repeat(3100)));
-            a
+            std::sync::Arc::new(a)
         })
         .collect();
     n.group_labels = [("alertname".to_string(), "VeryLongAlertName".repeat(12))].into();

@@ -184,7 +184,7 @@ fn timeouts_and_refused_connections_are_retryable_and_name_no_url() {
         status: NotificationStatus::Firing,
         group_key: "g".into(),
         group_labels: Default::default(),
-        alerts: vec![alert("X", &[], Severity::Warning)],
+        alerts: vec![std::sync::Arc::new(alert("X", &[], Severity::Warning))],
         created_at: super::t0(),
         acknowledged_by: None,
     };

@@ -50,7 +50,7 @@ fn notification(id: &str, receiver: &str, at: i64) -> Notification {
         status: NotificationStatus::Firing,
         group_key: "g".into(),
         group_labels: Labels::new(),
-        alerts: vec![alert("f1", AlertState::Firing, None)],
+        alerts: vec![std::sync::Arc::new(alert("f1", AlertState::Firing, None))],
         created_at: t(at),
         acknowledged_by: None,
     }
@@ -210,7 +210,7 @@ async fn flushes_and_the_outbox(a: Arc<dyn Store>, b: Arc<dyn Store>) {
         .unwrap();
     // The plan sees the stored alerts and state; its notifications enter the outbox in order.
     let flush = a
-        .flush_atomically(&|alerts: &[&Alert], state: &NotifyState| {
+        .flush_atomically(&|alerts: &[std::sync::Arc<Alert>], state: &NotifyState| {
             assert_eq!(alerts.len(), 1);
             assert!(state.nflog.is_empty());
             flush_of(FlushCommit {
@@ -309,7 +309,7 @@ async fn flushes_and_the_outbox(a: Arc<dyn Store>, b: Arc<dyn Store>) {
 /// while the first holds the lease (it must wait and then see the first's state), and the two
 /// claims race only as far as moto can referee them: one after the other.
 async fn concurrent_flushes_and_claims(a: Arc<dyn Store>, b: Arc<dyn Store>, simultaneous: bool) {
-    let plan = |alerts: &[&Alert], state: &NotifyState| {
+    let plan = |alerts: &[std::sync::Arc<Alert>], state: &NotifyState| {
         let _ = alerts;
         // Widen the window in which a second process could read the same state.
         std::thread::sleep(std::time::Duration::from_millis(200));

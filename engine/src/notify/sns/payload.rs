@@ -325,7 +325,7 @@ pub fn build(n: &Notification, max_bytes: usize) -> SnsPayload {
         group_key: n.group_key.clone(),
         group_labels: n.group_labels.clone(),
         created_at: rfc3339(n.created_at),
-        alerts: n.alerts.iter().map(body_alert).collect(),
+        alerts: n.alerts.iter().map(|a| body_alert(a)).collect(),
         omitted_alerts: 0,
         truncated: false,
     };

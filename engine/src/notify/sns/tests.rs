@@ -55,7 +55,7 @@ fn notification(status: NotificationStatus, alerts: Vec<Alert>) -> Notification 
         status,
         group_key: "0123456789abcdef".into(),
         group_labels: alerts[0].labels.clone(),
-        alerts,
+        alerts: alerts.into_iter().map(std::sync::Arc::new).collect(),
         created_at: chrono::Utc.with_ymd_and_hms(2026, 11, 1, 10, 5, 0).unwrap(),
         acknowledged_by: None,
     }

@@ -281,7 +281,7 @@ fn the_preview_is_the_card_delivery_sends() {
         status: crate::notify::NotificationStatus::Firing,
         group_key: "g".into(),
         group_labels: Default::default(),
-        alerts: vec![firing()],
+        alerts: vec![std::sync::Arc::new(firing())],
         created_at: t0(),
         acknowledged_by: None,
     };

@@ -142,7 +142,7 @@ fn alert_container(a: &Alert, group: &Labels, compact: bool) -> Value {
     json!({ "type": "Container", "style": alert_style(a), "separator": true, "items": items })
 }
 
-fn more_line(hidden: &[Alert]) -> Value {
+fn more_line(hidden: &[std::sync::Arc<Alert>]) -> Value {
     let firing = hidden.iter().filter(|a| a.is_active()).count();
     let resolved = hidden.len() - firing;
     subtle(format!(

@@ -47,7 +47,7 @@ fn notification(status: NotificationStatus, alerts: Vec<Alert>) -> Notification 
         status,
         group_key: "{}:{alertname=\"LambdaErrors\"}".into(),
         group_labels: [("alertname".to_string(), "LambdaErrors".to_string())].into(),
-        alerts,
+        alerts: alerts.into_iter().map(std::sync::Arc::new).collect(),
         created_at: t0(),
         acknowledged_by: (status == NotificationStatus::Acknowledged).then(|| "ann".into()),
     }

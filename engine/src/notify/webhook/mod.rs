@@ -175,7 +175,7 @@ impl<'a> Body<'a> {
         } else {
             max_alerts.min(n.alerts.len())
         };
-        let mut anns: Vec<Labels> = n.alerts.iter().map(annotations).collect();
+        let mut anns: Vec<Labels> = n.alerts.iter().map(|a| annotations(a)).collect();
         let common_annotations = common(anns.iter());
         let common_labels = common(n.alerts.iter().map(|a| &a.labels));
         anns.truncate(shown);
@@ -267,7 +267,7 @@ mod tests {
             status: NotificationStatus::Firing,
             group_key: "{}:{}".into(),
             group_labels: Labels::new(),
-            alerts,
+            alerts: alerts.into_iter().map(std::sync::Arc::new).collect(),
             created_at: t(0),
             acknowledged_by: None,
         };

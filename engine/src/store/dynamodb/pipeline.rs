@@ -221,7 +221,9 @@ impl PipelineStore for DynamoStore {
             self.failpoint("flush-after-lock")?;
             let alerts = self.load_alerts().await?;
             let state = self.read_state().await?;
-            let flush = plan(&alerts.iter().collect::<Vec<_>>(), &state);
+            let alerts: Vec<std::sync::Arc<crate::alert::Alert>> =
+                alerts.into_iter().map(std::sync::Arc::new).collect();
+            let flush = plan(&alerts, &state);
             self.write_commit(&flush.commit).await?;
             Ok::<Flush, Error>(flush)
         }

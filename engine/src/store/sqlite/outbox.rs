@@ -387,11 +387,11 @@ mod tests {
             status: NotificationStatus::Firing,
             group_key: "g".into(),
             group_labels: Default::default(),
-            alerts: vec![crate::store::sqlite::tests::alert(
+            alerts: vec![Arc::new(crate::store::sqlite::tests::alert(
                 "f1",
                 AlertState::Firing,
                 None,
-            )],
+            ))],
             created_at: t,
             acknowledged_by: None,
         }

@@ -132,8 +132,7 @@ impl SqliteStore {
             })();
             r.map_err(crate::error::Error::from)?
         };
-        let refs: Vec<&Alert> = snapshot.iter().map(|a| a.as_ref()).collect();
-        let planned = plan(&refs, &state);
+        let planned = plan(&snapshot, &state);
         let mut g = self.lock()?;
         let super::Inner {
             conn,
@@ -148,9 +147,9 @@ impl SqliteStore {
                 planned
             } else {
                 // Inside the transaction: what another process committed before it is seen.
-                let alerts: Vec<&Alert> = super::alerts::fresh(&tx, alerts)?
+                let alerts: Vec<Arc<Alert>> = super::alerts::fresh(&tx, alerts)?
                     .values()
-                    .map(|a| a.as_ref())
+                    .cloned()
                     .collect();
                 let state = read_state(&tx)?;
                 plan(&alerts, &state)
@@ -299,7 +298,7 @@ mod tests {
     fn flush_with(s: &SqliteStore, between: impl Fn() + Send + Sync) -> Vec<(usize, usize)> {
         let calls = AtomicUsize::new(0);
         let seen = Mutex::new(vec![]);
-        let plan = |alerts: &[&Alert], state: &NotifyState| {
+        let plan = |alerts: &[Arc<Alert>], state: &NotifyState| {
             seen.lock()
                 .unwrap()
                 .push((alerts.len(), state.silences.len()));
