@@ -112,11 +112,12 @@ impl Pipeline {
     /// Redact first: nothing after this point sees a secret-looking value. Only alerts that
     /// carry something to redact are copied.
     fn redact<'a, A: Borrow<Alert>>(&self, stored: &'a [A]) -> Vec<Cow<'a, Alert>> {
+        let mut clean = None;
         stored
             .iter()
             .map(Borrow::borrow)
             .filter(|a| a.state != AlertState::Pending)
-            .map(|a| self.cfg.redactor.redacted(a))
+            .map(|a| self.cfg.redactor.redacted_after(a, &mut clean))
             .collect()
     }
 
