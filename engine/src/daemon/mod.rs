@@ -528,8 +528,12 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
 
-    #[tokio::test]
-    async fn the_notification_loop_wakes_at_a_new_groups_group_wait_not_a_whole_tick_later() {
+    /// A daemon on a SQLite file and a manual clock at `t0`, one console receiver, grouping by
+    /// `alertname` with these `[route]` timers. The directory must outlive the daemon.
+    fn daemon_with_route(
+        timers: &str,
+        t0: Timestamp,
+    ) -> (tempfile::TempDir, Arc<Daemon>, Arc<ManualClock>) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tripline.toml");
         std::fs::write(
@@ -542,7 +546,7 @@ path = "{}"
 [route]
 receiver = "c"
 group_by = ["alertname"]
-group_wait = "400ms"
+{timers}
 [[receiver]]
 type = "console"
 name = "c"
@@ -551,9 +555,15 @@ name = "c"
             ),
         )
         .unwrap();
-        let t0: Timestamp = "2026-11-01T10:00:00Z".parse().unwrap();
         let clock = Arc::new(ManualClock::new(t0));
         let daemon = Daemon::start(&path, clock.clone()).unwrap();
+        (dir, daemon, clock)
+    }
+
+    #[tokio::test]
+    async fn the_notification_loop_wakes_at_a_new_groups_group_wait_not_a_whole_tick_later() {
+        let t0: Timestamp = "2026-11-01T10:00:00Z".parse().unwrap();
+        let (_dir, daemon, clock) = daemon_with_route(r#"group_wait = "400ms""#, t0);
         // Nothing to do: the loop ticks each second.
         assert_eq!(
             daemon.notify_tick(t0).await,
@@ -577,31 +587,9 @@ name = "c"
 
     #[tokio::test]
     async fn a_group_timer_that_passed_while_its_deliveries_went_out_wakes_the_loop_at_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("tripline.toml");
-        std::fs::write(
-            &path,
-            format!(
-                r#"stock_rules = false
-[store]
-type = "sqlite"
-path = "{}"
-[route]
-receiver = "c"
-group_by = ["alertname"]
-group_wait = "0s"
-group_interval = "1s"
-[[receiver]]
-type = "console"
-name = "c"
-"#,
-                dir.path().join("state.db").display()
-            ),
-        )
-        .unwrap();
         let t0: Timestamp = "2026-11-01T10:00:00Z".parse().unwrap();
-        let clock = Arc::new(ManualClock::new(t0));
-        let daemon = Daemon::start(&path, clock.clone()).unwrap();
+        let (_dir, daemon, clock) =
+            daemon_with_route("group_wait = \"0s\"\ngroup_interval = \"1s\"", t0);
         let post = |name: &str| {
             crate::ingest::parse_body(
                 format!(r#"[{{"labels":{{"alertname":"A","n":"{name}"}},"endsAt":"2026-11-01T12:00:00Z"}}]"#)

@@ -408,11 +408,9 @@ impl Outbox {
                     break;
                 };
                 flying_groups.remove(&e.notification.group_key);
-                let group = e.notification.group_key.clone();
                 took_one |= sent.is_ok();
                 self.landed(
                     &mut e,
-                    group,
                     sent,
                     receiver,
                     at,
@@ -494,7 +492,6 @@ impl Outbox {
     async fn landed(
         &self,
         e: &mut OutboxEntry,
-        group: String,
         sent: std::result::Result<(), super::NotifyError>,
         receiver: &str,
         at: Timestamp,
@@ -561,7 +558,7 @@ impl Outbox {
                     rate_limited: throttled,
                 });
                 report.wake(Some(e.next_attempt_at));
-                busy_groups.insert(group);
+                busy_groups.insert(e.notification.group_key.clone());
                 if throttled {
                     // The service asked everyone to wait: hold all of this receiver's entries,
                     // in every process sharing the store.

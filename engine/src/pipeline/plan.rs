@@ -26,7 +26,6 @@ pub trait PlanAlert: Borrow<Alert> {
 }
 
 impl PlanAlert for Alert {}
-impl PlanAlert for &Alert {}
 impl PlanAlert for Arc<Alert> {
     fn shared(&self) -> Option<&Arc<Alert>> {
         Some(self)
