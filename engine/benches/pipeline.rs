@@ -1,7 +1,8 @@
 //! The notification pipeline's plan at 100,000 alerts in 100 groups, every group already
 //! notified (the state of a daemon's second after a storm): the full plan (`plan_full`), the
 //! incremental plan when nothing changed (answered from its memo), and the incremental plan when
-//! one alert changed (issue #15).
+//! one alert changed (issue #15). And the JSON a storm's flush writes: every group's first
+//! notification as the outbox stores it and as the webhook receiver sends it.
 
 use chrono::{Duration, TimeZone, Utc};
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -125,6 +126,41 @@ fn benches(c: &mut Criterion) {
     );
     g.bench_function("notify_every_group", |b| {
         b.iter(|| p.plan_full(&shared, &waiting, due))
+    });
+    g.finish();
+
+    // The same storm's notifications over alerts as ingest stores them (the webhook's
+    // generatorURL and endsAt among their details).
+    let ingested: Vec<Arc<Alert>> = alerts
+        .iter()
+        .map(|a| {
+            let mut a = a.clone();
+            a.details
+                .insert("generator_url".into(), "http://bench/graph".into());
+            a.details
+                .insert("ingest_ends_at".into(), "2026-12-01T02:00:00+00:00".into());
+            Arc::new(a)
+        })
+        .collect();
+    let notifications = p.plan_full(&ingested, &waiting, due).commit.notifications;
+    assert_eq!(notifications.len(), GROUPS);
+    let mut g = c.benchmark_group("encode_100k_alerts");
+    g.sample_size(10);
+    g.bench_function("outbox_bodies", |b| {
+        b.iter(|| {
+            notifications
+                .iter()
+                .map(|n| serde_json::to_vec(n.as_ref()).unwrap().len())
+                .sum::<usize>()
+        })
+    });
+    g.bench_function("webhook_bodies", |b| {
+        b.iter(|| {
+            notifications
+                .iter()
+                .map(|n| tripline::notify::webhook::encode(n, 0).len())
+                .sum::<usize>()
+        })
     });
     g.finish();
 }

@@ -3,6 +3,8 @@
 use chrono::{DateTime, Utc};
 use std::sync::Mutex;
 
+pub mod rfc3339;
+
 pub type Timestamp = DateTime<Utc>;
 
 pub trait Clock: Send + Sync {

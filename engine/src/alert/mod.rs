@@ -11,6 +11,7 @@ pub use notification::{Notification, NotificationStatus};
 pub use state::{advance, AlertCandidate, Reported, Timing, Transition, TransitionKind};
 pub use store::AlertStore;
 
+use crate::clock::rfc3339::{opt_ts, ts};
 use crate::clock::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -123,21 +124,40 @@ pub struct Alert {
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub details: serde_json::Map<String, serde_json::Value>,
     /// When the condition was first seen (start of pending).
+    #[serde(serialize_with = "ts")]
     pub active_since: Timestamp,
     /// When it started firing.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "opt_ts"
+    )]
     pub starts_at: Option<Timestamp>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "opt_ts"
+    )]
     pub ends_at: Option<Timestamp>,
     /// Last instant the rule reported the condition.
+    #[serde(serialize_with = "ts")]
     pub last_active: Timestamp,
     /// The first evaluation at which a firing alert's condition no longer held, while
     /// `keep_firing_for` holds it (Prometheus' `KeepFiringSince`): the hold is measured from here.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "opt_ts"
+    )]
     pub keep_firing_since: Option<Timestamp>,
+    #[serde(serialize_with = "ts")]
     pub updated_at: Timestamp,
     /// When the severity last changed while firing.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "opt_ts"
+    )]
     pub severity_changed_at: Option<Timestamp>,
 }
 

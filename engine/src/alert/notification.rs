@@ -40,6 +40,7 @@ pub struct Notification {
     /// Shared with the store's alerts and every other notification that holds them: queueing
     /// a notification of 1,000 alerts copies 1,000 pointers, not 1,000 alerts.
     pub alerts: Vec<Arc<Alert>>,
+    #[serde(serialize_with = "crate::clock::rfc3339::ts")]
     pub created_at: Timestamp,
     /// Who acknowledged, for `Acknowledged` notifications.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -16,6 +16,7 @@ pub struct NflogEntry {
     /// news worth a notification.
     pub firing: BTreeMap<String, Severity>,
     pub resolved: BTreeSet<String>,
+    #[serde(serialize_with = "crate::clock::rfc3339::ts")]
     pub sent_at: Timestamp,
 }
 

@@ -7,10 +7,13 @@ use super::kind::{BuildContext, Preview, ReceiverKind};
 use super::redact::Secret;
 use super::{Notification, NotificationStatus, Notifier, NotifyError};
 use crate::alert::{Alert, AlertState, Labels};
+use crate::clock::rfc3339::Rfc3339;
 use crate::ingest::GENERATOR_URL;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Alertmanager-compatible webhook JSON (version 4).
@@ -88,38 +91,43 @@ impl WebhookNotifier {
     }
 }
 
-fn ts(t: Option<crate::clock::Timestamp>) -> String {
-    // Alertmanager's zero time for "not ended".
-    t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-        .unwrap_or_else(|| "0001-01-01T00:00:00Z".into())
+/// An instant as Alertmanager writes it; `None` is Alertmanager's zero time for "not ended".
+fn ts(t: Option<crate::clock::Timestamp>) -> Rfc3339 {
+    t.map_or(Rfc3339::literal("0001-01-01T00:00:00Z"), |t| {
+        Rfc3339::of(&t, chrono::SecondsFormat::Millis)
+    })
 }
 
-fn annotations(a: &Alert) -> Labels {
-    let mut m = Labels::new();
-    m.insert("summary".into(), a.summary.clone());
+/// An alert's annotations as Alertmanager carries them, borrowed from the alert.
+type Annotations<'a> = BTreeMap<&'a str, Cow<'a, str>>;
+
+fn annotations(a: &Alert) -> Annotations<'_> {
+    let mut m = Annotations::new();
+    m.insert("summary", Cow::Borrowed(&a.summary));
     if let Some(r) = &a.runbook {
-        m.insert("runbook_url".into(), r.clone());
+        m.insert("runbook_url", Cow::Borrowed(r));
     }
     if let Some(v) = a.value {
-        m.insert("value".into(), v.to_string());
+        m.insert("value", Cow::Owned(v.to_string()));
     }
     for (k, v) in a.shown_details().filter(|(k, _)| *k != GENERATOR_URL) {
         m.insert(
-            k.clone(),
+            k,
             v.as_str()
-                .map(String::from)
-                .unwrap_or_else(|| v.to_string()),
+                .map_or_else(|| Cow::Owned(v.to_string()), Cow::Borrowed),
         );
     }
     m
 }
 
 /// The pairs every map has.
-fn common<'m>(mut maps: impl Iterator<Item = &'m Labels>) -> Labels {
+fn common<'m, K: Ord + Clone + 'm, V: PartialEq + Clone + 'm>(
+    mut maps: impl Iterator<Item = &'m BTreeMap<K, V>>,
+) -> BTreeMap<K, V> {
     let Some(first) = maps.next() else {
-        return Labels::new();
+        return BTreeMap::new();
     };
-    let mut shared: Vec<(&String, &String)> = first.iter().collect();
+    let mut shared: Vec<(&K, &V)> = first.iter().collect();
     for m in maps {
         if shared.is_empty() {
             break;
@@ -138,6 +146,11 @@ pub fn render(n: &Notification, max_alerts: usize) -> Value {
     serde_json::to_value(Body::of(n, max_alerts)).unwrap_or(Value::Null)
 }
 
+/// The body as delivery sends it (benches and tests).
+pub fn encode(n: &Notification, max_alerts: usize) -> Vec<u8> {
+    serde_json::to_vec(&Body::of(n, max_alerts)).unwrap_or_default()
+}
+
 /// Alertmanager's webhook body, borrowing the notification. Fields in Alertmanager's order.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -149,7 +162,7 @@ struct Body<'a> {
     receiver: &'a str,
     group_labels: &'a Labels,
     common_labels: Labels,
-    common_annotations: Labels,
+    common_annotations: Annotations<'a>,
     #[serde(rename = "externalURL")]
     external_url: &'static str,
     alerts: Vec<WireAlert<'a>>,
@@ -160,9 +173,9 @@ struct Body<'a> {
 struct WireAlert<'a> {
     status: &'static str,
     labels: &'a Labels,
-    annotations: Labels,
-    starts_at: String,
-    ends_at: String,
+    annotations: Annotations<'a>,
+    starts_at: Rfc3339,
+    ends_at: Rfc3339,
     #[serde(rename = "generatorURL")]
     generator_url: &'a str,
     fingerprint: &'a str,
@@ -175,7 +188,7 @@ impl<'a> Body<'a> {
         } else {
             max_alerts.min(n.alerts.len())
         };
-        let mut anns: Vec<Labels> = n.alerts.iter().map(|a| annotations(a)).collect();
+        let mut anns: Vec<Annotations> = n.alerts.iter().map(|a| annotations(a)).collect();
         let common_annotations = common(anns.iter());
         let common_labels = common(n.alerts.iter().map(|a| &a.labels));
         anns.truncate(shown);
