@@ -5,6 +5,7 @@
 //! and `outbox.rs` (`OutboxStore`). Rows keep a JSON body plus the columns queries need.
 
 mod alerts;
+mod checkpoint;
 mod config;
 mod outbox;
 mod pipeline;
@@ -20,6 +21,37 @@ use std::sync::Mutex;
 pub struct SqliteStore {
     inner: Mutex<Inner>,
     path: PathBuf,
+    /// Copies the WAL into the file off the lock (`checkpoint`); `None` in memory, or when its
+    /// thread could not start (SQLite's own checkpoint then runs in commits).
+    checkpointer: Option<checkpoint::Checkpointer>,
+}
+
+/// The store's connection held; releasing it after writes wakes the checkpointer.
+struct Locked<'s> {
+    guard: std::sync::MutexGuard<'s, Inner>,
+    checkpointer: Option<&'s checkpoint::Checkpointer>,
+}
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut Inner {
+        &mut self.guard
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        // Every transaction of this hold has ended: what it committed is in the WAL.
+        if let Some(c) = self.checkpointer {
+            c.poke();
+        }
+    }
 }
 
 struct Inner {
@@ -59,6 +91,10 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         Self::create_tables(&conn)?;
+        let checkpointer = checkpoint::Checkpointer::start(&path);
+        if checkpointer.is_some() {
+            conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        }
         Ok(SqliteStore {
             inner: Mutex::new(Inner {
                 conn,
@@ -67,6 +103,7 @@ impl SqliteStore {
                 state_writes: 0,
             }),
             path,
+            checkpointer,
         })
     }
 
@@ -82,6 +119,7 @@ impl SqliteStore {
                 state_writes: 0,
             }),
             path: PathBuf::from(":memory:"),
+            checkpointer: None,
         })
     }
 
@@ -96,10 +134,15 @@ impl SqliteStore {
         &self.path
     }
 
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Inner>> {
-        self.inner
+    fn lock(&self) -> Result<Locked<'_>> {
+        let guard = self
+            .inner
             .lock()
-            .map_err(|_| Error::Store("connection lock poisoned".into()))
+            .map_err(|_| Error::Store("connection lock poisoned".into()))?;
+        Ok(Locked {
+            guard,
+            checkpointer: self.checkpointer.as_ref(),
+        })
     }
 
     /// The connection, for sibling modules that keep their own tables in the same file. It may
