@@ -35,17 +35,54 @@ impl PlanAlert for Arc<Alert> {
 /// The `Arc`s a plan was given, by the address of the alert inside: every later step sees
 /// `&Alert`s pointing into them (a redacted copy points elsewhere), so a notification can take
 /// the stored `Arc` back for each alert it holds.
-pub(super) struct Shared<'s>(HashMap<*const Alert, &'s Arc<Alert>>);
+pub(super) struct Shared<'s>(HashMap<*const Alert, &'s Arc<Alert>, AddressHash>);
+
+/// Hashes an address (the only key `Shared` has): SipHash's resistance to chosen keys buys
+/// nothing for addresses. Murmur3's 64-bit finalizer, so aligned addresses spread over all
+/// buckets.
+#[derive(Default, Clone, Copy)]
+struct AddressHash;
+
+struct AddressHasher(u64);
+
+impl std::hash::BuildHasher for AddressHash {
+    type Hasher = AddressHasher;
+    fn build_hasher(&self) -> AddressHasher {
+        AddressHasher(0)
+    }
+}
+
+impl std::hash::Hasher for AddressHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.0 ^= n as u64;
+    }
+
+    fn finish(&self) -> u64 {
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
+    }
+}
 
 impl<'s> Shared<'s> {
     fn of<A: PlanAlert>(stored: &'s [A]) -> Self {
-        Shared(
+        let mut map = HashMap::with_capacity_and_hasher(stored.len(), AddressHash);
+        map.extend(
             stored
                 .iter()
                 .filter_map(PlanAlert::shared)
-                .map(|a| (Arc::as_ptr(a), a))
-                .collect(),
-        )
+                .map(|a| (Arc::as_ptr(a), a)),
+        );
+        Shared(map)
     }
 
     /// `a` as a notification holds it: the stored `Arc` if `a` is the alert inside one, else a

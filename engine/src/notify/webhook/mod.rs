@@ -13,7 +13,6 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Alertmanager-compatible webhook JSON (version 4).
@@ -98,36 +97,70 @@ fn ts(t: Option<crate::clock::Timestamp>) -> Rfc3339 {
     })
 }
 
-/// An alert's annotations as Alertmanager carries them, borrowed from the alert.
-type Annotations<'a> = BTreeMap<&'a str, Cow<'a, str>>;
+/// An alert's annotations as Alertmanager carries them, borrowed from the alert: a map on the
+/// wire, held as pairs sorted by name, one per name (a map node per alert cost more to build
+/// than the rest of its JSON).
+#[derive(Default)]
+struct Annotations<'a>(Vec<(&'a str, Cow<'a, str>)>);
+
+impl Annotations<'_> {
+    fn get(&self, name: &str) -> Option<&Cow<'_, str>> {
+        self.0
+            .binary_search_by(|(k, _)| (*k).cmp(name))
+            .ok()
+            .map(|i| &self.0[i].1)
+    }
+}
+
+impl Serialize for Annotations<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
+    }
+}
 
 fn annotations(a: &Alert) -> Annotations<'_> {
-    let mut m = Annotations::new();
-    m.insert("summary", Cow::Borrowed(&a.summary));
+    let mut m: Vec<(&str, Cow<str>)> = vec![("summary", Cow::Borrowed(&a.summary))];
     if let Some(r) = &a.runbook {
-        m.insert("runbook_url", Cow::Borrowed(r));
+        m.push(("runbook_url", Cow::Borrowed(r)));
     }
     if let Some(v) = a.value {
-        m.insert("value", Cow::Owned(v.to_string()));
+        m.push(("value", Cow::Owned(v.to_string())));
     }
     for (k, v) in a.shown_details().filter(|(k, _)| *k != GENERATOR_URL) {
-        m.insert(
+        m.push((
             k,
             v.as_str()
                 .map_or_else(|| Cow::Owned(v.to_string()), Cow::Borrowed),
-        );
+        ));
     }
-    m
+    // A detail named like an annotation before it replaces it: the last one of a name wins.
+    m.reverse();
+    m.sort_by(|a, b| a.0.cmp(b.0));
+    m.dedup_by(|later, first| later.0 == first.0);
+    Annotations(m)
 }
 
-/// The pairs every map has.
-fn common<'m, K: Ord + Clone + 'm, V: PartialEq + Clone + 'm>(
-    mut maps: impl Iterator<Item = &'m BTreeMap<K, V>>,
-) -> BTreeMap<K, V> {
-    let Some(first) = maps.next() else {
-        return BTreeMap::new();
+/// The annotations every alert has alike.
+fn common_annotations<'a>(all: &[Annotations<'a>]) -> Annotations<'a> {
+    let Some((first, rest)) = all.split_first() else {
+        return Annotations::default();
     };
-    let mut shared: Vec<(&K, &V)> = first.iter().collect();
+    let mut shared = first.0.clone();
+    for m in rest {
+        if shared.is_empty() {
+            break;
+        }
+        shared.retain(|(k, v)| m.get(k) == Some(v));
+    }
+    Annotations(shared)
+}
+
+/// The labels every alert has alike.
+fn common<'m>(mut maps: impl Iterator<Item = &'m Labels>) -> Labels {
+    let Some(first) = maps.next() else {
+        return Labels::new();
+    };
+    let mut shared: Vec<(&String, &String)> = first.iter().collect();
     for m in maps {
         if shared.is_empty() {
             break;
@@ -189,7 +222,7 @@ impl<'a> Body<'a> {
             max_alerts.min(n.alerts.len())
         };
         let mut anns: Vec<Annotations> = n.alerts.iter().map(|a| annotations(a)).collect();
-        let common_annotations = common(anns.iter());
+        let common_annotations = common_annotations(&anns);
         let common_labels = common(n.alerts.iter().map(|a| &a.labels));
         anns.truncate(shown);
         let alerts = n.alerts[..shown]
@@ -289,5 +322,67 @@ mod tests {
         assert_eq!(body["truncatedAlerts"], 3);
         assert_eq!(body["commonLabels"]["team"], "db");
         assert!(body["commonLabels"].get("queue").is_none());
+    }
+
+    /// Annotations are a map by name on the wire: sorted, one per name, a detail replacing an
+    /// annotation of its name; the ones all alerts share are the common ones. The body's bytes
+    /// are serde_json's of the expected `Value` (the order of `preserve_order` maps included).
+    #[test]
+    fn annotations_are_sorted_one_per_name_and_shared_ones_are_common() {
+        let mut a = alert("Q", &[("queue", "q1")], AlertState::Firing);
+        a.summary = "deep".into();
+        a.runbook = Some("https://run/book".into());
+        a.value = Some(2.5);
+        a.details.insert("zone".into(), "b".into());
+        a.details.insert("value".into(), "from detail".into());
+        a.details.insert("count".into(), serde_json::json!(3));
+        a.details.insert(GENERATOR_URL.into(), "http://gen".into());
+        a.details
+            .insert(crate::alert::ENDS_AT.into(), "2026-01-01T00:00:00+00:00".into());
+        let mut b = alert("Q", &[("queue", "q2")], AlertState::Resolved);
+        b.summary = "deep".into();
+        b.details.insert("zone".into(), "c".into());
+        b.ends_at = Some(t(90));
+        let n = Notification {
+            id: "n".into(),
+            receiver: "hook".into(),
+            status: NotificationStatus::Firing,
+            group_key: "{}:{}".into(),
+            group_labels: Labels::new(),
+            alerts: vec![std::sync::Arc::new(a), std::sync::Arc::new(b)],
+            created_at: t(0),
+            acknowledged_by: None,
+        };
+        let body: Value = serde_json::from_slice(&encode(&n, 0)).unwrap();
+        assert_eq!(
+            body["alerts"][0]["annotations"],
+            serde_json::json!({"count": "3", "runbook_url": "https://run/book", "summary": "deep", "value": "from detail", "zone": "b"})
+        );
+        let keys: Vec<&String> = body["alerts"][0]["annotations"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect();
+        assert_eq!(keys, ["count", "runbook_url", "summary", "value", "zone"]);
+        assert_eq!(body["alerts"][0]["generatorURL"], "http://gen");
+        assert_eq!(body["alerts"][0]["endsAt"], "0001-01-01T00:00:00Z");
+        assert_eq!(
+            body["alerts"][1]["endsAt"],
+            Rfc3339::of(&t(90), chrono::SecondsFormat::Millis).as_str()
+        );
+        assert!(body["alerts"][1]["endsAt"]
+            .as_str()
+            .unwrap()
+            .ends_with(".000Z"));
+        assert_eq!(
+            body["commonAnnotations"],
+            serde_json::json!({"summary": "deep"})
+        );
+        assert_eq!(body["commonLabels"], serde_json::json!({"alertname": "Q"}));
+        assert_eq!(
+            serde_json::to_vec(&body).unwrap(),
+            encode(&n, 0),
+            "the body is written in the order it is read back"
+        );
     }
 }
