@@ -31,6 +31,12 @@ pub trait AlertStore: Send + Sync {
     /// Writes the given alerts (insert or replace by fingerprint) and deletes `deleted`, atomically.
     async fn save_alerts(&self, changed: &[Alert], deleted: &[String]) -> Result<()>;
 
+    /// `save_alerts` for alerts the caller is done with: a store that keeps decoded alerts
+    /// (SQLite's) takes them as they are instead of copying each. The default saves a borrow.
+    async fn save_alerts_owned(&self, changed: Vec<Alert>, deleted: &[String]) -> Result<()> {
+        self.save_alerts(&changed, deleted).await
+    }
+
     /// Deletes resolved alerts that ended before `before`.
     async fn prune_resolved(&self, before: Timestamp) -> Result<usize>;
 

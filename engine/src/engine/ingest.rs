@@ -104,13 +104,14 @@ impl Tripline {
         );
         drop(was_firing);
         drop(stored);
-        self.store.save_alerts(&merged.alerts, &[]).await?;
+        let changed = merged.alerts.len();
+        self.store.save_alerts_owned(merged.alerts, &[]).await?;
         if let Some(t) = merged.next_expiry {
             let mut next = self.ingest_next_expiry.lock().expect("expiry lock");
             *next = (*next).min(t);
         }
         Ok(Ingested {
-            changed: merged.alerts.len(),
+            changed,
             opens_group,
         })
     }

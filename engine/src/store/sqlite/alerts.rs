@@ -58,17 +58,66 @@ pub(super) fn fresh<'a>(
 
 /// Applies a committed `save_alerts` to the cache: upserts (the last of a fingerprint wins),
 /// then deletes, as the SQL does.
-fn apply(v: &mut Alerts, changed: &[Alert], deleted: &[String]) {
+fn apply(v: &mut Alerts, changed: impl IntoIterator<Item = Alert>, deleted: &[String]) {
     for a in changed {
         match v.get_mut(&a.fingerprint) {
-            Some(x) => *x = Arc::new(a.clone()),
+            Some(x) => *x = Arc::new(a),
             None => {
-                v.insert(a.fingerprint.clone(), Arc::new(a.clone()));
+                v.insert(a.fingerprint.clone(), Arc::new(a));
             }
         }
     }
     for fp in deleted {
         v.remove(fp);
+    }
+}
+
+impl SqliteStore {
+    /// Writes `changed` and `deleted` in one transaction and returns the connection still held,
+    /// for the caller to bring the decoded alerts in step (copying `changed`, or moving it). On
+    /// failure the decoded alerts are dropped (read again at next use).
+    fn write_alerts(&self, changed: &[Alert], deleted: &[String]) -> Result<super::Locked<'_>> {
+        // Encoded before the connection is taken: the notification loop's flush (which holds it
+        // while it plans) and a POST's encoding can then use both cores instead of queueing.
+        let bodies = changed
+            .iter()
+            .map(|a| {
+                serde_json::to_string(a)
+                    .map_err(|e| Error::Store(format!("alert {}: {e}", a.fingerprint)))
+            })
+            .collect::<Result<Vec<String>>>()?;
+        let mut g = self.lock()?;
+        let Inner { conn, alerts, .. } = &mut *g;
+        let written = (|| -> rusqlite::Result<()> {
+            let tx = conn.transaction()?;
+            {
+                let mut up = tx.prepare_cached(
+                    "INSERT INTO alerts (fingerprint, instance, state, ends_at, body) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT(fingerprint) DO UPDATE SET instance = ?2, state = ?3, ends_at = ?4, body = ?5",
+                )?;
+                for (a, body) in changed.iter().zip(&bodies) {
+                    up.execute(params![
+                        a.fingerprint,
+                        a.instance,
+                        a.state.as_str(),
+                        a.ends_at.map(|t| t.timestamp()),
+                        body
+                    ])?;
+                }
+                let mut del = tx.prepare_cached("DELETE FROM alerts WHERE fingerprint = ?1")?;
+                for fp in deleted {
+                    del.execute([fp])?;
+                }
+            }
+            tx.commit()
+        })();
+        match written {
+            Ok(()) => Ok(g),
+            Err(e) => {
+                *alerts = None;
+                Err(e.into())
+            }
+        }
     }
 }
 
@@ -107,52 +156,19 @@ impl AlertStore for SqliteStore {
     }
 
     async fn save_alerts(&self, changed: &[Alert], deleted: &[String]) -> Result<()> {
-        // Encoded before the connection is taken: the notification loop's flush (which holds it
-        // while it plans) and a POST's encoding can then use both cores instead of queueing.
-        let bodies = changed
-            .iter()
-            .map(|a| {
-                serde_json::to_string(a)
-                    .map_err(|e| Error::Store(format!("alert {}: {e}", a.fingerprint)))
-            })
-            .collect::<Result<Vec<String>>>()?;
-        let mut g = self.lock()?;
-        let Inner { conn, alerts, .. } = &mut *g;
-        let written = (|| -> rusqlite::Result<()> {
-            let tx = conn.transaction()?;
-            {
-                let mut up = tx.prepare_cached(
-                    "INSERT INTO alerts (fingerprint, instance, state, ends_at, body) VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT(fingerprint) DO UPDATE SET instance = ?2, state = ?3, ends_at = ?4, body = ?5",
-                )?;
-                for (a, body) in changed.iter().zip(&bodies) {
-                    up.execute(params![
-                        a.fingerprint,
-                        a.instance,
-                        a.state.as_str(),
-                        a.ends_at.map(|t| t.timestamp()),
-                        body
-                    ])?;
-                }
-                let mut del = tx.prepare_cached("DELETE FROM alerts WHERE fingerprint = ?1")?;
-                for fp in deleted {
-                    del.execute([fp])?;
-                }
-            }
-            tx.commit()
-        })();
-        match written {
-            Ok(()) => {
-                if let Some(k) = alerts {
-                    apply(&mut k.alerts, changed, deleted);
-                }
-                Ok(())
-            }
-            Err(e) => {
-                *alerts = None;
-                Err(e.into())
-            }
+        let mut g = self.write_alerts(changed, deleted)?;
+        if let Some(k) = &mut g.alerts {
+            apply(&mut k.alerts, changed.iter().cloned(), deleted);
         }
+        Ok(())
+    }
+
+    async fn save_alerts_owned(&self, changed: Vec<Alert>, deleted: &[String]) -> Result<()> {
+        let mut g = self.write_alerts(&changed, deleted)?;
+        if let Some(k) = &mut g.alerts {
+            apply(&mut k.alerts, changed, deleted);
+        }
+        Ok(())
     }
 
     async fn prune_resolved(&self, before: Timestamp) -> Result<usize> {
@@ -208,7 +224,7 @@ mod tests {
             a("e", "second"),
             a("c", "new"),
         ];
-        apply(&mut v, &changed, &["f".to_string()]);
+        apply(&mut v, changed.iter().cloned(), &["f".to_string()]);
         let got: Vec<(&str, &str)> = v
             .values()
             .map(|x| (x.fingerprint.as_str(), x.summary.as_str()))

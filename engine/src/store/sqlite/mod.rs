@@ -320,5 +320,28 @@ mod tests {
             a.load_alerts().await.unwrap(),
             b.load_alerts().await.unwrap()
         );
+        // Saving alerts it is given (moved into the decoded copy, not copied): the same rows,
+        // the last of a fingerprint winning, deletes after upserts.
+        let mut f5 = alert("f5", AlertState::Firing, None);
+        let first_f5 = f5.clone();
+        f5.summary = "later".into();
+        f1.summary = "again".into();
+        b.save_alerts_owned(
+            vec![
+                first_f5,
+                f1.clone(),
+                f5.clone(),
+                alert("f6", AlertState::Firing, None),
+            ],
+            &["f2".into(), "f6".into()],
+        )
+        .await
+        .unwrap();
+        assert_eq!(fps(b.load_alerts().await.unwrap()), ["f1", "f5"]);
+        assert_eq!(b.load_alerts().await.unwrap(), [f1, f5]);
+        assert_eq!(
+            a.load_alerts().await.unwrap(),
+            b.load_alerts().await.unwrap()
+        );
     }
 }
